@@ -1,0 +1,98 @@
+"""Typed, atomic reading and writing of the pipeline's artifacts.
+
+Every writer goes through a temporary file in the destination directory followed by
+``os.replace``, so a killed stage never leaves a half-written artifact behind: either the old
+file (or none) is there, or the complete new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from al_core.errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(path: str | os.PathLike, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist; run the stage that writes it first")
+    return json.loads(path.read_text())
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, array, allow_pickle=False)
+
+
+def read_npy(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist; run the stage that writes it first")
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+
+
+def read_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist; run the stage that writes it first")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    missing = [key for key in required if key not in arrays]
+    if missing:
+        raise InputError(f"{path} lacks arrays {missing}; it holds {sorted(arrays)}")
+    return arrays
+
+
+def write_parquet(path: str | os.PathLike, frame: pl.DataFrame) -> None:
+    # No statistics timestamps or row-group randomness: identical frames give identical bytes.
+    with atomic_path(path, suffix=".parquet") as tmp:
+        frame.write_parquet(tmp, compression="zstd", statistics=False)
+
+
+def read_parquet(path: str | os.PathLike, columns: dict[str, tuple[type, ...]] | None = None) -> pl.DataFrame:
+    """Read a Parquet table and check that it has ``columns`` (name -> accepted dtype classes)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist; run the stage that writes it first")
+    frame = pl.read_parquet(path)
+    for name, dtypes in (columns or {}).items():
+        if name not in frame.columns:
+            raise InputError(f"{path} has no column {name!r}; columns are {frame.columns}")
+        if dtypes and not isinstance(frame.schema[name], dtypes):
+            expected = ", ".join(d.__name__ for d in dtypes)
+            raise InputError(f"{path} column {name!r} has dtype {frame.schema[name]}, expected {expected}")
+    return frame

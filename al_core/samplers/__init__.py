@@ -1,0 +1,103 @@
+"""Samplers: ``select(name, budget, ...)`` is the one public entry point.
+
+>>> from al_core.samplers import select
+>>> idx = select("base", 100, features=X, head_weight=W, head_bias=b,
+...              labeled_mask=mask, seed=0)  # doctest: +SKIP
+
+Every sampler returns exactly ``min(budget, #unlabeled)`` distinct unlabeled pool indices, in
+selection order, deterministically for a seed; ``select_with_scores`` also returns the score
+each item was picked by.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from al_core.errors import InputError
+from al_core.samplers import boundary, uncertainty  # noqa: F401  (registers the samplers)
+from al_core.samplers.pool import DEFAULT_CHUNK_SIZE, Pool, make_pool
+from al_core.samplers.registry import SAMPLERS, Selection, SamplerSpec
+
+
+class BudgetWarning(UserWarning):
+    """The budget exceeds what is left to label; the sampler takes everything left."""
+
+
+def _check_available(spec: SamplerSpec, pool: Pool) -> None:
+    missing = []
+    if "logits" in spec.needs and not pool.has_logits:
+        missing.append("logits (or features with head_weight)")
+    if "head_weight" in spec.needs and pool.head_weight is None:
+        missing.append("head_weight")
+    if "labels" in spec.needs and pool.labels is None:
+        missing.append("labels")
+    if missing:
+        raise InputError(f"sampler {spec.name!r} needs {', '.join(missing)}")
+
+
+def select_with_scores(
+    name: str,
+    budget: int,
+    *,
+    labeled_mask: np.ndarray,
+    seed: int,
+    features: np.ndarray | None = None,
+    head_weight: np.ndarray | None = None,
+    head_bias: np.ndarray | None = None,
+    logits: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Selection:
+    """Run sampler ``name`` and return its :class:`Selection` (indices and scores).
+
+    Args:
+        name: a key of ``SAMPLERS``.
+        budget: number of items to pick; more than the unlabeled items left takes them all and
+            warns (BudgetWarning).
+        labeled_mask: ``(N,) bool``, True for items already labeled.
+        seed: seeds every random choice.
+        features: ``(N, d)`` float, may be memory-mapped.
+        head_weight, head_bias: ``(C, d)`` and ``(C,)`` linear head on ``features``.
+        logits: ``(N, C)`` instead of (or beside) features: used for the scores when given.
+        labels: ``(N,) int`` true labels, read only by oracle samplers.
+        chunk_size: rows per streamed block; results do not depend on it.
+    """
+    if name not in SAMPLERS:
+        raise InputError(f"unknown sampler {name!r}; known samplers: {', '.join(sorted(SAMPLERS))}")
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
+        raise InputError(f"budget must be a non-negative integer, got {budget!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an integer, got {seed!r}")
+    pool = make_pool(
+        labeled_mask=labeled_mask, features=features, head_weight=head_weight, head_bias=head_bias,
+        logits=logits, labels=labels, chunk_size=chunk_size,
+    )
+    spec = SAMPLERS[name]
+    _check_available(spec, pool)
+    available = int((~pool.labeled_mask).sum())
+    if budget > available:
+        warnings.warn(
+            f"budget {budget} exceeds the {available} unlabeled items left; selecting all {available}",
+            BudgetWarning,
+            stacklevel=2,
+        )
+        budget = available
+    if budget == 0:
+        return Selection(indices=np.empty(0, dtype=np.int64), scores=np.empty(0, dtype=np.float64))
+    selection = spec.fn(pool, int(budget), int(seed))
+    if selection.indices.shape != (budget,):
+        raise AssertionError(f"sampler {name!r} returned {selection.indices.shape[0]} items, expected {budget}")
+    return selection
+
+
+def select(name: str, budget: int, **inputs) -> np.ndarray:
+    """Pool indices ``(min(budget, #unlabeled),) int64`` picked by sampler ``name``.
+
+    Same keyword arguments as :func:`select_with_scores`.
+    """
+    return select_with_scores(name, budget, **inputs).indices
+
+
+__all__ = ["SAMPLERS", "BudgetWarning", "Selection", "SamplerSpec", "select", "select_with_scores"]

@@ -1,0 +1,173 @@
+"""Validated view of what a sampler may look at, with chunked streaming over the pool.
+
+Validation happens here, once, at the boundary (scikit-learn style); samplers trust a ``Pool``.
+Arrays may be memory-mapped: nothing here copies the whole pool, and every pass over it reads
+``chunk_size`` rows at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from al_core.errors import InputError
+
+DEFAULT_CHUNK_SIZE = 8192
+
+
+def _check_2d(name: str, array, dtype_kind: str = "fc") -> np.ndarray:
+    if not isinstance(array, np.ndarray):
+        array = np.asarray(array)
+    if array.ndim != 2:
+        raise InputError(f"{name} must be a 2-d array, got shape {array.shape}")
+    if array.dtype.kind not in dtype_kind:
+        raise InputError(f"{name} must hold floating-point values, got dtype {array.dtype}")
+    return array
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Everything a sampler may read, already checked for consistent shapes.
+
+    Attributes:
+        labeled_mask: ``(N,) bool``, True where the item is already labeled.
+        features: ``(N, d)`` float (any float dtype, may be a memmap) or None.
+        head_weight: ``(C, d)`` float32 or None.
+        head_bias: ``(C,)`` float32 or None (zeros when a weight is given without a bias).
+        logits: ``(N, C)`` float or None; used instead of ``features @ head_weight.T + bias``.
+        labels: ``(N,) int64`` or None; only oracle samplers may read it.
+        chunk_size: rows per streamed block.
+    """
+
+    labeled_mask: np.ndarray
+    features: np.ndarray | None
+    head_weight: np.ndarray | None
+    head_bias: np.ndarray | None
+    logits: np.ndarray | None
+    labels: np.ndarray | None
+    chunk_size: int
+
+    @property
+    def size(self) -> int:
+        return int(self.labeled_mask.shape[0])
+
+    @property
+    def unlabeled_indices(self) -> np.ndarray:
+        return np.flatnonzero(~self.labeled_mask).astype(np.int64)
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.logits is not None:
+            return int(self.logits.shape[1])
+        if self.head_weight is not None:
+            return int(self.head_weight.shape[0])
+        return None
+
+    @property
+    def has_logits(self) -> bool:
+        return self.logits is not None or (self.features is not None and self.head_weight is not None)
+
+    def iter_unlabeled_logits(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(pool_indices (B,) int64, logits (B, C) float32)`` for unlabeled rows.
+
+        Cost: O(N*d*C) time for features @ W.T (or O(N*C) from given logits); memory
+        O(chunk_size*(d + C)). Each row's logits depend only on that row, so the values do not
+        depend on ``chunk_size``. Raises InputError naming the first row holding NaN or inf.
+        """
+        if not self.has_logits:
+            raise InputError("this sampler needs logits, or features together with head_weight")
+        source = self.logits if self.logits is not None else self.features
+        source_name = "logits" if self.logits is not None else "features"
+        for start in range(0, self.size, self.chunk_size):
+            stop = min(start + self.chunk_size, self.size)
+            keep = ~self.labeled_mask[start:stop]
+            if not keep.any():
+                continue
+            rows = np.arange(start, stop, dtype=np.int64)[keep]
+            block = np.asarray(source[start:stop], dtype=np.float32)[keep]
+            finite = np.isfinite(block).all(axis=1)
+            if not finite.all():
+                bad = int(rows[np.argmin(finite)])
+                raise InputError(
+                    f"{source_name} row {bad} holds NaN or inf; the pool's {source_name} must be "
+                    "finite (re-run the stage that wrote them, or drop that item from the pool)"
+                )
+            if self.logits is None:
+                block = block @ self.head_weight.T
+                block += self.head_bias
+            yield rows, block
+
+
+def make_pool(
+    *,
+    labeled_mask,
+    features=None,
+    head_weight=None,
+    head_bias=None,
+    logits=None,
+    labels=None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Pool:
+    """Check shapes and dtypes of the sampler inputs and return a :class:`Pool`."""
+    labeled_mask = np.asarray(labeled_mask)
+    if labeled_mask.ndim != 1 or labeled_mask.dtype != np.bool_:
+        raise InputError(
+            f"labeled_mask must be a 1-d bool array of pool size, got dtype {labeled_mask.dtype} "
+            f"and shape {labeled_mask.shape}"
+        )
+    size = labeled_mask.shape[0]
+    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+    if features is not None:
+        features = _check_2d("features", features)
+        if features.shape[0] != size:
+            raise InputError(f"features has {features.shape[0]} rows but labeled_mask has {size} entries")
+    if head_weight is not None:
+        head_weight = _check_2d("head_weight", head_weight).astype(np.float32, copy=False)
+        if not np.isfinite(head_weight).all():
+            raise InputError("head_weight holds NaN or inf; the linear head did not train properly")
+        if features is not None and features.shape[1] != head_weight.shape[1]:
+            raise InputError(
+                f"features has {features.shape[1]} columns but head_weight expects "
+                f"{head_weight.shape[1]} (head_weight is (classes, feature_dim))"
+            )
+        if head_bias is None:
+            head_bias = np.zeros(head_weight.shape[0], dtype=np.float32)
+    if head_bias is not None:
+        head_bias = np.asarray(head_bias, dtype=np.float32)
+        if head_weight is None:
+            raise InputError("head_bias was given without head_weight")
+        if head_bias.shape != (head_weight.shape[0],):
+            raise InputError(
+                f"head_bias has shape {head_bias.shape} but head_weight has {head_weight.shape[0]} classes"
+            )
+        if not np.isfinite(head_bias).all():
+            raise InputError("head_bias holds NaN or inf; the linear head did not train properly")
+    if logits is not None:
+        logits = _check_2d("logits", logits)
+        if logits.shape[0] != size:
+            raise InputError(f"logits has {logits.shape[0]} rows but labeled_mask has {size} entries")
+        if head_weight is not None and logits.shape[1] != head_weight.shape[0]:
+            raise InputError(
+                f"logits has {logits.shape[1]} classes but head_weight has {head_weight.shape[0]}"
+            )
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (size,) or labels.dtype.kind not in "iu":
+            raise InputError(
+                f"labels must be a 1-d integer array of pool size {size}, got dtype {labels.dtype} "
+                f"and shape {labels.shape}"
+            )
+        labels = labels.astype(np.int64, copy=False)
+    return Pool(
+        labeled_mask=labeled_mask,
+        features=features,
+        head_weight=head_weight,
+        head_bias=head_bias,
+        logits=logits,
+        labels=labels,
+        chunk_size=int(chunk_size),
+    )

@@ -1,0 +1,1 @@
+"""Thin CLI entry points, one per DVC stage: read artifacts and params, call al_core, write artifacts."""

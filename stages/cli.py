@@ -1,0 +1,140 @@
+"""``al``: one command per DVC stage, plus helpers for people (compare, schedule, samplers).
+
+Every stage reads ``params.yaml`` from the working directory (as DVC runs it) and exits with a
+one-line error naming the file or field at fault when its input is wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import typer
+
+from al_core.errors import DatasetMissingError, InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params file to read")
+
+
+def friendly_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, DatasetMissingError) as error:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _params(path: Path):
+    from stages.common import Params
+
+    return Params(path)
+
+
+@app.command()
+@friendly_errors
+def prepare(params: Path = PARAMS_OPTION) -> None:
+    """Pool table (id, label, split) and images from the dataset in data.root."""
+    from stages.prepare import run_prepare
+
+    run_prepare(_params(params))
+
+
+@app.command()
+@friendly_errors
+def init(params: Path = PARAMS_OPTION) -> None:
+    """Seeded random initial labeled set s0 (runs/init)."""
+    from stages.prepare import run_init
+
+    run_init(_params(params))
+
+
+@app.command()
+@friendly_errors
+def embed(params: Path = PARAMS_OPTION) -> None:
+    """Frozen-backbone features of every image (data/embed)."""
+    from stages.embed import run_embed
+
+    run_embed(_params(params))
+
+
+@app.command()
+@friendly_errors
+def train(round_name: str, previous: str, params: Path = PARAMS_OPTION) -> None:
+    """Add the previous round's queries to the labeled set and train the linear head."""
+    from stages.rounds import run_train
+
+    run_train(_params(params), round_name, previous)
+
+
+@app.command()
+@friendly_errors
+def evaluate(round_name: str, params: Path = PARAMS_OPTION) -> None:
+    """Test top-1/top-5 and labeled-set class statistics of one round."""
+    from stages.rounds import run_evaluate
+
+    run_evaluate(_params(params), round_name)
+
+
+@app.command("select")
+@friendly_errors
+def select_command(round_name: str, params: Path = PARAMS_OPTION) -> None:
+    """Pick the next ``budget`` items with ``sampler`` (runs/<round>/queried.parquet)."""
+    from stages.rounds import run_select
+
+    run_select(_params(params), round_name)
+
+
+@app.command()
+@friendly_errors
+def full(params: Path = PARAMS_OPTION) -> None:
+    """Train the same head on every pool label once: the full-data reference."""
+    from stages.rounds import run_full
+
+    run_full(_params(params))
+
+
+@app.command()
+@friendly_errors
+def report(params: Path = PARAMS_OPTION) -> None:
+    """Results table across rounds of this workspace; writes metrics.json and reports/."""
+    from stages.report import run_report
+
+    run_report(_params(params))
+
+
+@app.command()
+@friendly_errors
+def compare() -> None:
+    """Results table across all DVC experiments of this repo (top-1 per round, imbalance)."""
+    from stages.report import run_compare
+
+    run_compare()
+
+
+@app.command()
+@friendly_errors
+def schedule(rounds: int = typer.Argument(..., help="number of AL rounds"), params: Path = PARAMS_OPTION) -> None:
+    """Rewrite the schedule block of params.yaml for ROUNDS rounds (r00 .. r{ROUNDS-1})."""
+    from stages.schedule import write_schedule
+
+    write_schedule(params, rounds)
+
+
+@app.command()
+def samplers() -> None:
+    """List the registered samplers and what each needs."""
+    from al_core.samplers import SAMPLERS
+
+    for name, spec in sorted(SAMPLERS.items()):
+        needs = ", ".join(sorted(spec.needs)) or "-"
+        typer.echo(f"{name:12s} needs: {needs:22s} {spec.summary}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,125 @@
+"""Paths of the pipeline's artifacts and typed access to ``params.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import yaml
+
+from al_core.artifacts import read_json, read_npy, read_parquet
+from al_core.errors import InputError
+
+PARAMS_FILE = Path("params.yaml")
+PREPARE_DIR = Path("data/prepare")
+EMBED_DIR = Path("data/embed")
+FULL_DIR = Path("data/full")
+RUNS_DIR = Path("runs")
+REPORTS_DIR = Path("reports")
+INIT_ROUND = "init"
+
+POOL_TABLE = PREPARE_DIR / "pool.parquet"
+IMAGES = PREPARE_DIR / "images.npy"
+FEATURES = EMBED_DIR / "features.npy"
+FEATURE_STATS = EMBED_DIR / "stats.npz"
+EMBED_META = EMBED_DIR / "meta.json"
+
+LABELED_COLUMNS = {"id": (pl.Int64,), "label": (pl.Int64,), "round": (pl.String,), "sampler": (pl.String,)}
+QUERIED_COLUMNS = {"id": (pl.Int64,), "round": (pl.String,), "sampler": (pl.String,), "score": (pl.Float64,), "rank": (pl.Int64,)}
+
+
+def round_dir(round_name: str) -> Path:
+    return RUNS_DIR / round_name
+
+
+class Params:
+    """``params.yaml`` with lookups that name the missing or ill-typed key."""
+
+    def __init__(self, path: Path = PARAMS_FILE):
+        if not path.exists():
+            raise InputError(f"{path} not found; run from the project root (where dvc.yaml is)")
+        self.path = path
+        self.data = yaml.safe_load(path.read_text()) or {}
+
+    def get(self, dotted: str, kind: type, default=None):
+        node = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                if default is not None:
+                    return default
+                raise InputError(f"{self.path} has no key {dotted!r}")
+            node = node[part]
+        if kind is float and isinstance(node, int) and not isinstance(node, bool):
+            node = float(node)
+        if not isinstance(node, kind) or (kind is int and isinstance(node, bool)):
+            raise InputError(f"{self.path}: {dotted} must be {kind.__name__}, got {node!r}")
+        return node
+
+    def schedule(self) -> dict[str, str]:
+        schedule = self.get("schedule", dict)
+        rounds = list(schedule)
+        for index, (current, previous) in enumerate(schedule.items()):
+            expected = INIT_ROUND if index == 0 else rounds[index - 1]
+            if previous != expected:
+                raise InputError(
+                    f"{self.path}: schedule.{current} is {previous!r}, expected {expected!r} "
+                    "(each round maps to the one before it; the first to 'init')"
+                )
+        return schedule
+
+
+@dataclass(frozen=True)
+class PoolTable:
+    """The prepared table: rows ordered pool, then val, then test (feature rows follow it)."""
+
+    frame: pl.DataFrame
+    num_classes: int
+
+    @classmethod
+    def load(cls) -> "PoolTable":
+        frame = read_parquet(POOL_TABLE, {"id": (pl.Int64,), "label": (pl.Int64,), "split": (pl.String,)})
+        meta = read_json(PREPARE_DIR / "meta.json")
+        return cls(frame=frame, num_classes=int(meta["num_classes"]))
+
+    def rows(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.frame["split"].to_numpy() == split)
+
+    def split_range(self, split: str) -> slice:
+        rows = self.rows(split)
+        if rows.size == 0:
+            raise InputError(f"{POOL_TABLE} has no rows of split {split!r}")
+        if rows[-1] - rows[0] + 1 != rows.size:
+            raise InputError(f"{POOL_TABLE}: rows of split {split!r} are not contiguous")
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+
+    def ids(self, split: str) -> np.ndarray:
+        return self.frame["id"].to_numpy()[self.split_range(split)]
+
+    def labels(self, split: str) -> np.ndarray:
+        return self.frame["label"].to_numpy()[self.split_range(split)]
+
+
+def load_features() -> np.ndarray:
+    """Memory-mapped ``(N, d) float16`` features aligned with the pool table's rows."""
+    features = read_npy(FEATURES)
+    return features
+
+
+def pool_positions(pool_ids: np.ndarray, ids: np.ndarray, source: Path) -> np.ndarray:
+    """Positions of ``ids`` among ``pool_ids`` (sorted ascending); error if any is not in the pool."""
+    positions = np.searchsorted(pool_ids, ids)
+    positions = np.clip(positions, 0, len(pool_ids) - 1)
+    bad = pool_ids[positions] != ids
+    if bad.any():
+        raise InputError(f"{source}: id {int(ids[np.argmax(bad)])} is not in the training pool of {POOL_TABLE}")
+    return positions
+
+
+def load_labeled(round_name: str) -> pl.DataFrame:
+    return read_parquet(round_dir(round_name) / "labeled.parquet", LABELED_COLUMNS)
+
+
+def load_queried(round_name: str) -> pl.DataFrame:
+    return read_parquet(round_dir(round_name) / "queried.parquet", QUERIED_COLUMNS)

@@ -1,0 +1,61 @@
+"""embed: features of every image with the frozen backbone (once per backbone)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from al_core.artifacts import read_npy, write_json, write_npy, write_npz
+from al_core.backbones import load_backbone
+from al_core.features import extraction_fingerprint, extract_features, pick_device
+from al_core.train import feature_statistics
+from stages.common import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, IMAGES, Params, PoolTable
+
+PARTIAL_ROOT = Path("data/.embed-partial")
+
+
+def run_embed(params: Params) -> None:
+    """Write data/embed/features.npy ``(N, d) float16`` in pool-table row order, stats.npz
+    (per-dimension mean/std of the training pool, no labels used) and meta.json (backbone, ids
+    order hash, throughput). Finished shards live in data/.embed-partial until the end, so a
+    killed run resumes."""
+    table = PoolTable.load()
+    images = read_npy(IMAGES)
+    name = params.get("backbone.name", str)
+    checkpoint = params.get("backbone.checkpoint", str)
+    image_size = params.get("backbone.image_size", int)
+    batch_size = params.get("backbone.batch_size", int)
+    device = params.get("backbone.device", str)
+    ids = table.frame["id"].to_numpy()
+    fingerprint = extraction_fingerprint(name, checkpoint, image_size, len(images), ids.tobytes().hex()[:64], images[:64].tobytes().hex()[:64])
+    work_dir = PARTIAL_ROOT / fingerprint
+
+    model, preprocessing = load_backbone(name, checkpoint)
+    started = time.perf_counter()
+    features = extract_features(
+        model, images, image_size=image_size, preprocessing=preprocessing, work_dir=work_dir,
+        batch_size=batch_size, device=device,
+    )
+    seconds = time.perf_counter() - started
+    mean, std = feature_statistics(features[table.split_range("pool")])
+    write_npy(FEATURES, features)
+    write_npz(FEATURE_STATS, mean=mean, std=std)
+    write_json(EMBED_META, {
+        "backbone": name,
+        "checkpoint": checkpoint,
+        "image_size": image_size,
+        "device": str(pick_device(device)),
+        "rows": int(features.shape[0]),
+        "dim": int(features.shape[1]),
+        "dtype": str(features.dtype),
+        "row_order": "rows of data/prepare/pool.parquet",
+        "first_ids": ids[:5].tolist(),
+        "seconds": round(seconds, 1),
+        "images_per_second": round(len(images) / max(seconds, 1e-9), 1),
+    })
+    shutil.rmtree(work_dir, ignore_errors=True)
+    print(f"embed: {features.shape[0]} x {features.shape[1]} features in {seconds:.0f} s "
+          f"({len(images) / max(seconds, 1e-9):.0f} img/s)")

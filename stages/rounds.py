@@ -1,0 +1,177 @@
+"""Per-round stages: train (linear head on L_k), evaluate (test metrics), select (next batch)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import polars as pl
+
+from al_core.artifacts import read_npz, write_json, write_npz, write_parquet
+from al_core.errors import InputError
+from al_core.metrics import label_statistics, topk_accuracy
+from stages.common import (
+    FEATURE_STATS, FULL_DIR, Params, PoolTable, load_features, load_labeled, load_queried,
+    pool_positions, round_dir,
+)
+
+
+def labeled_frame(ids: np.ndarray, labels: np.ndarray, rounds: list[str], samplers: list[str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"id": ids, "label": labels, "round": rounds, "sampler": samplers},
+        schema={"id": pl.Int64, "label": pl.Int64, "round": pl.String, "sampler": pl.String},
+    )
+
+
+def queried_frame(ids: np.ndarray, scores: np.ndarray, round_name: str, sampler: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "id": ids.astype(np.int64),
+            "round": [round_name] * len(ids),
+            "sampler": [sampler] * len(ids),
+            "score": scores.astype(np.float64),
+            "rank": np.arange(len(ids), dtype=np.int64),
+        },
+        schema={"id": pl.Int64, "round": pl.String, "sampler": pl.String, "score": pl.Float64, "rank": pl.Int64},
+    )
+
+
+def round_seed(seed: int, round_name: str) -> int:
+    """A distinct, reproducible seed per (experiment seed, round)."""
+    entropy = [seed] + [ord(char) for char in round_name]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def head_config(params: Params):
+    from al_core.train import HeadConfig
+
+    return HeadConfig(
+        lr=params.get("train.lr", float),
+        momentum=params.get("train.momentum", float),
+        weight_decay=params.get("train.weight_decay", float),
+        batch_size=params.get("train.batch_size", int),
+        max_epochs=params.get("train.max_epochs", int),
+        patience=params.get("train.patience", int),
+    )
+
+
+def fit_head(params: Params, table: PoolTable, features: np.ndarray, train_rows: np.ndarray, seed: int):
+    """Train the head on the given rows of the feature table (early stopping on the val split)."""
+    from al_core.train import train_linear_head
+
+    stats = read_npz(FEATURE_STATS, required=("mean", "std"))
+    val = table.split_range("val")
+    labels = table.frame["label"].to_numpy()
+    train_rows = np.sort(train_rows)
+    return train_linear_head(
+        np.asarray(features[train_rows]), labels[train_rows],
+        np.asarray(features[val]), labels[val],
+        num_classes=table.num_classes, config=head_config(params), seed=seed,
+        mean=stats["mean"], std=stats["std"],
+    )
+
+
+def run_train(params: Params, round_name: str, previous: str) -> None:
+    """L_k = L_{k-1} + queried_{k-1}; train the head on L_k.
+
+    Writes runs/<round>/labeled.parquet (id, label, round it was queried in, sampler) and
+    runs/<round>/head.npz (weight (C, d), bias (C,) on raw features; best_epoch, val_top1).
+    """
+    table = PoolTable.load()
+    pool_ids = table.ids("pool")
+    previous_labeled = load_labeled(previous)
+    queried = load_queried(previous)
+    overlap = set(previous_labeled["id"].to_list()) & set(queried["id"].to_list())
+    if overlap:
+        raise InputError(f"runs/{previous}/queried.parquet re-queries labeled ids, e.g. {sorted(overlap)[:5]}")
+    new_ids = queried["id"].to_numpy()
+    positions = pool_positions(pool_ids, new_ids, round_dir(previous) / "queried.parquet")
+    # The oracle: labels of the newly queried items come from the pool table.
+    new_labels = table.labels("pool")[positions]
+    labeled = pl.concat([
+        previous_labeled,
+        labeled_frame(new_ids, new_labels, queried["round"].to_list(), queried["sampler"].to_list()),
+    ])
+    labeled_rows = table.split_range("pool").start + pool_positions(
+        pool_ids, labeled["id"].to_numpy(), round_dir(round_name) / "labeled.parquet")
+    features = load_features()
+    head = fit_head(params, table, features, labeled_rows, round_seed(params.get("seed", int), round_name))
+    out = round_dir(round_name)
+    write_parquet(out / "labeled.parquet", labeled)
+    write_npz(out / "head.npz", weight=head.weight, bias=head.bias,
+              best_epoch=np.int64(head.history["best_epoch"]), val_top1=np.float64(head.history["val_top1"]))
+    print(f"train {round_name}: {labeled.height} labels, val top-1 {head.history['val_top1']:.4f} "
+          f"(best epoch {head.history['best_epoch']} of {head.history['epochs_run']})")
+
+
+def load_head(round_name: str) -> dict[str, np.ndarray]:
+    return read_npz(round_dir(round_name) / "head.npz", required=("weight", "bias"))
+
+
+def test_metrics(table: PoolTable, features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> dict:
+    test = table.split_range("test")
+    if features.shape[1] != weight.shape[1]:
+        raise InputError(f"features have {features.shape[1]} columns but the head expects {weight.shape[1]}")
+    logits = np.asarray(features[test], dtype=np.float32) @ weight.T + bias
+    labels = table.labels("test")
+    return {"top1": topk_accuracy(logits, labels, 1), "top5": topk_accuracy(logits, labels, 5)}
+
+
+def run_evaluate(params: Params, round_name: str) -> None:
+    """Write runs/<round>/metrics.json: labels used, test top-1/top-5, class statistics of L_k."""
+    table = PoolTable.load()
+    head = load_head(round_name)
+    labeled = load_labeled(round_name)
+    metrics = {"round": round_name, "sampler": params.get("sampler", str)}
+    metrics.update(test_metrics(table, load_features(), head["weight"], head["bias"]))
+    metrics.update(label_statistics(labeled["label"].to_numpy(), table.num_classes))
+    metrics["val_top1"] = float(head.get("val_top1", np.nan))
+    write_json(round_dir(round_name) / "metrics.json", metrics)
+    print(f"evaluate {round_name}: {metrics['labels']} labels, top-1 {metrics['top1']:.4f}, "
+          f"top-5 {metrics['top5']:.4f}, imbalance {metrics['imbalance_ratio']:.2f}")
+
+
+def run_select(params: Params, round_name: str) -> None:
+    """Write runs/<round>/queried.parquet: the ``budget`` items to label next (id, round,
+    sampler, score, rank), chosen by ``sampler`` from the unlabeled pool."""
+    from al_core.samplers import BudgetWarning, select_with_scores
+
+    table = PoolTable.load()
+    pool_ids = table.ids("pool")
+    labeled = load_labeled(round_name)
+    head = load_head(round_name)
+    sampler = params.get("sampler", str)
+    budget = params.get("budget", int)
+    labeled_mask = np.zeros(len(pool_ids), dtype=bool)
+    labeled_mask[pool_positions(pool_ids, labeled["id"].to_numpy(), round_dir(round_name) / "labeled.parquet")] = True
+    features = load_features()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BudgetWarning)
+        selection = select_with_scores(
+            sampler, budget,
+            features=features[table.split_range("pool")], head_weight=head["weight"], head_bias=head["bias"],
+            labeled_mask=labeled_mask, seed=round_seed(params.get("seed", int), round_name),
+            labels=table.labels("pool") if sampler in ORACLE_SAMPLERS else None,
+            chunk_size=params.get("select.chunk_size", int),
+        )
+    for warning in caught:
+        print(f"warning: select {round_name}: {warning.message}")
+    write_parquet(round_dir(round_name) / "queried.parquet",
+                  queried_frame(pool_ids[selection.indices], selection.scores, round_name, sampler))
+    print(f"select {round_name}: {sampler} picked {len(selection.indices)} items")
+
+
+# Samplers allowed to read the true labels of the pool (documented as cheating baselines).
+ORACLE_SAMPLERS: frozenset[str] = frozenset()
+
+
+def run_full(params: Params) -> None:
+    """Write data/full/metrics.json: the same head trained on every pool label (the ceiling)."""
+    table = PoolTable.load()
+    features = load_features()
+    pool = table.split_range("pool")
+    head = fit_head(params, table, features, np.arange(pool.start, pool.stop), round_seed(params.get("seed", int), "full"))
+    metrics = {"labels": int(pool.stop - pool.start), "val_top1": head.history["val_top1"]}
+    metrics.update(test_metrics(table, features, head.weight, head.bias))
+    write_json(FULL_DIR / "metrics.json", metrics)
+    print(f"full: {metrics['labels']} labels, test top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}")
