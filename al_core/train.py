@@ -25,8 +25,8 @@ class HeadConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    batch_size: int = 64
-    max_epochs: int = 100
+    batch_size: int = 256
+    max_epochs: int = 50
     patience: int = 10
     min_steps_per_epoch: int = 4
 
@@ -101,10 +101,10 @@ def train_linear_head(
     torch.manual_seed(int(seed))
     scale = torch.from_numpy(1.0 / std).float()
     shift = torch.from_numpy(mean).float()
-    x_train = (torch.from_numpy(np.asarray(train_features, dtype=np.float32)) - shift) * scale
-    y_train = torch.from_numpy(np.asarray(train_labels, dtype=np.int64))
-    x_val = (torch.from_numpy(np.asarray(val_features, dtype=np.float32)) - shift) * scale
-    y_val = torch.from_numpy(np.asarray(val_labels, dtype=np.int64))
+    x_train = (torch.tensor(np.asarray(train_features, dtype=np.float32)) - shift) * scale
+    y_train = torch.tensor(np.asarray(train_labels, dtype=np.int64))
+    x_val = (torch.tensor(np.asarray(val_features, dtype=np.float32)) - shift) * scale
+    y_val = torch.tensor(np.asarray(val_labels, dtype=np.int64))
 
     layer = torch.nn.Linear(dim, num_classes)
     torch.nn.init.zeros_(layer.weight)

@@ -1,0 +1,39 @@
+"""Properties every sampler keeps, on random pools (hypothesis)."""
+
+import warnings
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from al_core.samplers import SAMPLERS, select
+from tests.samplers.conftest import make_problem
+
+problems = st.builds(
+    make_problem,
+    seed=st.integers(0, 10_000),
+    n=st.integers(5, 120),
+    d=st.integers(1, 6),
+    c=st.integers(2, 6),
+    labeled=st.integers(0, 5),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=problems, budget=st.integers(0, 130), chunk_size=st.integers(1, 50), seed=st.integers(0, 2**31))
+def test_every_sampler_keeps_its_contract(problem, budget, chunk_size, seed):
+    features, weight, bias, mask, labels = problem
+    unlabeled = int((~mask).sum())
+    for name in SAMPLERS:
+        inputs = dict(features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=seed, labels=labels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            picked = select(name, budget, **inputs)
+            again = select(name, budget, **inputs)
+            chunked = select(name, budget, chunk_size=chunk_size, **inputs)
+        assert picked.dtype == np.int64
+        assert len(picked) == min(budget, unlabeled), name
+        assert len(set(picked.tolist())) == len(picked), name
+        assert not mask[picked].any(), name
+        assert picked.tolist() == again.tolist(), name
+        assert picked.tolist() == chunked.tolist(), name

@@ -1,0 +1,182 @@
+"""The stages end to end on tiny data: in-process through the CLI, and once through DVC."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from stages.cli import app
+from tests.fakes import write_fake_fashion_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUNDS = {"r00": "init", "r01": "r00", "r02": "r01"}
+
+
+def tiny_params(data_root: Path) -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params.update(initial_size=20, budget=15, schedule=dict(ROUNDS))
+    params["data"].update(root=str(data_root), val_size=60)
+    params["backbone"].update(name="resnet10t", checkpoint="none", image_size=32, batch_size=64)
+    params["train"].update(max_epochs=15, patience=5)
+    params["select"]["chunk_size"] = 37
+    return params
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    data_root = write_fake_fashion_mnist(tmp_path / "fashion", n_train=300, n_test=80)
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "dvc.yaml", work / "dvc.yaml")
+    (work / "params.yaml").write_text(yaml.safe_dump(tiny_params(data_root), sort_keys=False))
+    monkeypatch.chdir(work)
+    return work
+
+
+def al(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def run_all_stages() -> None:
+    for stage in ("prepare", "embed", "init", "full"):
+        al(stage)
+    for round_name, previous in ROUNDS.items():
+        al("train", round_name, previous)
+        al("evaluate", round_name)
+        al("select", round_name)
+
+
+def test_stages_in_process(workspace):
+    run_all_stages()
+    pool = pl.read_parquet("data/prepare/pool.parquet")
+    assert pool["split"].value_counts().sort("split")["count"].to_list() == [240, 80, 60]  # pool, test, val
+    features = np.load("data/embed/features.npy")
+    assert features.shape == (380, 512) and features.dtype == np.float16
+
+    labeled = pl.read_parquet("runs/r02/labeled.parquet")
+    assert labeled.height == 20 + 15 + 15
+    assert labeled["id"].n_unique() == labeled.height
+    assert labeled["round"].to_list() == ["init"] * 20 + ["r00"] * 15 + ["r01"] * 15
+    queried = pl.read_parquet("runs/r02/queried.parquet")
+    assert queried.columns == ["id", "round", "sampler", "score", "rank"]
+    assert queried.height == 15 and set(queried["id"]).isdisjoint(set(labeled["id"]))
+    pool_ids = set(pool.filter(pl.col("split") == "pool")["id"])
+    assert set(queried["id"]) <= pool_ids
+
+    # The same seed gives byte-identical selection files.
+    first = Path("runs/r01/queried.parquet").read_bytes()
+    al("select", "r01")
+    assert Path("runs/r01/queried.parquet").read_bytes() == first
+
+    result = al("report")
+    assert "| r02 | 50 |" in result.output
+    summary = yaml.safe_load(Path("metrics.json").read_text())
+    assert set(summary) == {"labels", "final_top1", "final_top5", "mean_top1", "final_imbalance", "full_top1"}
+    assert summary["labels"] == 50
+    # The fake classes are trivially separable by their bright band: learning must show.
+    assert summary["full_top1"] > 0.5
+
+
+def test_budget_larger_than_pool_takes_the_rest(workspace):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["budget"] = 10_000
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("prepare", "embed", "init"):
+        al(stage)
+    al("train", "r00", "init")
+    result = al("select", "r00")
+    assert "exceeds the 220 unlabeled items left" in result.output
+    assert pl.read_parquet("runs/r00/queried.parquet").height == 220
+
+
+def test_errors_are_one_clear_line(workspace, tmp_path):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["data"]["root"] = str(tmp_path / "missing")
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    result = CliRunner().invoke(app, ["prepare"])
+    assert result.exit_code == 2
+    assert "apt-get install dataset-fashion-mnist" in result.output
+
+    params["data"]["root"] = str(tmp_path / "fashion")
+    params["sampler"] = "bsae"
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("prepare", "embed", "init"):
+        al(stage)
+    al("train", "r00", "init")
+    result = CliRunner().invoke(app, ["select", "r00"])
+    assert result.exit_code == 2
+    assert "unknown sampler 'bsae'; known samplers: base, confidence" in result.output
+
+    result = CliRunner().invoke(app, ["evaluate", "r01"])
+    assert result.exit_code == 2 and "runs/r01/head.npz does not exist" in result.output
+
+
+def test_nan_features_are_reported(workspace):
+    for stage in ("prepare", "embed", "init"):
+        al(stage)
+    al("train", "r00", "init")
+    features = np.load("data/embed/features.npy")
+    features[7, 0] = np.nan
+    np.save("data/embed/features.npy", features)
+    result = CliRunner().invoke(app, ["select", "r00"])
+    assert result.exit_code == 2 and "features row 7 holds NaN or inf" in result.output
+
+
+def test_killed_embed_resumes_and_gives_the_same_features(workspace):
+    al("prepare")
+    al("embed")
+    complete = np.load("data/embed/features.npy")
+    shutil.rmtree("data/embed")
+    # What a run killed mid-way leaves behind: a finished shard and a half-written temp file.
+    partial_dirs = list(Path("data/.embed-partial").glob("*")) if Path("data/.embed-partial").exists() else []
+    assert partial_dirs == []  # a finished run cleans up after itself
+    Path("data/embed").mkdir()
+    Path("data/embed/.features.npy.abc.npy").write_bytes(b"half")
+    al("embed")
+    np.testing.assert_array_equal(np.load("data/embed/features.npy"), complete)
+
+
+def test_schedule_command_rewrites_only_the_schedule(workspace):
+    before = Path("params.yaml").read_text()
+    al("schedule", "4")
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    assert params["schedule"] == {"r00": "init", "r01": "r00", "r02": "r01", "r03": "r02"}
+    assert params["budget"] == yaml.safe_load(before)["budget"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for DVC")
+def test_dvc_repro_then_experiment_reuses_embeddings(workspace):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+    def run(*command):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    run("git", "init", "-q")
+    run("git", "config", "user.email", "test@example.com")
+    run("git", "config", "user.name", "test")
+    run("dvc", "init", "-q")
+    run("dvc", "config", "core.analytics", "false")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "baseline")
+    out = run("dvc", "repro")
+    assert "Running stage 'embed'" in out
+    assert Path("metrics.json").exists()
+    out = run("dvc", "exp", "run", "-S", "sampler=random")
+    assert "Running stage 'embed'" not in out
+    assert "Running stage 'select@r00'" in out
+    summary = yaml.safe_load(Path("metrics.json").read_text())
+    assert summary["labels"] == 50
+    assert "sampler=random" in Path("reports/table.md").read_text()
+    shown = run("dvc", "exp", "show", "--csv")
+    assert "final_top1" in shown and "random" in shown

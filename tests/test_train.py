@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from al_core.errors import InputError
+from al_core.train import HeadConfig, feature_statistics, train_linear_head
+
+
+def blobs(seed, n, d=16, c=4, offset=5.0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(c, d)) * 3
+    y = rng.integers(0, c, size=n)
+    # A large common offset and scale: the head must fold its standardisation back correctly.
+    x = (centers[y] + rng.normal(size=(n, d))) * 7 + offset
+    return x.astype(np.float32), y
+
+
+def test_head_learns_separable_classes_and_acts_on_raw_features():
+    x, y = blobs(0, 400)
+    xv, yv = blobs(0, 200)
+    mean, std = feature_statistics(np.concatenate([x, xv]), chunk_size=37)
+    head = train_linear_head(x, y, xv, yv, num_classes=4, config=HeadConfig(max_epochs=30), seed=0, mean=mean, std=std)
+    assert head.weight.shape == (4, 16) and head.weight.dtype == np.float32
+    accuracy = (head.logits(xv).argmax(axis=1) == yv).mean()
+    assert accuracy > 0.95
+    assert head.history["val_top1"] == pytest.approx(accuracy, abs=0.01)
+
+
+def test_training_is_deterministic_for_a_seed():
+    x, y = blobs(1, 100)
+    xv, yv = blobs(1, 50)
+    config = HeadConfig(max_epochs=10)
+    a = train_linear_head(x, y, xv, yv, num_classes=4, config=config, seed=3)
+    b = train_linear_head(x, y, xv, yv, num_classes=4, config=config, seed=3)
+    assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
+
+
+def test_feature_statistics_match_numpy():
+    x, _ = blobs(2, 333)
+    mean, std = feature_statistics(x, chunk_size=50)
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(std, x.astype(np.float64).std(axis=0), rtol=1e-8)
+
+
+def test_bad_config_and_inputs():
+    with pytest.raises(InputError, match="train.lr must be positive"):
+        HeadConfig(lr=0)
+    x, y = blobs(0, 10)
+    with pytest.raises(InputError, match="empty labeled set"):
+        train_linear_head(x[:0], y[:0], x, y, num_classes=4, config=HeadConfig(), seed=0)
+    with pytest.raises(InputError, match="diverged"):
+        train_linear_head(x * 1e30, y, x, y, num_classes=4, config=HeadConfig(lr=1e30), seed=0)
