@@ -134,7 +134,7 @@ def run_evaluate(params: Params, round_name: str) -> None:
 def run_select(params: Params, round_name: str) -> None:
     """Write runs/<round>/queried.parquet: the ``budget`` items to label next (id, round,
     sampler, score, rank), chosen by ``sampler`` from the unlabeled pool."""
-    from al_core.samplers import BudgetWarning, select_with_scores
+    from al_core.samplers import SAMPLERS, BudgetWarning, select_with_scores
 
     table = PoolTable.load()
     pool_ids = table.ids("pool")
@@ -142,6 +142,10 @@ def run_select(params: Params, round_name: str) -> None:
     head = load_head(round_name)
     sampler = params.get("sampler", str)
     budget = params.get("budget", int)
+    spec = SAMPLERS.get(sampler)
+    # Only oracle baselines (documented as cheating) get to read the pool's true labels.
+    reads_labels = spec is not None and "labels" in spec.needs
+    options = {"partitions": params.get("select.partitions", int)} if spec and "partitions" in spec.options else None
     labeled_mask = np.zeros(len(pool_ids), dtype=bool)
     labeled_mask[pool_positions(pool_ids, labeled["id"].to_numpy(), round_dir(round_name) / "labeled.parquet")] = True
     features = load_features()
@@ -151,18 +155,14 @@ def run_select(params: Params, round_name: str) -> None:
             sampler, budget,
             features=features[table.split_range("pool")], head_weight=head["weight"], head_bias=head["bias"],
             labeled_mask=labeled_mask, seed=round_seed(params.get("seed", int), round_name),
-            labels=table.labels("pool") if sampler in ORACLE_SAMPLERS else None,
-            chunk_size=params.get("select.chunk_size", int),
+            labels=table.labels("pool") if reads_labels else None,
+            chunk_size=params.get("select.chunk_size", int), options=options,
         )
     for warning in caught:
         print(f"warning: select {round_name}: {warning.message}")
     write_parquet(round_dir(round_name) / "queried.parquet",
                   queried_frame(pool_ids[selection.indices], selection.scores, round_name, sampler))
     print(f"select {round_name}: {sampler} picked {len(selection.indices)} items")
-
-
-# Samplers allowed to read the true labels of the pool (documented as cheating baselines).
-ORACLE_SAMPLERS: frozenset[str] = frozenset()
 
 
 def run_full(params: Params) -> None:

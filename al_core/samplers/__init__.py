@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from al_core.errors import InputError
-from al_core.samplers import boundary, uncertainty  # noqa: F401  (registers the samplers)
+from al_core.samplers import badge, boundary, coreset, oracle, uncertainty  # noqa: F401  (registers the samplers)
 from al_core.samplers.pool import DEFAULT_CHUNK_SIZE, Pool, make_pool
 from al_core.samplers.registry import SAMPLERS, Selection, SamplerSpec
 
@@ -29,6 +29,8 @@ def _check_available(spec: SamplerSpec, pool: Pool) -> None:
     missing = []
     if "logits" in spec.needs and not pool.has_logits:
         missing.append("logits (or features with head_weight)")
+    if "features" in spec.needs and pool.features is None:
+        missing.append("features")
     if "head_weight" in spec.needs and pool.head_weight is None:
         missing.append("head_weight")
     if "labels" in spec.needs and pool.labels is None:
@@ -49,6 +51,7 @@ def select_with_scores(
     logits: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    options: dict | None = None,
 ) -> Selection:
     """Run sampler ``name`` and return its :class:`Selection` (indices and scores).
 
@@ -63,6 +66,8 @@ def select_with_scores(
         logits: ``(N, C)`` instead of (or beside) features: used for the scores when given.
         labels: ``(N,) int`` true labels, read only by oracle samplers.
         chunk_size: rows per streamed block; results do not depend on it.
+        options: sampler-specific settings, e.g. ``{"partitions": 10}`` for the partitioned
+            samplers; unknown keys are an error.
     """
     if name not in SAMPLERS:
         raise InputError(f"unknown sampler {name!r}; known samplers: {', '.join(sorted(SAMPLERS))}")
@@ -72,9 +77,14 @@ def select_with_scores(
         raise InputError(f"seed must be an integer, got {seed!r}")
     pool = make_pool(
         labeled_mask=labeled_mask, features=features, head_weight=head_weight, head_bias=head_bias,
-        logits=logits, labels=labels, chunk_size=chunk_size,
+        logits=logits, labels=labels, chunk_size=chunk_size, options=options,
     )
     spec = SAMPLERS[name]
+    unknown = sorted(set(pool.options) - set(spec.options))
+    if unknown:
+        raise InputError(
+            f"sampler {name!r} takes no option(s) {unknown}; it takes {sorted(spec.options) or 'none'}"
+        )
     _check_available(spec, pool)
     available = int((~pool.labeled_mask).sum())
     if budget > available:

@@ -8,7 +8,9 @@ Arrays may be memory-mapped: nothing here copies the whole pool, and every pass 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +41,7 @@ class Pool:
         logits: ``(N, C)`` float or None; used instead of ``features @ head_weight.T + bias``.
         labels: ``(N,) int64`` or None; only oracle samplers may read it.
         chunk_size: rows per streamed block.
+        options: sampler-specific settings (e.g. ``partitions``), validated by the sampler.
     """
 
     labeled_mask: np.ndarray
@@ -48,6 +51,28 @@ class Pool:
     logits: np.ndarray | None
     labels: np.ndarray | None
     chunk_size: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def option(self, name: str, default: Any, kind: type) -> Any:
+        value = self.options.get(name, default)
+        if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+            raise InputError(f"sampler option {name!r} must be {kind.__name__}, got {value!r}")
+        return value
+
+    def gather_features(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), d) float32`` copy of the given feature rows, read in chunks of rows."""
+        if self.features is None:
+            raise InputError("this sampler needs features")
+        out = np.empty((rows.shape[0], self.features.shape[1]), dtype=np.float32)
+        order = np.argsort(rows, kind="stable")  # sorted reads are sequential on a memmap
+        for start in range(0, rows.shape[0], self.chunk_size):
+            block = order[start:start + self.chunk_size]
+            values = np.asarray(self.features[rows[block]], dtype=np.float32)
+            if not np.isfinite(values).all():
+                bad = int(rows[block][np.argmin(np.isfinite(values).all(axis=1))])
+                raise InputError(f"features row {bad} holds NaN or inf; the pool's features must be finite")
+            out[block] = values
+        return out
 
     @property
     def size(self) -> int:
@@ -109,6 +134,7 @@ def make_pool(
     logits=None,
     labels=None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    options: Mapping[str, Any] | None = None,
 ) -> Pool:
     """Check shapes and dtypes of the sampler inputs and return a :class:`Pool`."""
     labeled_mask = np.asarray(labeled_mask)
@@ -170,4 +196,5 @@ def make_pool(
         logits=logits,
         labels=labels,
         chunk_size=int(chunk_size),
+        options=dict(options or {}),
     )

@@ -29,24 +29,27 @@ SamplerFn = Callable[[Pool, int, int], Selection]
 class SamplerSpec:
     """A registered sampler: its function ``(pool, budget, seed) -> Selection`` and its inputs.
 
-    needs: subset of {"logits", "head_weight", "labels"}; "logits" is satisfied by logits or by
-    features together with head_weight.
+    needs: subset of {"logits", "head_weight", "features", "labels"}; "logits" is satisfied by
+    logits or by features together with head_weight. options: the option names it accepts.
     """
 
     name: str
     fn: SamplerFn
     needs: frozenset[str]
     summary: str
+    options: frozenset[str] = frozenset()
 
 
 SAMPLERS: dict[str, SamplerSpec] = {}
 
 
-def register_sampler(name: str, *, needs: tuple[str, ...] = (), summary: str) -> Callable[[SamplerFn], SamplerFn]:
+def register_sampler(
+    name: str, *, needs: tuple[str, ...] = (), summary: str, options: tuple[str, ...] = ()
+) -> Callable[[SamplerFn], SamplerFn]:
     def decorator(fn: SamplerFn) -> SamplerFn:
         if name in SAMPLERS:
             raise ValueError(f"sampler {name!r} is registered twice")
-        SAMPLERS[name] = SamplerSpec(name=name, fn=fn, needs=frozenset(needs), summary=summary)
+        SAMPLERS[name] = SamplerSpec(name=name, fn=fn, needs=frozenset(needs), summary=summary, options=frozenset(options))
         return fn
 
     return decorator

@@ -70,3 +70,39 @@ def base(logits, weight, labeled_mask, budget):
             taken.add(i)
             picked.append(i)
     return picked
+
+
+def k_center(features, labeled_mask, budget, candidates=None, centers=None):
+    """Greedy k-center with explicit float64 distances; candidates/centers default to the pool."""
+    candidates = [i for i in range(len(features)) if not labeled_mask[i]] if candidates is None else list(candidates)
+    centers = [i for i in range(len(features)) if labeled_mask[i]] if centers is None else list(centers)
+    points = np.asarray(features, dtype=np.float64)
+
+    def nearest(i):
+        return min(float(np.sqrt(((points[i] - points[c]) ** 2).sum())) for c in centers) if centers else math.inf
+
+    picked = []
+    for _ in range(budget):
+        best = max((i for i in candidates if i not in picked), key=lambda i: (nearest(i), -i))
+        picked.append(best)
+        centers.append(best)
+    return picked
+
+
+def badge(features, weight, bias, labeled_mask, budget, rng):
+    """BADGE with explicit C*d gradient embeddings and explicit distances (float64)."""
+    logits = logits_of(features, weight, bias)
+    candidates = [i for i in range(len(features)) if not labeled_mask[i]]
+    embeddings = []
+    for i in candidates:
+        p = np.asarray(softmax(logits[i]))
+        target = np.zeros_like(p)
+        target[int(np.argmax(logits[i]))] = 1.0
+        embeddings.append(np.outer(p - target, np.asarray(features[i], np.float64)).ravel())
+    embeddings = np.asarray(embeddings)
+    picked = [int(np.argmax((embeddings**2).sum(axis=1)))]
+    for _ in range(budget - 1):
+        nearest = np.array([min(((embeddings[j] - embeddings[c]) ** 2).sum() for c in picked) for j in range(len(candidates))])
+        cumulative = np.cumsum(nearest)
+        picked.append(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")))
+    return [candidates[j] for j in picked]

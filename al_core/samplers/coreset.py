@@ -1,0 +1,117 @@
+"""Core-set (Sener & Savarese 2018): greedy k-center in feature space, and its partitioned form.
+
+Greedy k-center is the classical 2-approximation: the labeled items are the initial centers,
+and each step takes the unlabeled item farthest from its nearest center. It needs the unlabeled
+features in memory and O(N*d) work per pick, so ``coreset`` refuses pools above a memory limit;
+``partitioned_coreset`` (the paper's scalable variant) splits the pool into p random parts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from al_core.errors import InputError
+from al_core.samplers.boundary import class_quotas
+from al_core.samplers.pool import Pool
+from al_core.samplers.registry import Selection, register_sampler
+
+DEFAULT_MEMORY_LIMIT_BYTES = 4 * 2**30
+DEFAULT_PARTITIONS = 10
+
+
+def _squared_distances(points: np.ndarray, point_norms: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """``(n, m)`` squared Euclidean distances, clamped at 0 (float32 expansion)."""
+    center_norms = np.einsum("ij,ij->i", centers, centers)
+    distances = point_norms[:, None] + center_norms[None, :] - 2.0 * (points @ centers.T)
+    return np.maximum(distances, 0.0, out=distances)
+
+
+def greedy_k_center(points: np.ndarray, centers: np.ndarray, budget: int, seed: int, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pick ``budget`` rows of ``points`` ``(n, d) float32`` by greedy k-center.
+
+    centers: ``(m, d) float32`` initial centers (may be empty: then the first pick is a seeded
+    random row). Returns (positions into ``points``, distance of each to its nearest center at
+    the time it was picked; NaN for a random first pick). Ties go to the lowest position.
+    Cost O((m + budget) * n * d) time, O(n + chunk * n) extra memory.
+    """
+    point_norms = np.einsum("ij,ij->i", points, points)
+    nearest = np.full(points.shape[0], np.inf, dtype=np.float32)
+    for start in range(0, centers.shape[0], chunk_size):
+        block = _squared_distances(points, point_norms, centers[start:start + chunk_size])
+        np.minimum(nearest, block.min(axis=1), out=nearest)
+    picked = np.empty(budget, dtype=np.int64)
+    scores = np.empty(budget, dtype=np.float64)
+    for step in range(budget):
+        if np.isinf(nearest).all():
+            position = int(np.random.default_rng(seed).integers(points.shape[0]))
+            scores[step] = np.nan
+        else:
+            position = int(np.argmax(nearest))
+            scores[step] = float(np.sqrt(nearest[position]))
+        picked[step] = position
+        update = _squared_distances(points, point_norms, points[position:position + 1])[:, 0]
+        np.minimum(nearest, update, out=nearest)
+        nearest[position] = -1.0  # a picked item is never picked again (minimum keeps it at -1)
+    return picked, scores
+
+
+def _check_memory(pool: Pool, rows: int, name: str) -> None:
+    limit = pool.option("memory_limit_bytes", DEFAULT_MEMORY_LIMIT_BYTES, int)
+    needed = rows * pool.features.shape[1] * 4
+    if needed > limit:
+        raise InputError(
+            f"{name} would hold {rows} x {pool.features.shape[1]} float32 features "
+            f"({needed / 2**30:.1f} GiB) in memory, above the limit of {limit / 2**30:.1f} GiB; "
+            "use 'partitioned_coreset' (option partitions=p) or raise option memory_limit_bytes"
+        )
+
+
+@register_sampler("coreset", needs=("features",), options=("memory_limit_bytes",),
+                  summary="greedy k-center in feature space, labeled items as initial centers")
+def coreset_sampler(pool: Pool, budget: int, seed: int) -> Selection:
+    """Greedy k-center over the whole unlabeled pool. O((L + b) * U * d) time, O(U * d) memory."""
+    unlabeled = pool.unlabeled_indices
+    labeled = np.flatnonzero(pool.labeled_mask)
+    _check_memory(pool, unlabeled.shape[0] + min(labeled.shape[0], pool.chunk_size), "coreset")
+    positions, scores = greedy_k_center(
+        pool.gather_features(unlabeled), pool.gather_features(labeled), budget, seed, pool.chunk_size
+    )
+    return Selection(indices=unlabeled[positions], scores=scores)
+
+
+def split_pool(pool: Pool, partitions: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Random, paired partitions ``[(unlabeled_part, labeled_part)]`` of the pool, sorted by
+    pool index within each part; unlabeled parts differ in size by at most one, largest first."""
+    unlabeled = pool.unlabeled_indices
+    labeled = np.flatnonzero(pool.labeled_mask).astype(np.int64)
+    unlabeled_parts = np.array_split(unlabeled[rng.permutation(unlabeled.shape[0])], partitions)
+    labeled_parts = np.array_split(labeled[rng.permutation(labeled.shape[0])], partitions)
+    return [(np.sort(u), np.sort(lab)) for u, lab in zip(unlabeled_parts, labeled_parts)]
+
+
+@register_sampler("partitioned_coreset", needs=("features",), options=("partitions", "memory_limit_bytes"),
+                  summary="coreset in p random partitions of the pool, b/p each (paper's scalable variant)")
+def partitioned_coreset_sampler(pool: Pool, budget: int, seed: int) -> Selection:
+    """Split unlabeled and labeled items into p random parts, pair them, run greedy k-center in
+    each with floor(b/p) (+1 for the largest parts) of the budget.
+
+    Cost O((L + b) * U * d / p) time, O(U * d / p) memory.
+    """
+    partitions = pool.option("partitions", DEFAULT_PARTITIONS, int)
+    if partitions < 1:
+        raise InputError(f"sampler option 'partitions' must be >= 1, got {partitions}")
+    rng = np.random.default_rng(seed)
+    parts = split_pool(pool, min(partitions, int((~pool.labeled_mask).sum())), rng)
+    # array_split puts the larger parts first, so the +1 quotas go where there is room.
+    quotas = class_quotas(budget, len(parts))
+    _check_memory(pool, parts[0][0].shape[0] + min(parts[0][1].shape[0], pool.chunk_size), "partitioned_coreset")
+    picked, scores = [], []
+    for (unlabeled, labeled), quota, part_seed in zip(parts, quotas, rng.integers(0, 2**63, size=len(parts))):
+        if quota == 0:
+            continue
+        positions, part_scores = greedy_k_center(
+            pool.gather_features(unlabeled), pool.gather_features(labeled), int(quota), int(part_seed), pool.chunk_size
+        )
+        picked.append(unlabeled[positions])
+        scores.append(part_scores)
+    return Selection(indices=np.concatenate(picked), scores=np.concatenate(scores))

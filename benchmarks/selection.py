@@ -1,0 +1,168 @@
+"""Selection speed and memory on an ImageNet-shaped synthetic pool (a benchmark, not a test).
+
+Builds N x d float16 features on disk (class-clustered, unequal class sizes and spreads,
+memory-mapped), a linear head and a labeled set, then times each sampler at budget b, the bare
+logits matrix product over the pool (the floor every head-based sampler pays), the samplers from
+precomputed logits, and a naive implementation (per-batch (B, C, d) tensors, a full sort of the
+pool per class) on a slice, extrapolated to N. Peak memory is numpy's traced allocations
+(tracemalloc): what the sampler holds beyond the memory-mapped inputs.
+
+    python -m benchmarks.selection                     # the full ImageNet shape (needs ~9 GB disk)
+    python -m benchmarks.selection --n 100000 --d 256 --c 100 --labeled 3000 --budget 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from al_core.samplers import select_with_scores
+from al_core.metrics import class_counts, imbalance_ratio
+
+HEAD_SAMPLERS = ("base", "mase", "margin", "confidence", "entropy")
+
+
+def build_pool(workdir: Path, n: int, d: int, c: int, seed: int, chunk: int = 65536):
+    """Write features.npy (N, d) float16 and labels.npy; return memmaps, head and labels."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(c, d)).astype(np.float32)
+    sizes = rng.zipf(1.5, size=c).astype(np.float64).clip(1, 50) + 10  # unequal class sizes
+    probabilities = sizes / sizes.sum()
+    labels = rng.choice(c, size=n, p=probabilities).astype(np.int64)
+    spreads = rng.uniform(0.5, 2.0, size=c).astype(np.float32)  # unequal class spreads
+    path = workdir / f"features_{n}_{d}_{c}_{seed}.npy"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp.npy")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, d))
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            block = rng.standard_normal(size=(stop - start, d), dtype=np.float32)
+            block *= spreads[labels[start:stop], None]
+            block += centers[labels[start:stop]]
+            out[start:stop] = block
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    features = np.load(path, mmap_mode="r")
+    head_rng = np.random.default_rng(seed + 1)
+    weight = (centers / np.sqrt(d) + 0.01 * head_rng.normal(size=(c, d))).astype(np.float32)
+    bias = (0.1 * head_rng.normal(size=c)).astype(np.float32)
+    return features, weight, bias, labels
+
+
+def logits_file(workdir: Path, features, weight, bias, chunk: int) -> tuple[np.ndarray, float]:
+    """Bare logits product over the pool (timed), written as float16 for the logits-only runs."""
+    path = workdir / f"logits_{features.shape[0]}_{weight.shape[0]}.npy"
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(features.shape[0], weight.shape[0]))
+    started = time.perf_counter()
+    for start in range(0, features.shape[0], chunk):
+        block = np.asarray(features[start:start + chunk], dtype=np.float32) @ weight.T
+        block += bias
+        out[start:start + chunk] = block
+    seconds = time.perf_counter() - started
+    out.flush()
+    return np.load(path, mmap_mode="r"), seconds
+
+
+def timed(fn):
+    tracemalloc.start()
+    started = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return result, seconds, peak
+
+
+def naive_seconds(features, weight, bias, labeled_mask, budget: int, slice_rows: int, batch: int = 256) -> float:
+    """The paper code's approach on ``slice_rows`` items: per-batch (B, C, d) weight-difference
+    tensors for the boundary distances, then one full sort of the pool per class (BASE).
+    Returns the time extrapolated to the whole pool (linear in N for the tensors; N log N sorts)."""
+    n = features.shape[0]
+    c = weight.shape[0]
+    rows = np.arange(slice_rows)
+    started = time.perf_counter()
+    distances = np.empty((slice_rows, c), dtype=np.float32)
+    for start in range(0, slice_rows, batch):
+        x = np.asarray(features[start:start + batch], dtype=np.float32)
+        z = x @ weight.T + bias
+        predicted = z.argmax(axis=1)
+        differences = weight[predicted][:, None, :] - weight[None, :, :]  # (B, C, d)
+        norms = np.linalg.norm(differences, axis=2)
+        gaps = np.abs(z[np.arange(len(x)), predicted][:, None] - z)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            distances[start:start + len(x)] = gaps / norms
+    tensor_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for cls in range(c):
+        np.argsort(np.where(labeled_mask[rows], np.inf, distances[:, cls]), kind="stable")
+    sort_seconds = time.perf_counter() - started
+    scale = n / slice_rows
+    return tensor_seconds * scale + sort_seconds * scale * np.log(n) / np.log(slice_rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_281_167)
+    parser.add_argument("--d", type=int, default=2048)
+    parser.add_argument("--c", type=int, default=1000)
+    parser.add_argument("--labeled", type=int, default=30_000)
+    parser.add_argument("--budget", type=int, default=10_000)
+    parser.add_argument("--chunk-size", type=int, default=8192)
+    parser.add_argument("--naive-slice", type=int, default=20_000)
+    parser.add_argument("--samplers", default=",".join(HEAD_SAMPLERS + ("random",)))
+    parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/selection.json"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    features, weight, bias, labels = build_pool(args.workdir, args.n, args.d, args.c, args.seed)
+    print(f"pool {features.shape} float16 ready in {time.perf_counter() - started:.0f} s")
+    labeled_mask = np.zeros(args.n, dtype=bool)
+    labeled_mask[np.random.default_rng(args.seed).choice(args.n, size=args.labeled, replace=False)] = True
+
+    logits, matmul_seconds = logits_file(args.workdir, features, weight, bias, args.chunk_size)
+    print(f"bare logits product: {matmul_seconds:.1f} s ({2 * args.n * args.d * args.c / matmul_seconds / 1e9:.0f} GFLOP/s)")
+    results = []
+    for name in args.samplers.split(","):
+        for source in ("features", "logits"):
+            if name == "random" and source == "logits":
+                continue
+            inputs = dict(labeled_mask=labeled_mask, seed=args.seed, chunk_size=args.chunk_size, head_weight=weight, labels=labels)
+            if source == "features":
+                inputs.update(features=features, head_bias=bias)
+            else:
+                inputs.update(logits=logits)
+            selection, seconds, peak = timed(lambda: select_with_scores(name, args.budget, **inputs))
+            ratio = imbalance_ratio(class_counts(labels[selection.indices], args.c))
+            row = {"sampler": name, "from": source, "seconds": round(seconds, 2),
+                   "peak_traced_gib": round(peak / 2**30, 3), "x_bare_matmul": round(seconds / matmul_seconds, 2),
+                   "selected": int(selection.indices.shape[0]), "imbalance_ratio": round(ratio, 2)}
+            results.append(row)
+            print(row, flush=True)
+    naive = naive_seconds(features, weight, bias, labeled_mask, args.budget, min(args.naive_slice, args.n))
+    print(f"naive (B, C, d) tensors + full sorts, extrapolated: {naive:.0f} s")
+    report = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "shape": {"n": args.n, "d": args.d, "c": args.c, "labeled": args.labeled, "budget": args.budget, "chunk_size": args.chunk_size},
+        "bare_matmul_seconds": round(matmul_seconds, 2),
+        "naive_extrapolated_seconds": round(naive, 1),
+        "naive_slice_rows": min(args.naive_slice, args.n),
+        "samplers": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""The selection benchmark runs end to end at a tiny shape (its numbers are not checked here)."""
+
+import json
+import sys
+
+from benchmarks import selection
+
+
+def test_selection_benchmark_tiny(tmp_path, monkeypatch):
+    out = tmp_path / "result.json"
+    monkeypatch.setattr(sys, "argv", [
+        "selection", "--n", "3000", "--d", "16", "--c", "10", "--labeled", "100", "--budget", "50",
+        "--chunk-size", "512", "--naive-slice", "500", "--workdir", str(tmp_path / "work"), "--out", str(out),
+    ])
+    selection.main()
+    report = json.loads(out.read_text())
+    assert report["shape"]["n"] == 3000
+    names = {(row["sampler"], row["from"]) for row in report["samplers"]}
+    assert ("base", "features") in names and ("base", "logits") in names and ("random", "features") in names
+    assert all(row["selected"] == 50 for row in report["samplers"])
