@@ -91,7 +91,7 @@ def naive_seconds(features, weight, bias, labeled_mask, budget: int, slice_rows:
     started = time.perf_counter()
     distances = np.empty((slice_rows, c), dtype=np.float32)
     for start in range(0, slice_rows, batch):
-        x = np.asarray(features[start:start + batch], dtype=np.float32)
+        x = np.asarray(features[start:min(start + batch, slice_rows)], dtype=np.float32)
         z = x @ weight.T + bias
         predicted = z.argmax(axis=1)
         differences = weight[predicted][:, None, :] - weight[None, :, :]  # (B, C, d)
