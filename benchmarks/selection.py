@@ -81,7 +81,7 @@ def timed(fn):
     return result, seconds, peak
 
 
-def naive_seconds(features, weight, bias, labeled_mask, budget: int, slice_rows: int, batch: int = 256) -> float:
+def naive_seconds(features, weight, bias, labeled_mask, budget: int, slice_rows: int, batch: int = 32) -> float:
     """The paper code's approach on ``slice_rows`` items: per-batch (B, C, d) weight-difference
     tensors for the boundary distances, then one full sort of the pool per class (BASE).
     Returns the time extrapolated to the whole pool (linear in N for the tensors; N log N sorts)."""
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--labeled", type=int, default=30_000)
     parser.add_argument("--budget", type=int, default=10_000)
     parser.add_argument("--chunk-size", type=int, default=8192)
-    parser.add_argument("--naive-slice", type=int, default=20_000)
+    parser.add_argument("--naive-slice", type=int, default=5_000)
     parser.add_argument("--samplers", default=",".join(HEAD_SAMPLERS + ("random",)))
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/selection.json"))

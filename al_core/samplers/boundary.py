@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from al_core.samplers.pool import Pool
-from al_core.samplers.ranking import RunningSmallest
+from al_core.samplers.ranking import RunningSmallestPerClass
 from al_core.samplers.registry import Selection, register_sampler
-from al_core.samplers.scores import boundary_distances, weight_distances
+from al_core.samplers.scores import boundary_distances, inverse_weight_distances
 from al_core.samplers.uncertainty import select_smallest_scores
 
 
@@ -31,10 +31,10 @@ def mase_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     Cost: O(N*d*C) logits (O(N*C) when given) + O(C^2*d) weight distances + O(N*C) scores;
     memory O(chunk*C + C^2 + budget).
     """
-    pair_distances = weight_distances(pool.head_weight)
+    inverse_pair_distances = inverse_weight_distances(pool.head_weight)
 
     def score(logits: np.ndarray) -> np.ndarray:
-        distances, predicted = boundary_distances(logits, pair_distances)
+        distances, predicted = boundary_distances(logits, inverse_pair_distances)
         return distances[np.arange(len(predicted)), predicted]
 
     return select_smallest_scores(pool, budget, score)
@@ -54,20 +54,18 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """
     num_classes = pool.num_classes
     quotas = class_quotas(budget, num_classes)
-    candidate_counts = np.cumsum(quotas)
-    pair_distances = weight_distances(pool.head_weight)
-    candidates = [RunningSmallest(int(count) if quota else 0) for count, quota in zip(candidate_counts, quotas)]
-    active = np.flatnonzero(quotas)
+    inverse_pair_distances = inverse_weight_distances(pool.head_weight)
+    running = RunningSmallestPerClass(np.where(quotas > 0, np.cumsum(quotas), 0))
     for rows, logits in pool.iter_unlabeled_logits():
-        distances, _ = boundary_distances(logits, pair_distances)
-        for cls in active:
-            candidates[cls].push(distances[:, cls], rows)
+        distances, _ = boundary_distances(logits, inverse_pair_distances)
+        running.push(distances, rows)
+    candidates = running.finish()
 
     taken: set[int] = set()
     picked, picked_scores = [], []
-    for cls in active:
+    for cls in np.flatnonzero(quotas):
         still_needed = int(quotas[cls])
-        for index, distance in zip(candidates[cls].indices.tolist(), candidates[cls].scores.tolist()):
+        for index, distance in zip(candidates[cls][0].tolist(), candidates[cls][1].tolist()):
             if index in taken:
                 continue
             taken.add(index)

@@ -29,6 +29,24 @@ def smallest_k(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndar
     return indices[order], scores[order]
 
 
+def smallest_k_unordered(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The same set as ``smallest_k`` but unsorted, plus its largest score. O(n), no sort
+    except among the items tied with the k-th score."""
+    n = scores.shape[0]
+    if k <= 0:
+        return indices[:0], scores[:0], -np.inf
+    if k >= n:
+        return indices, scores, (float(scores.max()) if n else -np.inf)
+    kth_value = np.partition(scores, k - 1)[k - 1]
+    below = scores < kth_value
+    tied = np.sort(indices[scores == kth_value])[: k - int(below.sum())]
+    return (
+        np.concatenate([indices[below], tied]),
+        np.concatenate([scores[below], np.full(tied.shape[0], kth_value, dtype=scores.dtype)]),
+        float(kth_value),
+    )
+
+
 class RunningSmallest:
     """Keep the ``k`` smallest (score, index) pairs seen over a stream of chunks.
 
@@ -54,3 +72,73 @@ class RunningSmallest:
         merged_scores = np.concatenate([self.scores, scores.astype(np.float64, copy=False)])
         merged_indices = np.concatenate([self.indices, indices])
         self.indices, self.scores = smallest_k(merged_scores, merged_indices, self.k)
+
+
+class RunningSmallestPerClass:
+    """For every class c, keep the ``k[c]`` smallest (score, index) pairs over a stream of
+    ``(B, C)`` score matrices, without a Python loop over classes.
+
+    Entries pass a per-class threshold (the current k[c]-th smallest score, +inf until class c
+    has k[c] candidates) in one vectorised comparison; survivors are buffered and compacted
+    (a radix grouping by class, then an O(n) selection per class) whenever the buffer has grown
+    by ``buffer_limit`` pairs; each class's survivors are sorted once, at the end.
+    Memory O(sum(k) + buffer_limit + B*C); equal to ``smallest_k`` per column over the
+    concatenation of every chunk, whatever the chunking.
+    """
+
+    def __init__(self, k: np.ndarray, buffer_limit: int = 8_000_000):
+        self.k = np.asarray(k, dtype=np.int64)
+        self.thresholds = np.where(self.k > 0, np.inf, -np.inf)
+        # Compaction keeps up to sum(k) pairs; compact again once that many more have arrived.
+        self.buffer_limit = int(buffer_limit) + int(self.k.sum())
+        self._classes: list[np.ndarray] = []
+        self._scores: list[np.ndarray] = []
+        self._indices: list[np.ndarray] = []
+        self._buffered = 0
+
+    def push(self, scores: np.ndarray, indices: np.ndarray) -> None:
+        """scores: ``(B, C)``; indices: ``(B,)`` pool indices of the rows."""
+        rows, classes = np.nonzero(scores <= self.thresholds[None, :])
+        if rows.shape[0] == 0:
+            return
+        self._classes.append(classes.astype(np.int64, copy=False))
+        self._scores.append(scores[rows, classes].astype(np.float64, copy=False))
+        self._indices.append(indices[rows])
+        self._buffered += rows.shape[0]
+        if self._buffered > self.buffer_limit:
+            self._compact()
+
+    def _compact(self) -> None:
+        classes = np.concatenate(self._classes)
+        scores = np.concatenate(self._scores)
+        indices = np.concatenate(self._indices)
+        # Group by class with a radix sort (small integer keys), then select within each group.
+        key_type = np.int16 if self.k.shape[0] < 2**15 else np.int32
+        grouped = np.argsort(classes.astype(key_type), kind="stable")
+        bounds = np.searchsorted(classes[grouped], np.arange(self.k.shape[0] + 1), side="left")
+        kept_classes, kept_scores, kept_indices = [], [], []
+        for cls in np.flatnonzero(np.diff(bounds)):
+            members = grouped[bounds[cls]:bounds[cls + 1]]
+            class_indices, class_scores, largest = smallest_k_unordered(scores[members], indices[members], int(self.k[cls]))
+            if class_indices.shape[0] == self.k[cls]:
+                self.thresholds[cls] = largest
+            kept_classes.append(np.full(class_indices.shape[0], cls, dtype=np.int64))
+            kept_scores.append(class_scores)
+            kept_indices.append(class_indices)
+        self._classes = [np.concatenate(kept_classes)]
+        self._scores = [np.concatenate(kept_scores)]
+        self._indices = [np.concatenate(kept_indices)]
+        self._buffered = self._classes[0].shape[0]
+
+    def finish(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per class, ``(indices, scores)`` of its kept pairs sorted by (score, index)."""
+        if self._buffered == 0:
+            return [(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)) for _ in self.k]
+        self._compact()
+        classes, scores, indices = self._classes[0], self._scores[0], self._indices[0]
+        bounds = np.searchsorted(classes, np.arange(self.k.shape[0] + 1), side="left")
+        result = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            order = np.lexsort((indices[lo:hi], scores[lo:hi]))
+            result.append((indices[lo:hi][order], scores[lo:hi][order]))
+        return result

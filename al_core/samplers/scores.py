@@ -38,8 +38,8 @@ def entropy_score(logits: np.ndarray) -> np.ndarray:
     return terms.sum(axis=1)
 
 
-def weight_distances(head_weight: np.ndarray) -> np.ndarray:
-    """``(C, C) float64`` matrix of ||w_p - w_c||, computed from the Gram matrix.
+def inverse_weight_distances(head_weight: np.ndarray) -> np.ndarray:
+    """``(C, C) float64`` matrix of 1 / ||w_p - w_c|| (+inf where two rows are identical).
 
     Cost O(C^2 * d) time, O(C^2) memory; done once per selection, not per chunk.
     """
@@ -48,29 +48,31 @@ def weight_distances(head_weight: np.ndarray) -> np.ndarray:
     squared_norms = np.diag(gram)
     squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * gram
     np.maximum(squared, 0.0, out=squared)
-    distances = np.sqrt(squared)
-    np.fill_diagonal(distances, 0.0)
-    return distances
+    np.fill_diagonal(squared, 0.0)
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.sqrt(squared)
 
 
-def boundary_distances(logits: np.ndarray, pair_distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def boundary_distances(logits: np.ndarray, inverse_pair_distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Feature-space distances to the linear head's decision boundaries (paper Eq. 2 and 3).
 
     For item i with predicted class p and any class c != p, the distance to the boundary between
-    p and c is ``|z_p - z_c| / ||w_p - w_c||`` (z = logits including bias). In column p the
-    matrix holds the item's smallest such distance, its MASE margin (Eq. 2), which is also its
-    BASE distance to its own class's boundary (Eq. 3). Two classes with identical weights have no
-    boundary: that distance is +inf.
+    p and c is ``(z_p - z_c) / ||w_p - w_c||`` (z = logits including bias; z_p is the largest,
+    so no absolute value is needed). In column p the matrix holds the item's smallest such
+    distance, its MASE margin (Eq. 2), which is also its BASE distance to its own class's
+    boundary (Eq. 3). Two classes with identical weights have no boundary: that distance is +inf.
 
-    Returns ``(distances (B, C) float64, predicted (B,) int64)``. Cost O(B*C).
+    inverse_pair_distances: from :func:`inverse_weight_distances`.
+    Returns ``(distances (B, C) float64, predicted (B,) int64)``. Cost O(B*C), three passes.
     """
     predicted = logits.argmax(axis=1)
     rows = np.arange(logits.shape[0])
-    logits64 = logits.astype(np.float64)
-    gaps = np.abs(logits64[rows, predicted][:, None] - logits64)
-    denominators = pair_distances[predicted]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        distances = np.where(denominators > 0, gaps / np.where(denominators > 0, denominators, 1.0), np.inf)
+    distances = logits.astype(np.float64)
+    np.subtract(distances[rows, predicted][:, None], distances, out=distances)
+    with np.errstate(invalid="ignore"):
+        distances *= inverse_pair_distances[predicted]
+    # 0 * inf: an item exactly on the "boundary" of two identical classes; there is none.
+    np.nan_to_num(distances, copy=False, nan=np.inf)
     distances[rows, predicted] = np.inf
     distances[rows, predicted] = distances.min(axis=1)
     return distances, predicted
