@@ -6,7 +6,10 @@ u_i = p_i - e_{y_i},
 
     <g_i, g_j> = <u_i, u_j> * <x_i, x_j>,    ||g_i - g_j||^2 = ||g_i||^2 + ||g_j||^2 - 2 <g_i, g_j>,
 
-so one distance costs O(C + d) instead of O(C*d).
+so one distance costs O(C + d) instead of O(C*d). ``partitioned_badge`` reduces g to 512
+dimensions with a seeded random projection whose rows are rank one, s_k = (a_k . u)(b_k . x) /
+sqrt(512) with Gaussian a_k, b_k: an unbiased sketch of <g_i, g_j> computed in O(512 (C + d)) per
+item, again without forming g.
 """
 
 from __future__ import annotations
@@ -14,35 +17,48 @@ from __future__ import annotations
 import numpy as np
 
 from al_core.errors import InputError
+from al_core.samplers.boundary import class_quotas
+from al_core.samplers.coreset import DEFAULT_PARTITIONS, split_pool
 from al_core.samplers.pool import Pool
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import softmax
 
 DEFAULT_MEMORY_LIMIT_BYTES = 4 * 2**30
+SKETCH_DIM = 512
 
 
-def gradient_factors(pool: Pool, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(u (n, C) float32, x (n, d) float32)`` for the given unlabeled rows (ascending)."""
-    x = pool.gather_features(rows)
-    u = np.empty((rows.shape[0], pool.num_classes), dtype=np.float32)
-    wanted = np.zeros(pool.size, dtype=bool)
-    wanted[rows] = True
-    cursor = 0
-    for block_rows, logits in pool.iter_unlabeled_logits():
-        keep = wanted[block_rows]
-        if not keep.any():
-            continue
-        probabilities = softmax(logits[keep])
-        probabilities[np.arange(probabilities.shape[0]), probabilities.argmax(axis=1)] -= 1.0
-        u[cursor:cursor + probabilities.shape[0]] = probabilities
-        cursor += probabilities.shape[0]
-    return u, x
+def gradient_residuals(logits: np.ndarray) -> np.ndarray:
+    """``(B, C) float32`` u = softmax(z) - onehot(argmax z)."""
+    residuals = softmax(logits)
+    residuals[np.arange(residuals.shape[0]), residuals.argmax(axis=1)] -= 1.0
+    return residuals.astype(np.float32)
+
+
+def sketch_gradients(residuals: np.ndarray, features: np.ndarray, class_projection: np.ndarray,
+                     feature_projection: np.ndarray) -> np.ndarray:
+    """``(B, k) float32`` sketch of the gradient embeddings u_i outer x_i:
+    s_ik = (a_k . u_i)(b_k . x_i) / sqrt(k), so E<s_i, s_j> = <u_i, u_j><x_i, x_j> for Gaussian
+    a_k (rows of ``class_projection`` (k, C)) and b_k (rows of ``feature_projection`` (k, d)).
+    Cost O(B * k * (C + d))."""
+    sketch = (residuals @ class_projection.T) * (features @ feature_projection.T)
+    sketch /= np.sqrt(class_projection.shape[0])
+    return sketch
+
+
+def _check_memory(pool: Pool, needed: int, name: str) -> None:
+    limit = pool.option("memory_limit_bytes", DEFAULT_MEMORY_LIMIT_BYTES, int)
+    if needed > limit:
+        hint = "use 'partitioned_badge' or " if name == "badge" else ""
+        raise InputError(
+            f"{name} would hold {needed / 2**30:.1f} GiB of gradient embeddings in memory, above the limit "
+            f"of {limit / 2**30:.1f} GiB; {hint}raise option memory_limit_bytes"
+        )
 
 
 def kmeans_plus_plus(u: np.ndarray, x: np.ndarray, budget: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """k-means++ seeding over the gradient embeddings u_i outer x_i.
+    """k-means++ seeding over the embeddings u_i outer x_i (pass x = ones((n, 1)) for plain u_i).
 
-    The first center is the largest gradient (as in BADGE's code); each next one is drawn with
+    The first center is the largest embedding (as in BADGE's code); each next one is drawn with
     probability proportional to its squared distance to the nearest center so far. Returns
     (positions, distance of each pick to its nearest earlier center; its norm for the first).
     Cost O(budget * n * (C + d)) time, O(n) extra memory.
@@ -61,8 +77,7 @@ def kmeans_plus_plus(u: np.ndarray, x: np.ndarray, budget: int, rng: np.random.G
             cumulative = np.cumsum(nearest)
             total = cumulative[-1]
             if total > 0:
-                position = int(np.searchsorted(cumulative, rng.random() * total, side="right"))
-                position = min(position, n - 1)
+                position = min(int(np.searchsorted(cumulative, rng.random() * total, side="right")), n - 1)
             else:  # every item left coincides with a center: take them in pool order
                 position = int(np.flatnonzero(~taken)[0])
             scores[step] = float(np.sqrt(max(nearest[position], 0.0)))
@@ -84,13 +99,46 @@ def badge_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     factors exceed the memory limit (option memory_limit_bytes, default 4 GiB).
     """
     unlabeled = pool.unlabeled_indices
-    limit = pool.option("memory_limit_bytes", DEFAULT_MEMORY_LIMIT_BYTES, int)
-    needed = unlabeled.shape[0] * (pool.num_classes + pool.features.shape[1]) * 4
-    if needed > limit:
-        raise InputError(
-            f"badge would hold {needed / 2**30:.1f} GiB of gradient factors for {unlabeled.shape[0]} items, above "
-            f"the limit of {limit / 2**30:.1f} GiB; raise option memory_limit_bytes or select from a subset"
-        )
-    u, x = gradient_factors(pool, unlabeled)
-    positions, scores = kmeans_plus_plus(u, x, budget, np.random.default_rng(seed))
+    _check_memory(pool, unlabeled.shape[0] * (pool.num_classes + pool.features.shape[1]) * 4, "badge")
+    residuals, features = [], []
+    for _, block_features, logits in pool.iter_unlabeled_blocks(with_features=True):
+        residuals.append(gradient_residuals(logits))
+        features.append(block_features)
+    positions, scores = kmeans_plus_plus(np.concatenate(residuals), np.concatenate(features), budget, np.random.default_rng(seed))
     return Selection(indices=unlabeled[positions], scores=scores)
+
+
+@register_sampler("partitioned_badge", needs=("logits", "features"), options=("partitions", "memory_limit_bytes"),
+                  summary="BADGE in p random partitions on 512-d sketches of the gradient embeddings")
+def partitioned_badge_sampler(pool: Pool, budget: int, seed: int) -> Selection:
+    """Sketch every unlabeled gradient embedding to 512 dimensions (one streaming pass), split
+    the unlabeled items into p random parts and run k-means++ seeding in each with b/p.
+
+    Cost O(U*d*C) logits + O(U * 512 * (C + d)) sketch + O(b * U * 512 / p) seeding;
+    memory O(U * 512) + O(chunk * (C + d)).
+    """
+    partitions = pool.option("partitions", DEFAULT_PARTITIONS, int)
+    if partitions < 1:
+        raise InputError(f"sampler option 'partitions' must be >= 1, got {partitions}")
+    unlabeled = pool.unlabeled_indices
+    _check_memory(pool, unlabeled.shape[0] * SKETCH_DIM * 4, "partitioned_badge")
+    rng = np.random.default_rng(seed)
+    class_projection = rng.standard_normal((SKETCH_DIM, pool.num_classes)).astype(np.float32)
+    feature_projection = rng.standard_normal((SKETCH_DIM, pool.features.shape[1])).astype(np.float32)
+    sketch = np.empty((unlabeled.shape[0], SKETCH_DIM), dtype=np.float32)
+    cursor = 0
+    for rows, block_features, logits in pool.iter_unlabeled_blocks(with_features=True):
+        sketch[cursor:cursor + rows.shape[0]] = sketch_gradients(
+            gradient_residuals(logits), block_features, class_projection, feature_projection)
+        cursor += rows.shape[0]
+    parts = [part for part, _ in split_pool(pool, min(partitions, unlabeled.shape[0]), rng)]
+    ones = np.ones((unlabeled.shape[0], 1), dtype=np.float32)
+    picked, scores = [], []
+    for part, quota, part_seed in zip(parts, class_quotas(budget, len(parts)), rng.integers(0, 2**63, size=len(parts))):
+        if quota == 0:
+            continue
+        positions = np.searchsorted(unlabeled, part)
+        chosen, part_scores = kmeans_plus_plus(sketch[positions], ones[positions], int(quota), np.random.default_rng(int(part_seed)))
+        picked.append(part[chosen])
+        scores.append(part_scores)
+    return Selection(indices=np.concatenate(picked), scores=np.concatenate(scores))

@@ -94,8 +94,20 @@ class Pool:
     def has_logits(self) -> bool:
         return self.logits is not None or (self.features is not None and self.head_weight is not None)
 
-    def iter_unlabeled_logits(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(pool_indices (B,) int64, logits (B, C) float32)`` for unlabeled rows.
+    def _finite_block(self, source: np.ndarray, name: str, start: int, stop: int, keep: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        block = np.asarray(source[start:stop], dtype=np.float32)[keep]
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            bad = int(rows[np.argmin(finite)])
+            raise InputError(
+                f"{name} row {bad} holds NaN or inf; the pool's {name} must be "
+                "finite (re-run the stage that wrote them, or drop that item from the pool)"
+            )
+        return block
+
+    def iter_unlabeled_blocks(self, with_features: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
+        """Yield ``(pool_indices (B,) int64, features (B, d) float32 or None, logits (B, C) float32)``
+        for unlabeled rows, in pool order.
 
         Cost: O(N*d*C) time for features @ W.T (or O(N*C) from given logits); memory
         O(chunk_size*(d + C)). Each row's logits depend only on that row, so the values do not
@@ -103,26 +115,28 @@ class Pool:
         """
         if not self.has_logits:
             raise InputError("this sampler needs logits, or features together with head_weight")
-        source = self.logits if self.logits is not None else self.features
-        source_name = "logits" if self.logits is not None else "features"
+        if with_features and self.features is None:
+            raise InputError("this sampler needs features")
         for start in range(0, self.size, self.chunk_size):
             stop = min(start + self.chunk_size, self.size)
             keep = ~self.labeled_mask[start:stop]
             if not keep.any():
                 continue
             rows = np.arange(start, stop, dtype=np.int64)[keep]
-            block = np.asarray(source[start:stop], dtype=np.float32)[keep]
-            finite = np.isfinite(block).all(axis=1)
-            if not finite.all():
-                bad = int(rows[np.argmin(finite)])
-                raise InputError(
-                    f"{source_name} row {bad} holds NaN or inf; the pool's {source_name} must be "
-                    "finite (re-run the stage that wrote them, or drop that item from the pool)"
-                )
-            if self.logits is None:
-                block = block @ self.head_weight.T
-                block += self.head_bias
-            yield rows, block
+            features = None
+            if with_features or self.logits is None:
+                features = self._finite_block(self.features, "features", start, stop, keep, rows)
+            if self.logits is not None:
+                logits = self._finite_block(self.logits, "logits", start, stop, keep, rows)
+            else:
+                logits = features @ self.head_weight.T
+                logits += self.head_bias
+            yield rows, (features if with_features else None), logits
+
+    def iter_unlabeled_logits(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(pool_indices (B,) int64, logits (B, C) float32)`` for unlabeled rows."""
+        for rows, _, logits in self.iter_unlabeled_blocks():
+            yield rows, logits
 
 
 def make_pool(

@@ -21,3 +21,27 @@ def test_badge_refuses_pools_too_large_for_memory():
     with pytest.raises(InputError, match="badge would hold"):
         select("badge", 5, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0,
                options={"memory_limit_bytes": 100})
+
+
+def test_sketch_preserves_gradient_inner_products():
+    from al_core.samplers.badge import SKETCH_DIM, gradient_residuals, sketch_gradients
+
+    features, weight, bias, _, _ = make_problem(seed=0, n=60, d=8, c=5)
+    residuals = gradient_residuals(features @ weight.T + bias)
+    explicit = np.stack([np.outer(u, x).ravel() for u, x in zip(residuals, features)]).astype(np.float64)
+    rng = np.random.default_rng(0)
+    sketch = sketch_gradients(residuals, features, rng.standard_normal((SKETCH_DIM, 5)).astype(np.float32),
+                              rng.standard_normal((SKETCH_DIM, 8)).astype(np.float32)).astype(np.float64)
+    exact, approx = explicit @ explicit.T, sketch @ sketch.T
+    assert np.linalg.norm(approx - exact) / np.linalg.norm(exact) < 0.25
+    assert np.corrcoef(exact.ravel(), approx.ravel())[0, 1] > 0.95
+
+
+def test_partitioned_badge_spreads_the_budget_over_partitions():
+    features, weight, bias, mask, _ = make_problem(seed=1, n=400, d=6, c=4)
+    got = select("partitioned_badge", 30, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
+                 seed=0, options={"partitions": 3})
+    assert len(set(got.tolist())) == 30 and not mask[got].any()
+    again = select("partitioned_badge", 30, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
+                   seed=0, options={"partitions": 3}, chunk_size=13)
+    assert got.tolist() == again.tolist()
