@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from al_core.samplers import select_with_scores
+from al_core.samplers import SAMPLERS, select_with_scores
 from al_core.metrics import class_counts, imbalance_ratio
 
 HEAD_SAMPLERS = ("base", "mase", "margin", "confidence", "entropy")
+FEATURE_SAMPLERS = ("coreset", "partitioned_coreset", "badge", "partitioned_badge")  # need features even beside logits
 
 
 def build_pool(workdir: Path, n: int, d: int, c: int, seed: int, chunk: int = 65536):
@@ -118,6 +119,9 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=8192)
     parser.add_argument("--naive-slice", type=int, default=5_000)
     parser.add_argument("--samplers", default=",".join(HEAD_SAMPLERS + ("random",)))
+    parser.add_argument("--sources", default="features,logits", help="inputs to time each sampler from")
+    parser.add_argument("--partitions", type=int, default=10, help="p of the partitioned samplers")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/selection.json"))
     parser.add_argument("--seed", type=int, default=0)
@@ -134,13 +138,15 @@ def main() -> None:
     print(f"bare logits product: {matmul_seconds:.1f} s ({2 * args.n * args.d * args.c / matmul_seconds / 1e9:.0f} GFLOP/s)")
     results = []
     for name in args.samplers.split(","):
-        for source in ("features", "logits"):
+        for source in args.sources.split(","):
             if name == "random" and source == "logits":
                 continue
             inputs = dict(labeled_mask=labeled_mask, seed=args.seed, chunk_size=args.chunk_size, head_weight=weight, labels=labels)
-            if source == "features":
+            if "partitions" in SAMPLERS[name].options:
+                inputs["options"] = {"partitions": args.partitions}
+            if source == "features" or name in FEATURE_SAMPLERS:
                 inputs.update(features=features, head_bias=bias)
-            else:
+            if source == "logits":
                 inputs.update(logits=logits)
             selection, seconds, peak = timed(lambda: select_with_scores(name, args.budget, **inputs))
             ratio = imbalance_ratio(class_counts(labels[selection.indices], args.c))
@@ -149,13 +155,15 @@ def main() -> None:
                    "selected": int(selection.indices.shape[0]), "imbalance_ratio": round(ratio, 2)}
             results.append(row)
             print(row, flush=True)
-    naive = naive_seconds(features, weight, bias, labeled_mask, args.budget, min(args.naive_slice, args.n))
-    print(f"naive (B, C, d) tensors + full sorts, extrapolated: {naive:.0f} s")
+    naive = None
+    if not args.no_naive:
+        naive = naive_seconds(features, weight, bias, labeled_mask, args.budget, min(args.naive_slice, args.n))
+        print(f"naive (B, C, d) tensors + full sorts, extrapolated: {naive:.0f} s")
     report = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()},
         "shape": {"n": args.n, "d": args.d, "c": args.c, "labeled": args.labeled, "budget": args.budget, "chunk_size": args.chunk_size},
         "bare_matmul_seconds": round(matmul_seconds, 2),
-        "naive_extrapolated_seconds": round(naive, 1),
+        "naive_extrapolated_seconds": None if naive is None else round(naive, 1),
         "naive_slice_rows": min(args.naive_slice, args.n),
         "samplers": results,
     }
