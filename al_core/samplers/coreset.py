@@ -17,6 +17,7 @@ from al_core.samplers.registry import Selection, register_sampler
 
 DEFAULT_MEMORY_LIMIT_BYTES = 4 * 2**30
 DEFAULT_PARTITIONS = 10
+MAX_DISTANCE_BLOCK_ELEMENTS = 2**26
 
 
 def _squared_distances(points: np.ndarray, point_norms: np.ndarray, centers: np.ndarray) -> np.ndarray:
@@ -32,12 +33,14 @@ def greedy_k_center(points: np.ndarray, centers: np.ndarray, budget: int, seed: 
     centers: ``(m, d) float32`` initial centers (may be empty: then the first pick is a seeded
     random row). Returns (positions into ``points``, distance of each to its nearest center at
     the time it was picked; NaN for a random first pick). Ties go to the lowest position.
-    Cost O((m + budget) * n * d) time, O(n + chunk * n) extra memory.
+    Cost O((m + budget) * n * d) time, O(n * d) for the points plus at most 256 MiB of distances.
     """
     point_norms = np.einsum("ij,ij->i", points, points)
     nearest = np.full(points.shape[0], np.inf, dtype=np.float32)
-    for start in range(0, centers.shape[0], chunk_size):
-        block = _squared_distances(points, point_norms, centers[start:start + chunk_size])
+    # Bound the (n, block) distance matrix to ~256 MiB of float32, whatever n is.
+    block_size = max(1, min(chunk_size, MAX_DISTANCE_BLOCK_ELEMENTS // max(points.shape[0], 1)))
+    for start in range(0, centers.shape[0], block_size):
+        block = _squared_distances(points, point_norms, centers[start:start + block_size])
         np.minimum(nearest, block.min(axis=1), out=nearest)
     picked = np.empty(budget, dtype=np.int64)
     scores = np.empty(budget, dtype=np.float64)
