@@ -23,7 +23,6 @@ from al_core.samplers.pool import Pool
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import softmax
 
-DEFAULT_MEMORY_LIMIT_BYTES = 4 * 2**30
 SKETCH_DIM = 512
 
 
@@ -43,16 +42,6 @@ def sketch_gradients(residuals: np.ndarray, features: np.ndarray, class_projecti
     sketch = (residuals @ class_projection.T) * (features @ feature_projection.T)
     sketch /= np.sqrt(class_projection.shape[0])
     return sketch
-
-
-def _check_memory(pool: Pool, needed: int, name: str) -> None:
-    limit = pool.option("memory_limit_bytes", DEFAULT_MEMORY_LIMIT_BYTES, int)
-    if needed > limit:
-        hint = "use 'partitioned_badge' or " if name == "badge" else ""
-        raise InputError(
-            f"{name} would hold {needed / 2**30:.1f} GiB of gradient embeddings in memory, above the limit "
-            f"of {limit / 2**30:.1f} GiB; {hint}raise option memory_limit_bytes"
-        )
 
 
 def kmeans_plus_plus(u: np.ndarray, x: np.ndarray, budget: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +88,9 @@ def badge_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     factors exceed the memory limit (option memory_limit_bytes, default 4 GiB).
     """
     unlabeled = pool.unlabeled_indices
-    _check_memory(pool, unlabeled.shape[0] * (pool.num_classes + pool.features.shape[1]) * 4, "badge")
+    pool.check_memory(unlabeled.shape[0] * (pool.num_classes + pool.features.shape[1]) * 4,
+                      f"badge's gradient factors for {unlabeled.shape[0]} items",
+                      "use 'partitioned_badge' or raise option memory_limit_bytes")
     residuals, features = [], []
     for _, block_features, logits in pool.iter_unlabeled_blocks(with_features=True):
         residuals.append(gradient_residuals(logits))
@@ -121,7 +112,9 @@ def partitioned_badge_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     if partitions < 1:
         raise InputError(f"sampler option 'partitions' must be >= 1, got {partitions}")
     unlabeled = pool.unlabeled_indices
-    _check_memory(pool, unlabeled.shape[0] * SKETCH_DIM * 4, "partitioned_badge")
+    pool.check_memory(unlabeled.shape[0] * SKETCH_DIM * 4,
+                      f"partitioned_badge's {SKETCH_DIM}-d sketch of {unlabeled.shape[0]} items",
+                      "raise option memory_limit_bytes")
     rng = np.random.default_rng(seed)
     class_projection = rng.standard_normal((SKETCH_DIM, pool.num_classes)).astype(np.float32)
     feature_projection = rng.standard_normal((SKETCH_DIM, pool.features.shape[1])).astype(np.float32)

@@ -15,7 +15,6 @@ from al_core.samplers.boundary import class_quotas
 from al_core.samplers.pool import Pool
 from al_core.samplers.registry import Selection, register_sampler
 
-DEFAULT_MEMORY_LIMIT_BYTES = 4 * 2**30
 DEFAULT_PARTITIONS = 10
 MAX_DISTANCE_BLOCK_ELEMENTS = 2**26
 
@@ -45,7 +44,7 @@ def greedy_k_center(points: np.ndarray, centers: np.ndarray, budget: int, seed: 
     picked = np.empty(budget, dtype=np.int64)
     scores = np.empty(budget, dtype=np.float64)
     for step in range(budget):
-        if np.isinf(nearest).all():
+        if step == 0 and centers.shape[0] == 0:
             position = int(np.random.default_rng(seed).integers(points.shape[0]))
             scores[step] = np.nan
         else:
@@ -59,14 +58,11 @@ def greedy_k_center(points: np.ndarray, centers: np.ndarray, budget: int, seed: 
 
 
 def _check_memory(pool: Pool, rows: int, name: str) -> None:
-    limit = pool.option("memory_limit_bytes", DEFAULT_MEMORY_LIMIT_BYTES, int)
-    needed = rows * pool.features.shape[1] * 4
-    if needed > limit:
-        raise InputError(
-            f"{name} would hold {rows} x {pool.features.shape[1]} float32 features "
-            f"({needed / 2**30:.1f} GiB) in memory, above the limit of {limit / 2**30:.1f} GiB; "
-            "use 'partitioned_coreset' (option partitions=p) or raise option memory_limit_bytes"
-        )
+    pool.check_memory(
+        rows * pool.features.shape[1] * 4,
+        f"{name} holding {rows} x {pool.features.shape[1]} float32 features",
+        "use 'partitioned_coreset' (option partitions=p) or raise option memory_limit_bytes",
+    )
 
 
 @register_sampler("coreset", needs=("features",), options=("memory_limit_bytes",),

@@ -17,6 +17,7 @@ import numpy as np
 from al_core.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 8192
+DEFAULT_MEMORY_LIMIT_BYTES = 4 * 2**30
 
 
 def _check_2d(name: str, array, dtype_kind: str = "fc") -> np.ndarray:
@@ -58,6 +59,15 @@ class Pool:
         if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
             raise InputError(f"sampler option {name!r} must be {kind.__name__}, got {value!r}")
         return value
+
+    def check_memory(self, needed_bytes: int, what: str, advice: str) -> None:
+        """Refuse work that would hold more than option ``memory_limit_bytes`` (default 4 GiB)."""
+        limit = self.option("memory_limit_bytes", DEFAULT_MEMORY_LIMIT_BYTES, int)
+        if needed_bytes > limit:
+            raise InputError(
+                f"{what} would take {needed_bytes / 2**30:.1f} GiB of memory, above the limit of "
+                f"{limit / 2**30:.1f} GiB; {advice}"
+            )
 
     def gather_features(self, rows: np.ndarray) -> np.ndarray:
         """``(len(rows), d) float32`` copy of the given feature rows, read in chunks of rows."""

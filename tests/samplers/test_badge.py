@@ -18,7 +18,7 @@ def test_badge_matches_explicit_gradient_embeddings(seed):
 
 def test_badge_refuses_pools_too_large_for_memory():
     features, weight, bias, mask, _ = make_problem()
-    with pytest.raises(InputError, match="badge would hold"):
+    with pytest.raises(InputError, match=r"badge's gradient factors for \d+ items would take .* above the limit .* use 'partitioned_badge'"):
         select("badge", 5, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0,
                options={"memory_limit_bytes": 100})
 
