@@ -103,8 +103,7 @@ class PoolTable:
 
 def load_features() -> np.ndarray:
     """Memory-mapped ``(N, d) float16`` features aligned with the pool table's rows."""
-    features = read_npy(FEATURES)
-    return features
+    return read_npy(FEATURES)
 
 
 def pool_positions(pool_ids: np.ndarray, ids: np.ndarray, source: Path) -> np.ndarray:

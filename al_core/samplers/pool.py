@@ -20,6 +20,18 @@ DEFAULT_CHUNK_SIZE = 8192
 DEFAULT_MEMORY_LIMIT_BYTES = 4 * 2**30
 
 
+def _require_finite(block: np.ndarray, rows: np.ndarray, name: str) -> np.ndarray:
+    """Return ``block`` (rows of ``name`` at pool indices ``rows``) or name its first non-finite row."""
+    finite = np.isfinite(block).all(axis=1)
+    if not finite.all():
+        bad = int(rows[np.argmin(finite)])
+        raise InputError(
+            f"{name} row {bad} holds NaN or inf; the pool's {name} must be "
+            "finite (re-run the stage that wrote them, or drop that item from the pool)"
+        )
+    return block
+
+
 def _check_2d(name: str, array, dtype_kind: str = "fc") -> np.ndarray:
     if not isinstance(array, np.ndarray):
         array = np.asarray(array)
@@ -77,11 +89,7 @@ class Pool:
         order = np.argsort(rows, kind="stable")  # sorted reads are sequential on a memmap
         for start in range(0, rows.shape[0], self.chunk_size):
             block = order[start:start + self.chunk_size]
-            values = np.asarray(self.features[rows[block]], dtype=np.float32)
-            if not np.isfinite(values).all():
-                bad = int(rows[block][np.argmin(np.isfinite(values).all(axis=1))])
-                raise InputError(f"features row {bad} holds NaN or inf; the pool's features must be finite")
-            out[block] = values
+            out[block] = _require_finite(np.asarray(self.features[rows[block]], dtype=np.float32), rows[block], "features")
         return out
 
     @property
@@ -105,15 +113,7 @@ class Pool:
         return self.logits is not None or (self.features is not None and self.head_weight is not None)
 
     def _finite_block(self, source: np.ndarray, name: str, start: int, stop: int, keep: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        block = np.asarray(source[start:stop], dtype=np.float32)[keep]
-        finite = np.isfinite(block).all(axis=1)
-        if not finite.all():
-            bad = int(rows[np.argmin(finite)])
-            raise InputError(
-                f"{name} row {bad} holds NaN or inf; the pool's {name} must be "
-                "finite (re-run the stage that wrote them, or drop that item from the pool)"
-            )
-        return block
+        return _require_finite(np.asarray(source[start:stop], dtype=np.float32)[keep], rows, name)
 
     def iter_unlabeled_blocks(self, with_features: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
         """Yield ``(pool_indices (B,) int64, features (B, d) float32 or None, logits (B, C) float32)``
