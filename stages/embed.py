@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from pathlib import Path
@@ -30,7 +31,9 @@ def run_embed(params: Params) -> None:
     batch_size = params.get("backbone.batch_size", int)
     device = params.get("backbone.device", str)
     ids = table.frame["id"].to_numpy()
-    fingerprint = extraction_fingerprint(name, checkpoint, image_size, len(images), ids.tobytes().hex()[:64], images[:64].tobytes().hex()[:64])
+    # The whole id order and image content name the resumable work: any change starts afresh.
+    fingerprint = extraction_fingerprint(name, checkpoint, image_size, hashlib.sha256(ids.tobytes()).hexdigest(),
+                                         hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest())
     work_dir = PARTIAL_ROOT / fingerprint
 
     model, preprocessing = load_backbone(name, checkpoint)
