@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -99,22 +100,38 @@ def full(params: Path = PARAMS_OPTION) -> None:
     run_full(_params(params))
 
 
+class ReportScope(str, Enum):
+    run = "run"
+    all = "all"
+
+
+ALL_COMMITS_OPTION = typer.Option(False, "--all-commits", help="also experiments based on earlier commits")
+
+
 @app.command()
 @friendly_errors
-def report(params: Path = PARAMS_OPTION) -> None:
-    """Results table across rounds of this workspace; writes metrics.json and reports/."""
-    from stages.report import run_report
+def report(
+    scope: ReportScope = typer.Option(ReportScope.all, help="run: this workspace's rounds (the DVC stage); all: every experiment"),
+    all_commits: bool = ALL_COMMITS_OPTION,
+    out: Path = typer.Option(Path("reports/compare"), help="where scope 'all' writes index.html, summary.md and figures"),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Figures and tables: of this run (metrics.json, reports/) or of every experiment (reports/compare/)."""
+    from stages.report import run_report, run_report_all
 
-    run_report(_params(params))
+    if scope is ReportScope.run:
+        run_report(_params(params))
+    else:
+        run_report_all(all_commits=all_commits, out=out)
 
 
 @app.command()
 @friendly_errors
-def compare() -> None:
-    """Results table across all DVC experiments of this repo (top-1 per round, imbalance)."""
+def compare(all_commits: bool = ALL_COMMITS_OPTION) -> None:
+    """Print top-1 per label count and final imbalance for the workspace and every DVC experiment."""
     from stages.report import run_compare
 
-    run_compare()
+    run_compare(all_commits=all_commits)
 
 
 @app.command()

@@ -77,10 +77,12 @@ def test_stages_in_process(workspace):
     al("select", "r01")
     assert Path("runs/r01/queried.parquet").read_bytes() == first
 
-    result = al("report")
+    result = al("report", "--scope", "run")
     assert "| r02 | 50 |" in result.output
     summary = yaml.safe_load(Path("metrics.json").read_text())
-    assert set(summary) == {"labels", "final_top1", "final_top5", "mean_top1", "final_imbalance", "full_top1"}
+    assert set(summary) == {"labels", "final_top1", "final_top5", "mean_top1", "final_imbalance", "full_top1", "full_top5"}
+    for stem in ("learning_curves", "balance", "class_histograms"):
+        assert Path(f"reports/figures/{stem}.png").stat().st_size > 1000
     assert summary["labels"] == 50
     # The fake classes are trivially separable by their bright band: learning must show.
     assert summary["full_top1"] > 0.5
@@ -176,6 +178,8 @@ def test_dvc_repro_then_experiment_reuses_embeddings(workspace):
     out = run("dvc", "repro")
     assert "Running stage 'embed'" in out
     assert Path("metrics.json").exists()
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "results of the default sampler")
     out = run("dvc", "exp", "run", "-S", "sampler=random")
     assert "Running stage 'embed'" not in out
     assert "Running stage 'train@r00'" not in out  # the first head does not depend on the sampler
@@ -185,3 +189,10 @@ def test_dvc_repro_then_experiment_reuses_embeddings(workspace):
     assert "sampler=random" in Path("reports/table.md").read_text()
     shown = run("dvc", "exp", "show", "--csv")
     assert "final_top1" in shown and "random" in shown
+    # `al report` gathers the baseline commit (base) and the experiment (random, also the workspace).
+    run("al", "report")
+    experiments = pl.read_csv("reports/compare/experiments.csv")
+    assert sorted(experiments["sampler"].to_list()) == ["base", "random"]
+    assert Path("reports/compare/index.html").exists()
+    compared = run("al", "compare")
+    assert "top1@50" in compared

@@ -1,0 +1,86 @@
+"""index.html and summary.md of the comparison report: the figures and tables, no network needed."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import polars as pl
+
+from al_core.artifacts import atomic_path
+
+CAPTIONS = {
+    "learning_curves": "Test accuracy against labels used, one line per sampler (mean over seeds with a 95% "
+                       "t-interval band when several seeds exist). Dashed: the same head trained on every pool label.",
+    "balance": "Class imbalance ratio (most / least labeled class; an unlabeled class counts as 1) and normalised "
+               "entropy of the labeled set's class distribution, per round.",
+    "class_histograms": "Labels per class of the labeled set, classes sorted from least to most labeled "
+                        "(mean over seeds of each seed's sorted counts), for rounds x samplers.",
+}
+TABLE_TITLES = {
+    "labels_needed": "Labels needed to reach a fraction of the full-data top-1 (paper Table 3)",
+    "experiments": "Experiments",
+}
+# Marks <body data-images-loaded="k/n">: how many figures actually decoded (read by the screenshot check).
+IMAGE_CHECK = """<script>
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var loaded = images.filter(function (img) { return img.complete && img.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-images-loaded", loaded + "/" + images.length);
+});
+</script>"""
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def _html_table(frame: pl.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in frame.iter_rows())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def markdown_table(frame: pl.DataFrame, columns: list[str] | None = None) -> str:
+    frame = frame.select(columns or frame.columns)
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join(lines) + "\n"
+
+
+def write_pages(comparison, tables: dict[str, pl.DataFrame], figures: dict[str, list[Path]], out: Path) -> Path:
+    """Write ``out/index.html`` and ``out/summary.md``; both link figures by relative path."""
+    samplers = ", ".join(comparison.groups)
+    experiments = comparison.rounds["experiment"].n_unique()
+    intro = f"{experiments} experiment(s); samplers: {samplers}. Written by `al report`."
+    html_parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Active learning report</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}</style>",
+        "</head><body>",
+        "<h1>Active learning report</h1>",
+        f"<p>{html.escape(intro)}</p>",
+    ]
+    markdown_parts = ["# Active learning report", "", intro, ""]
+    for name, paths in figures.items():
+        svg = next(p for p in paths if p.suffix == ".svg").name
+        png = next(p for p in paths if p.suffix == ".png").name
+        title = name.replace("_", " ").capitalize()
+        html_parts.append(
+            f"<h2>{title}</h2><figure><img src='{svg}' alt='{title}'>"
+            f"<figcaption>{html.escape(CAPTIONS[name])} (<a href='{png}'>PNG</a>, <a href='{svg}'>SVG</a>)</figcaption></figure>"
+        )
+        markdown_parts += [f"## {title}", "", f"![{title}]({png})", "", CAPTIONS[name], ""]
+    for name, frame in tables.items():
+        html_parts.append(f"<h2>{html.escape(TABLE_TITLES[name])}</h2>{_html_table(frame)}")
+        markdown_parts += [f"## {TABLE_TITLES[name]}", "", markdown_table(frame)]
+    html_parts += [IMAGE_CHECK, "</body></html>"]
+    index = out / "index.html"
+    with atomic_path(index, suffix=".html") as tmp:
+        tmp.write_text("\n".join(html_parts) + "\n")
+    with atomic_path(out / "summary.md", suffix=".md") as tmp:
+        tmp.write_text("\n".join(markdown_parts))
+    return index
