@@ -33,6 +33,8 @@ COMPARE_DIR = REPORTS_DIR / "compare"
 SUMMARY = "metrics.json"
 REACH_FRACTIONS = (0.90, 0.95, 0.99, 1.00)
 HISTOGRAM_ROUNDS = 4
+# Where each metric can lie: the symmetric t-interval is clipped to it for display.
+METRIC_BOUNDS = {"top1": (0.0, 1.0), "top5": (0.0, 1.0), "entropy": (0.0, 1.0), "imbalance_ratio": (1.0, np.inf)}
 
 
 def collect_rounds(params: Params) -> pl.DataFrame:
@@ -224,11 +226,14 @@ class Comparison:
         return cls(rounds=rounds, full=full, groups=groups)
 
     def bands(self, metric: str, x: str) -> pl.DataFrame:
-        """Per group and ``x``: mean over seeds of ``metric`` and its 95% t-interval."""
+        """Per group and ``x``: mean over seeds of ``metric`` and its 95% t-interval (clipped to
+        the metric's range: accuracies and entropy in [0, 1], imbalance ratio >= 1)."""
         rows = []
         keep = ["round"] if x == "round_index" else []
+        lowest, highest = METRIC_BOUNDS.get(metric, (-np.inf, np.inf))
         for key, part in self.rounds.group_by(["group", x] + keep, maintain_order=True):
             mean, low, high = mean_confidence_band(part[metric].to_numpy())
+            low, high = max(low, lowest), min(high, highest)
             rows.append(dict(zip(["group", x] + keep, key)) | {"mean": mean, "low": low, "high": high, "seeds": part.height})
         return pl.DataFrame(rows).sort("group", x)
 

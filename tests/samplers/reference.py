@@ -106,3 +106,81 @@ def badge(features, weight, bias, labeled_mask, budget, rng):
         cumulative = np.cumsum(nearest)
         picked.append(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")))
     return [candidates[j] for j in picked]
+
+
+def margin_clustering(logits, labeled_mask, budget, cluster_ids, factor):
+    """Cluster-Margin from its definition: candidates, then round-robin, smallest cluster first."""
+    margins = {}
+    for i, z in enumerate(logits):
+        if not labeled_mask[i]:
+            p = sorted(softmax(z), reverse=True)
+            margins[i] = p[0] - p[1]
+    candidates = rank(margins, factor * budget)
+    members = {}
+    for i in candidates:  # candidates are in increasing margin, so each list is too
+        members.setdefault(int(cluster_ids[i]), []).append(i)
+    clusters = sorted(members, key=lambda c: (len(members[c]), c))
+    picked = []
+    depth = 0
+    while len(picked) < min(budget, len(candidates)):
+        for c in clusters:
+            if depth < len(members[c]) and len(picked) < budget:
+                picked.append(members[c][depth])
+        depth += 1
+    return picked
+
+
+def balancing(features, labels, labeled_mask, budget, permutation):
+    """Aggarwal et al.'s balancing, recomputing counts and centres from scratch at every pick."""
+    n_classes = int(max(labels)) + 1
+    labeled = [i for i in range(len(features)) if labeled_mask[i]]
+    unlabeled = [i for i in range(len(features)) if not labeled_mask[i]]
+    random_order = [unlabeled[j] for j in permutation]
+    picked = []
+    for step in range(budget):
+        members = labeled + picked
+        counts = [sum(1 for i in members if labels[i] == c) for c in range(n_classes)]
+        mean = sum(counts) / n_classes
+        majority = [c for c in range(n_classes) if counts[c] > mean]
+        minority = [c for c in range(n_classes) if counts[c] <= mean]
+        balancing_now = False
+        if majority:
+            gap = sum(counts[c] for c in majority) / len(majority) - sum(counts[c] for c in minority) / len(minority)
+            balancing_now = budget - step <= len(minority) * gap
+        if not balancing_now:
+            picked.append(next(i for i in random_order if i not in picked))
+            continue
+
+        def centre(c):
+            rows = [np.asarray(features[i], np.float64) for i in members if labels[i] == c]
+            return sum(rows) / len(rows)
+
+        rarest = counts.index(min(counts))
+        best, best_ratio = None, math.inf
+        for i in unlabeled:
+            if i in picked:
+                continue
+            x = np.asarray(features[i], np.float64)
+            numerator = float(np.sum((x - centre(rarest)) ** 2)) if counts[rarest] else 1.0
+            denominator = min(float(np.sum((x - centre(c)) ** 2)) for c in majority)
+            ratio = numerator / denominator if denominator > 0 else math.inf
+            if ratio < best_ratio:
+                best, best_ratio = i, ratio
+        picked.append(best)
+    return picked
+
+
+def average_linkage(points, weights, clusters):
+    """Weighted average-linkage HAC by brute force: merge the closest pair of groups until done."""
+    groups = [[i] for i in range(len(points))]
+
+    def distance(a, b):
+        total = sum(weights[i] * weights[j] * math.dist(points[i], points[j]) for i in a for j in b)
+        return total / (sum(weights[i] for i in a) * sum(weights[j] for j in b))
+
+    while len(groups) > clusters:
+        pairs = [(distance(groups[a], groups[b]), a, b) for a in range(len(groups)) for b in range(a + 1, len(groups))]
+        _, a, b = min(pairs)
+        groups[a] = groups[a] + groups[b]
+        del groups[b]
+    return sorted(sorted(group) for group in groups)

@@ -1,0 +1,165 @@
+"""The comparison report: curve statistics, grouping, figures, pages, and a headless-Chromium check."""
+
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import polars as pl
+import pytest
+
+from al_core.curves import labels_to_reach, mean_confidence_band, sorted_class_counts, student_t_quantile
+from al_core.errors import InputError
+from stages import report
+from stages.report import Comparison, Experiment
+
+
+@pytest.mark.parametrize("dof, expected", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (30, 2.0423)])
+def test_student_t_quantiles_match_the_printed_table(dof, expected):
+    assert student_t_quantile(0.975, dof) == pytest.approx(expected, abs=1e-4)
+
+
+def test_t_quantile_approaches_the_normal_one():
+    assert student_t_quantile(0.975, 100_000) == pytest.approx(1.95996, abs=1e-4)
+    with pytest.raises(InputError):
+        student_t_quantile(0.4, 3)
+
+
+def test_confidence_band():
+    mean, low, high = mean_confidence_band(np.array([1.0, 2.0, 3.0]))
+    half = 4.302652729749464 / math.sqrt(3)  # t(0.975, 2) * sd 1 / sqrt(3)
+    assert (mean, low, high) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    assert mean_confidence_band(np.array([0.7])) == (0.7, 0.7, 0.7)
+
+
+def test_labels_to_reach_and_sorted_counts():
+    labels, accuracy = np.array([300, 100, 200]), np.array([0.9, 0.5, 0.8])
+    assert labels_to_reach(labels, accuracy, 0.8) == 200
+    assert labels_to_reach(labels, accuracy, 0.95) is None
+    # Sorted per seed, then averaged: seeds whose rare classes differ keep the skewed shape.
+    assert sorted_class_counts(np.array([[1, 9], [9, 1]])).tolist() == [1.0, 9.0]
+
+
+def rounds_frame(sampler: str, top1: list[float], counts: list[list[int]]) -> pl.DataFrame:
+    labels = [sum(c) for c in counts]
+    return pl.DataFrame({
+        "round": [f"r{i:02d}" for i in range(len(top1))],
+        "sampler": [sampler] * len(top1),
+        "labels": labels,
+        "top1": top1,
+        "top5": [min(1.0, t + 0.1) for t in top1],
+        "imbalance_ratio": [max(c) / max(min(c), 1) for c in counts],
+        "entropy": [0.9] * len(top1),
+        "missing_classes": [sum(v == 0 for v in c) for c in counts],
+        "class_counts": [" ".join(map(str, c)) for c in counts],
+    })
+
+
+def experiment(name, sampler, seed, top1, counts=None, full=0.8, **params):
+    counts = counts or [[5 * (i + 1), 5 * (i + 1), 10 * (i + 1)] for i in range(len(top1))]
+    return Experiment(name, {"sampler": sampler, "seed": seed, "budget": 10, **params},
+                      rounds_frame(sampler, top1, counts), {"top1": full, "top5": 0.99})
+
+
+@pytest.fixture
+def experiments():
+    return [
+        experiment("a", "random", 0, [0.50, 0.60, 0.70]),
+        experiment("b", "random", 1, [0.52, 0.64, 0.72]),
+        experiment("c", "base", 0, [0.50, 0.70, 0.80]),
+        experiment("d", "base", 1, [0.54, 0.74, 0.82], full=0.82),
+    ]
+
+
+def test_comparison_groups_seeds_into_bands(experiments):
+    comparison = Comparison.of(experiments)
+    assert comparison.groups == ["random", "base"]  # registry order
+    bands = comparison.bands("top1", "labels")
+    row = bands.filter((pl.col("group") == "base") & (pl.col("labels") == 40)).row(0, named=True)
+    expected = mean_confidence_band(np.array([0.70, 0.74]))
+    assert (row["mean"], row["low"], row["high"], row["seeds"]) == pytest.approx((*expected, 2))
+
+
+def test_labels_needed_uses_the_mean_curve_and_the_full_data_accuracy(experiments):
+    table = Comparison.of(experiments).labels_needed()
+    base = table.filter(pl.col("sampler") == "base").row(0, named=True)
+    # full top-1 of base: mean(0.80, 0.82) = 0.81; mean curve 0.52, 0.72, 0.81.
+    assert base["full-data top-1"] == "0.8100"
+    assert base["90% of full"] == "60"  # 0.72 at 40 labels is just short of 0.9 * 0.81 = 0.729
+    assert base["best top-1"] == "0.8100 @ 60"
+    random = table.filter(pl.col("sampler") == "random").row(0, named=True)
+    assert random["100% of full"] == "> 60"
+
+
+def test_group_names_show_other_varied_params():
+    runs = [experiment("a", "base", 0, [0.5, 0.6]), experiment("b", "base", 0, [0.5, 0.7], budget=20)]
+    assert Comparison.of(runs).groups == ["base, budget=10", "base, budget=20"]
+
+
+def test_histograms_pick_evenly_spaced_rounds_first_and_last():
+    counts = [[i + 1, 2 * (i + 1)] for i in range(8)]
+    comparison = Comparison.of([experiment("a", "margin", 0, [0.1 * i for i in range(8)], counts=counts)])
+    histograms = comparison.histograms(max_rounds=4)
+    assert histograms["round"].to_list() == ["r00", "r02", "r05", "r07"]
+    assert histograms["counts"][-1].to_list() == [8.0, 16.0]
+
+
+def test_identical_runs_are_reported_once(monkeypatch):
+    same = experiment("workspace", "base", 0, [0.5, 0.6])
+    monkeypatch.setattr(report, "workspace_experiment", lambda: same)
+    monkeypatch.setattr(report, "_dvc_experiment_revs", lambda all_commits: [])
+    assert len(report.gather_experiments()) == 1
+
+
+def test_no_experiments_is_a_clear_error():
+    with pytest.raises(InputError, match="dvc exp run"):
+        Comparison.of([])
+
+
+@pytest.fixture
+def written_report(experiments, tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "gather_experiments", lambda all_commits=False: experiments)
+    return report.run_report_all(out=tmp_path / "compare")
+
+
+def test_report_writes_figures_tables_and_pages(written_report):
+    out = written_report.parent
+    for stem in ("learning_curves", "balance", "class_histograms"):
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (out / f"{stem}.svg").read_bytes()[:1000]
+    page = written_report.read_text()
+    assert page.count("<img ") == 3 and "labels needed" in page.lower()
+    summary = (out / "summary.md").read_text()
+    assert "![Learning curves](learning_curves.png)" in summary
+    assert pl.read_csv(out / "experiments.csv").height == 4
+
+
+def test_figures_are_byte_stable(experiments, tmp_path):
+    first = report.write_figures(Comparison.of(experiments), tmp_path / "one")
+    second = report.write_figures(Comparison.of(experiments), tmp_path / "two")
+    for paths_one, paths_two in zip(first.values(), second.values()):
+        for one, two in zip(paths_one, paths_two):
+            assert one.read_bytes() == two.read_bytes(), one.name
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (test.sh installs it when run as root)")
+def test_index_html_shows_every_figure_in_headless_chromium(written_report, tmp_path):
+    url = written_report.resolve().as_uri()
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, *profile, "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert 'data-images-loaded="3/3"' in dom, dom[:500]
+    screenshot = tmp_path / "page.png"
+    subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, *profile, f"--screenshot={screenshot}", "--window-size=1200,2400", url],
+                   capture_output=True, timeout=120, check=True)
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(screenshot).convert("L"))
+    # A blank page is one colour; the figures' lines, bars and text give many distinct grey levels.
+    assert len(np.unique(pixels)) > 50
+    assert (pixels < 128).mean() > 0.005
