@@ -3,4 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SKIP_DATASET=1 source scripts/setup.sh
+# Headless Chromium for the report's screenshot test (tests/test_report.py); skipped without it.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "test: installing Debian package chromium (headless check of reports/compare/index.html)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+        || echo "test: could not install chromium; the screenshot test will be skipped" >&2
+fi
 python -m pytest -q "$@"

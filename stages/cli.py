@@ -93,6 +93,15 @@ def select_command(round_name: str, params: Path = PARAMS_OPTION) -> None:
 
 @app.command()
 @friendly_errors
+def cluster(params: Path = PARAMS_OPTION) -> None:
+    """Cluster the pool's features once (k-means codebook + average linkage) for margin_clustering."""
+    from stages.cluster import run_cluster
+
+    run_cluster(_params(params))
+
+
+@app.command()
+@friendly_errors
 def full(params: Path = PARAMS_OPTION) -> None:
     """Train the same head on every pool label once: the full-data reference."""
     from stages.rounds import run_full
@@ -105,14 +114,14 @@ class ReportScope(str, Enum):
     all = "all"
 
 
-ALL_COMMITS_OPTION = typer.Option(False, "--all-commits", help="also experiments based on earlier commits")
+HEAD_ONLY_OPTION = typer.Option(False, "--head-only", help="only experiments based on the current commit")
 
 
 @app.command()
 @friendly_errors
 def report(
     scope: ReportScope = typer.Option(ReportScope.all, help="run: this workspace's rounds (the DVC stage); all: every experiment"),
-    all_commits: bool = ALL_COMMITS_OPTION,
+    head_only: bool = HEAD_ONLY_OPTION,
     out: Path = typer.Option(Path("reports/compare"), help="where scope 'all' writes index.html, summary.md and figures"),
     params: Path = PARAMS_OPTION,
 ) -> None:
@@ -122,16 +131,16 @@ def report(
     if scope is ReportScope.run:
         run_report(_params(params))
     else:
-        run_report_all(all_commits=all_commits, out=out)
+        run_report_all(head_only=head_only, out=out)
 
 
 @app.command()
 @friendly_errors
-def compare(all_commits: bool = ALL_COMMITS_OPTION) -> None:
+def compare(head_only: bool = HEAD_ONLY_OPTION) -> None:
     """Print top-1 per label count and final imbalance for the workspace and every DVC experiment."""
     from stages.report import run_compare
 
-    run_compare(all_commits=all_commits)
+    run_compare(head_only=head_only)
 
 
 @app.command()
@@ -150,7 +159,7 @@ def samplers() -> None:
 
     for name, spec in sorted(SAMPLERS.items()):
         needs = ", ".join(sorted(spec.needs)) or "-"
-        typer.echo(f"{name:12s} needs: {needs:22s} {spec.summary}")
+        typer.echo(f"{name:20s} needs: {needs:22s} {spec.summary}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ PARAMS_FILE = Path("params.yaml")
 PREPARE_DIR = Path("data/prepare")
 EMBED_DIR = Path("data/embed")
 FULL_DIR = Path("data/full")
+CLUSTER_DIR = Path("data/cluster")
 RUNS_DIR = Path("runs")
 REPORTS_DIR = Path("reports")
 INIT_ROUND = "init"
@@ -25,6 +26,7 @@ IMAGES = PREPARE_DIR / "images.npy"
 FEATURES = EMBED_DIR / "features.npy"
 FEATURE_STATS = EMBED_DIR / "stats.npz"
 EMBED_META = EMBED_DIR / "meta.json"
+CLUSTERS = CLUSTER_DIR / "clusters.npy"
 
 LABELED_COLUMNS = {"id": (pl.Int64,), "label": (pl.Int64,), "round": (pl.String,), "sampler": (pl.String,)}
 QUERIED_COLUMNS = {"id": (pl.Int64,), "round": (pl.String,), "sampler": (pl.String,), "score": (pl.Float64,), "rank": (pl.Int64,)}

@@ -2,8 +2,8 @@
 
 ``al report --scope run`` (the ``report`` stage) reads ``runs/*/metrics.json`` and writes
 ``metrics.json``, ``reports/rounds.csv``, ``reports/table.md`` and ``reports/figures/``.
-``al report`` (scope ``all``) gathers the workspace and every DVC experiment of the current
-commit (``--all-commits``: of every commit) from their committed ``reports/rounds.csv`` and
+``al report`` (scope ``all``) gathers the workspace and every DVC experiment (of any baseline
+commit; ``--head-only``: of the current one) from their committed ``reports/rounds.csv`` and
 ``metrics.json`` and writes ``reports/compare/``: figures, ``index.html``, ``summary.md``, CSVs.
 """
 
@@ -116,8 +116,12 @@ def run_report(params: Params) -> None:
 
 
 def workspace_experiment() -> Experiment | None:
-    """The workspace's last ``report`` output, if it has one."""
+    """The workspace's last ``report`` output, if it has one and ``dvc status`` finds it current."""
     if not ROUNDS_CSV.exists():
+        return None
+    status = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
+    if status.returncode != 0 or json.loads(status.stdout or "{}"):
+        print("report: leaving out the workspace: it has changes `dvc repro` has not run yet")
         return None
     summary = read_json(Path(SUMMARY)) if Path(SUMMARY).exists() else {}
     return Experiment("workspace", flatten(Params().data), pl.read_csv(ROUNDS_CSV), _full_from_summary(summary))
@@ -129,9 +133,13 @@ def _full_from_summary(summary: dict) -> dict | None:
     return {"top1": summary["full_top1"], "top5": summary.get("full_top5")}
 
 
-def _dvc_experiment_revs(all_commits: bool) -> list[dict]:
-    """Name, rev and params of every experiment ``dvc exp show --json`` lists (baselines included)."""
-    command = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if all_commits else [])
+def _dvc_experiment_revs(head_only: bool) -> list[dict]:
+    """Name, rev, timestamp and params of every run ``dvc exp show --json`` lists, newest first.
+
+    Without ``head_only`` this is ``--all-commits``: experiments stay in the report after their
+    baseline commit is no longer HEAD.
+    """
+    command = ["dvc", "exp", "show", "--json"] + ([] if head_only else ["--all-commits"])
     try:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as error:
@@ -143,14 +151,15 @@ def _dvc_experiment_revs(all_commits: bool) -> list[dict]:
         params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
         rev = data.get("rev") or entry.get("rev")
         if rev and rev != "workspace" and params:
-            found.append({"name": entry.get("name") or rev[:7], "rev": rev, "params": params})
+            found.append({"name": entry.get("name") or rev[:7], "rev": rev, "params": params,
+                          "timestamp": data.get("timestamp") or ""})
         for experiment in entry.get("experiments") or []:
             for executed in experiment.get("revs") or []:
                 visit(executed)
 
     for baseline in json.loads(output or "[]"):
         visit(baseline)
-    return found
+    return sorted(found, key=lambda entry: entry["timestamp"], reverse=True)
 
 
 def _git_show(rev: str, path: str) -> str | None:
@@ -158,30 +167,39 @@ def _git_show(rev: str, path: str) -> str | None:
     return shown.stdout if shown.returncode == 0 else None
 
 
-def gather_experiments(all_commits: bool = False) -> list[Experiment]:
+def gather_experiments(head_only: bool = False) -> list[Experiment]:
     """The workspace plus every DVC experiment with a committed reports/rounds.csv.
 
-    Runs with identical params and identical results are one run (the baseline commit and the
-    queued experiment that reproduced it); the first seen is kept.
+    One run per parameter set (the params all runs have): the workspace's, else the newest. Runs
+    with equal params are the same run (a baseline commit and the queued experiment that reproduced it) or a rerun with
+    other code; counting them twice would fake extra seeds.
     """
     experiments = []
     workspace = workspace_experiment()
     if workspace is not None:
         experiments.append(workspace)
-    for entry in tqdm(_dvc_experiment_revs(all_commits), desc="report: reading experiments", unit="exp", leave=False):
+    for entry in tqdm(_dvc_experiment_revs(head_only), desc="report: reading experiments", unit="exp", leave=False):
         rounds_text = _git_show(entry["rev"], ROUNDS_CSV.as_posix())
         if rounds_text is None:
             continue
         summary_text = _git_show(entry["rev"], SUMMARY)
         full = _full_from_summary(json.loads(summary_text)) if summary_text else None
         experiments.append(Experiment(entry["name"], flatten(entry["params"]), pl.read_csv(io.StringIO(rounds_text)), full))
+    shared = shared_keys(experiments)
     unique, seen = [], set()
     for experiment in experiments:
-        key = (json.dumps(experiment.params, sort_keys=True, default=str), experiment.rounds.write_csv())
+        key = json.dumps({k: experiment.params[k] for k in shared}, sort_keys=True, default=str)
         if key not in seen:
             seen.add(key)
             unique.append(experiment)
     return unique
+
+
+def shared_keys(experiments: list[Experiment]) -> list[str]:
+    """Params every experiment has: a key added to params.yaml later cannot tell older runs apart."""
+    if not experiments:
+        return []
+    return sorted(set.intersection(*(set(experiment.params) for experiment in experiments)))
 
 
 def group_name(params: dict, varying: list[str]) -> str:
@@ -202,7 +220,7 @@ class Comparison:
     def of(cls, experiments: list[Experiment]) -> "Comparison":
         if not experiments:
             raise InputError("no finished experiments found: run `dvc repro` or `dvc exp run -S sampler=...` first")
-        keys = sorted({key for experiment in experiments for key in experiment.params})
+        keys = shared_keys(experiments)
         varying = [key for key in keys if len({json.dumps(e.params.get(key), default=str) for e in experiments}) > 1]
         frames, full_rows = [], []
         for experiment in experiments:
@@ -290,9 +308,9 @@ def write_figures(comparison: Comparison, directory: Path) -> dict[str, list[Pat
     }
 
 
-def run_report_all(all_commits: bool = False, out: Path = COMPARE_DIR) -> Path:
+def run_report_all(head_only: bool = False, out: Path = COMPARE_DIR) -> Path:
     """Every experiment: figures, CSVs, summary.md and index.html in ``out``; returns index.html."""
-    experiments = gather_experiments(all_commits)
+    experiments = gather_experiments(head_only)
     comparison = Comparison.of(experiments)
     out.mkdir(parents=True, exist_ok=True)
     figures_written = write_figures(comparison, out)
@@ -308,9 +326,9 @@ def run_report_all(all_commits: bool = False, out: Path = COMPARE_DIR) -> Path:
     return index
 
 
-def run_compare(all_commits: bool = False) -> pl.DataFrame:
+def run_compare(head_only: bool = False) -> pl.DataFrame:
     """Print one row per experiment: top-1 at each label count, then final imbalance."""
-    comparison = Comparison.of(gather_experiments(all_commits))
+    comparison = Comparison.of(gather_experiments(head_only))
     wide = (comparison.rounds.with_columns(pl.format("top1@{}", pl.col("labels")).alias("at"))
             .pivot(on="at", index=["experiment", "group", "seed"], values="top1", aggregate_function="first"))
     finals = comparison.experiments_table().select("experiment", pl.col("final imbalance"))

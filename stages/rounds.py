@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import polars as pl
 
-from al_core.artifacts import read_npz, write_json, write_npz, write_parquet
+from al_core.artifacts import read_npy, read_npz, write_json, write_npz, write_parquet
 from al_core.errors import InputError
 from al_core.metrics import label_statistics, topk_accuracy
 from stages.common import (
-    FEATURE_STATS, FULL_DIR, Params, PoolTable, load_features, load_labeled, load_queried,
+    CLUSTERS, FEATURE_STATS, FULL_DIR, Params, PoolTable, load_features, load_labeled, load_queried,
     pool_positions, round_dir,
 )
 
@@ -131,6 +131,23 @@ def run_evaluate(params: Params, round_name: str) -> None:
           f"top-5 {metrics['top5']:.4f}, imbalance {metrics['imbalance_ratio']:.2f}")
 
 
+SELECT_OPTIONS = ("partitions", "candidates_factor")  # params.yaml select.<key> -> sampler option
+
+
+def sampler_options(params: Params, spec, pool_size: int) -> dict | None:
+    """The options ``spec`` takes, from ``select.*`` in params and the cached pool clustering."""
+    if spec is None:
+        return None
+    options = {key: params.get(f"select.{key}", int) for key in SELECT_OPTIONS if key in spec.options}
+    if "cluster_ids" in spec.options:
+        cluster_ids = read_npy(CLUSTERS, mmap=False)
+        if cluster_ids.shape != (pool_size,):
+            raise InputError(f"{CLUSTERS} has {cluster_ids.shape[0]} entries but the pool has {pool_size} items; "
+                             "run `dvc repro cluster` (or `al cluster`) again")
+        options["cluster_ids"] = cluster_ids
+    return options or None
+
+
 def run_select(params: Params, round_name: str) -> None:
     """Write runs/<round>/queried.parquet: the ``budget`` items to label next (id, round,
     sampler, score, rank), chosen by ``sampler`` from the unlabeled pool."""
@@ -143,9 +160,9 @@ def run_select(params: Params, round_name: str) -> None:
     sampler = params.get("sampler", str)
     budget = params.get("budget", int)
     spec = SAMPLERS.get(sampler)
-    # Only oracle baselines (documented as cheating) get to read the pool's true labels.
+    # Only samplers that declare it (the oracle, and balancing's sequential annotation) read labels.
     reads_labels = spec is not None and "labels" in spec.needs
-    options = {"partitions": params.get("select.partitions", int)} if spec and "partitions" in spec.options else None
+    options = sampler_options(params, spec, len(pool_ids))
     labeled_mask = np.zeros(len(pool_ids), dtype=bool)
     labeled_mask[pool_positions(pool_ids, labeled["id"].to_numpy(), round_dir(round_name) / "labeled.parquet")] = True
     features = load_features()

@@ -104,11 +104,16 @@ def test_histograms_pick_evenly_spaced_rounds_first_and_last():
     assert histograms["counts"][-1].to_list() == [8.0, 16.0]
 
 
-def test_identical_runs_are_reported_once(monkeypatch):
-    same = experiment("workspace", "base", 0, [0.5, 0.6])
-    monkeypatch.setattr(report, "workspace_experiment", lambda: same)
-    monkeypatch.setattr(report, "_dvc_experiment_revs", lambda all_commits: [])
-    assert len(report.gather_experiments()) == 1
+def test_one_run_per_parameter_set_the_first_seen_wins(monkeypatch):
+    newest = experiment("workspace", "base", 0, [0.5, 0.6], added_later=3)
+    older = experiment("older", "base", 0, [0.4, 0.5])  # same params, from before a key was added
+    other_seed = experiment("other", "base", 1, [0.4, 0.5])
+    monkeypatch.setattr(report, "workspace_experiment", lambda: newest)
+    revs = [{"name": e.name, "rev": e.name, "params": e.params} for e in (older, other_seed)]
+    monkeypatch.setattr(report, "_dvc_experiment_revs", lambda head_only: revs)
+    texts = {e.name: e.rounds.write_csv() for e in (older, other_seed)}
+    monkeypatch.setattr(report, "_git_show", lambda rev, path: texts[rev] if path.endswith(".csv") else None)
+    assert [e.name for e in report.gather_experiments()] == ["workspace", "other"]
 
 
 def test_no_experiments_is_a_clear_error():
@@ -118,7 +123,7 @@ def test_no_experiments_is_a_clear_error():
 
 @pytest.fixture
 def written_report(experiments, tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "gather_experiments", lambda all_commits=False: experiments)
+    monkeypatch.setattr(report, "gather_experiments", lambda head_only=False: experiments)
     return report.run_report_all(out=tmp_path / "compare")
 
 

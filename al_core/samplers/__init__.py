@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from al_core.errors import InputError
-from al_core.samplers import badge, boundary, coreset, oracle, uncertainty  # noqa: F401  (registers the samplers)
+from al_core.samplers import badge, balancing, boundary, cluster_margin, coreset, oracle, uncertainty  # noqa: F401  (registers the samplers)
 from al_core.samplers.pool import DEFAULT_CHUNK_SIZE, Pool, make_pool
 from al_core.samplers.registry import SAMPLERS, Selection, SamplerSpec
 
@@ -64,10 +64,11 @@ def select_with_scores(
         features: ``(N, d)`` float, may be memory-mapped.
         head_weight, head_bias: ``(C, d)`` and ``(C,)`` linear head on ``features``.
         logits: ``(N, C)`` instead of (or beside) features: used for the scores when given.
-        labels: ``(N,) int`` true labels, read only by oracle samplers.
+        labels: ``(N,) int`` true labels, read only by the oracle ``balanced_random`` and by
+            ``balancing`` (labeled items' labels, and each pick's as if annotated at once).
         chunk_size: rows per streamed block; results do not depend on it.
         options: sampler-specific settings, e.g. ``{"partitions": 10}`` for the partitioned
-            samplers; unknown keys are an error.
+            samplers, ``{"cluster_ids": ids}`` for ``margin_clustering``; unknown keys are an error.
     """
     if name not in SAMPLERS:
         raise InputError(f"unknown sampler {name!r}; known samplers: {', '.join(sorted(SAMPLERS))}")
