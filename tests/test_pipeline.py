@@ -116,7 +116,7 @@ def test_errors_are_one_clear_line(workspace, tmp_path):
     al("train", "r00", "init")
     result = CliRunner().invoke(app, ["select", "r00"])
     assert result.exit_code == 2
-    assert "unknown sampler 'bsae'; known samplers: badge, balanced_random, base, confidence" in result.output
+    assert "unknown sampler 'bsae'; known samplers: badge, balanced_random, balancing, base, confidence" in result.output
 
     result = CliRunner().invoke(app, ["evaluate", "r01"])
     assert result.exit_code == 2 and "runs/r01/head.npz does not exist" in result.output
