@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from al_core.samplers import SAMPLERS, select_with_scores
+from al_core.clustering import cluster_pool
+from al_core.errors import InputError
 from al_core.metrics import class_counts, imbalance_ratio
+from al_core.samplers import SAMPLERS, select_with_scores
 
 HEAD_SAMPLERS = ("base", "mase", "margin", "confidence", "entropy")
-FEATURE_SAMPLERS = ("coreset", "partitioned_coreset", "badge", "partitioned_badge")  # need features even beside logits
+FEATURE_SAMPLERS = ("coreset", "partitioned_coreset", "badge", "partitioned_badge", "balancing")  # need features even beside logits
 
 
 def build_pool(workdir: Path, n: int, d: int, c: int, seed: int, chunk: int = 65536):
@@ -122,6 +124,8 @@ def main() -> None:
     parser.add_argument("--sources", default="features,logits", help="inputs to time each sampler from")
     parser.add_argument("--partitions", type=int, default=10, help="p of the partitioned samplers")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    parser.add_argument("--clusters", type=int, default=1000, help="margin_clustering: average-linkage clusters")
+    parser.add_argument("--codebook-size", type=int, default=2048, help="margin_clustering: k-means codebook")
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/selection.json"))
     parser.add_argument("--seed", type=int, default=0)
@@ -137,18 +141,33 @@ def main() -> None:
     logits, matmul_seconds = logits_file(args.workdir, features, weight, bias, args.chunk_size)
     print(f"bare logits product: {matmul_seconds:.1f} s ({2 * args.n * args.d * args.c / matmul_seconds / 1e9:.0f} GFLOP/s)")
     results = []
+    clustering = None
+    if "margin_clustering" in args.samplers.split(","):
+        cluster_ids, seconds, peak = timed(lambda: cluster_pool(features, args.clusters, codebook_size=args.codebook_size, seed=args.seed, progress=True))
+        sizes = np.bincount(cluster_ids)
+        clustering = {"clusters": int(sizes.size), "codebook_size": args.codebook_size, "seconds": round(seconds, 1),
+                      "peak_traced_gib": round(peak / 2**30, 3), "largest": int(sizes.max()), "median": float(np.median(sizes))}
+        print(f"clustering (once, cached across rounds): {clustering}", flush=True)
     for name in args.samplers.split(","):
         for source in args.sources.split(","):
-            if name == "random" and source == "logits":
-                continue
+            if source == "logits" and "logits" not in SAMPLERS[name].needs:
+                continue  # the sampler reads no logits: its features-run is the only one
             inputs = dict(labeled_mask=labeled_mask, seed=args.seed, chunk_size=args.chunk_size, head_weight=weight, labels=labels)
             if "partitions" in SAMPLERS[name].options:
                 inputs["options"] = {"partitions": args.partitions}
+            if name == "margin_clustering":
+                inputs["options"] = {"cluster_ids": cluster_ids}
             if source == "features" or name in FEATURE_SAMPLERS:
                 inputs.update(features=features, head_bias=bias)
             if source == "logits":
                 inputs.update(logits=logits)
-            selection, seconds, peak = timed(lambda: select_with_scores(name, args.budget, **inputs))
+            try:
+                selection, seconds, peak = timed(lambda: select_with_scores(name, args.budget, **inputs))
+            except InputError as refused:  # e.g. a pool above a sampler's memory limit
+                tracemalloc.stop()
+                results.append({"sampler": name, "from": source, "refused": str(refused)})
+                print(results[-1], flush=True)
+                continue
             ratio = imbalance_ratio(class_counts(labels[selection.indices], args.c))
             row = {"sampler": name, "from": source, "seconds": round(seconds, 2),
                    "peak_traced_gib": round(peak / 2**30, 3), "x_bare_matmul": round(seconds / matmul_seconds, 2),
@@ -165,6 +184,7 @@ def main() -> None:
         "bare_matmul_seconds": round(matmul_seconds, 2),
         "naive_extrapolated_seconds": None if naive is None else round(naive, 1),
         "naive_slice_rows": min(args.naive_slice, args.n),
+        "clustering": clustering,
         "samplers": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
