@@ -4,6 +4,10 @@ Images arrive as a ``(N, H, W) uint8`` (grayscale) or ``(N, H, W, 3) uint8`` arr
 memory-mapped. Work is split into fixed shards of ``shard_size`` rows; each finished shard is
 saved atomically under ``work_dir``, so a killed extraction resumes from the last finished shard.
 Cost: one backbone forward per image; memory O(batch_size * image) plus one shard of features.
+
+Under ``torchrun`` (a process group is initialised), rank r computes shards r, r + W, ... into
+the shared ``work_dir``; after a barrier every rank reads all shards, so the result is the
+single-process result, row for row (each shard's batches are the same whatever the rank).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -23,9 +28,21 @@ from al_core.errors import InputError
 
 
 def pick_device(requested: str = "auto") -> torch.device:
+    """``auto``: CUDA when present (under torchrun, the GPU of this process's LOCAL_RANK), else CPU."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
     return torch.device(requested)
+
+
+def default_threads() -> int:
+    """CPU threads per process: OMP_NUM_THREADS when set, else the cores shared among the processes
+    torchrun started on this node. (CPU kernels' results depend on the thread count: runs that
+    must match bit for bit need the same threads per process.)"""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
 
 
 def to_model_input(images: np.ndarray, image_size: int, preprocessing: Preprocessing, device: torch.device) -> torch.Tensor:
@@ -39,6 +56,13 @@ def to_model_input(images: np.ndarray, image_size: int, preprocessing: Preproces
     mean = torch.tensor(preprocessing.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(preprocessing.std, device=device).view(1, 3, 1, 1)
     return ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def process_group() -> tuple[int, int]:
+    """(rank, world size) of the current torch.distributed group; (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def extraction_fingerprint(*parts: object) -> str:
@@ -59,8 +83,9 @@ def extract_features(
     device: str = "auto",
     num_threads: int | None = None,
     progress: bool = True,
-) -> np.ndarray:
-    """Return ``(N, num_features) float16`` features of ``images``, in input order.
+) -> np.ndarray | None:
+    """Return ``(N, num_features) float16`` features of ``images``, in input order (None on
+    torchrun ranks other than 0, which only compute their shards).
 
     Finished shards stay in ``work_dir`` until the caller removes it; calling again with the same
     ``work_dir`` skips them. Raises InputError on an empty or non-uint8 input.
@@ -68,35 +93,44 @@ def extract_features(
     if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) == 0:
         raise InputError(f"images must be a non-empty (N, H, W[, 3]) uint8 array, got {images.dtype} {images.shape}")
     torch_device = pick_device(device)
-    torch.set_num_threads(num_threads or os.cpu_count() or 1)
+    torch.set_num_threads(num_threads or default_threads())
     model = model.to(torch_device).to(memory_format=torch.channels_last).eval()
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    rank, world_size = process_group()
     total = len(images)
-    starts = range(0, total, shard_size)
-    shards = []
-    with tqdm(total=total, unit="img", desc=f"embed {image_size}px on {torch_device}", disable=not progress) as bar:
-        for index, start in enumerate(starts):
-            stop = min(start + shard_size, total)
+    starts = list(range(0, total, shard_size))
+    mine = [index for index in range(len(starts)) if index % world_size == rank]
+    description = f"embed {image_size}px on {torch_device}" + (f" (rank {rank}/{world_size})" if world_size > 1 else "")
+    with tqdm(total=sum(min(starts[i] + shard_size, total) - starts[i] for i in mine), unit="img",
+              desc=description, disable=not progress) as bar:
+        for index in mine:
+            start, stop = starts[index], min(starts[index] + shard_size, total)
             shard_path = work_dir / f"shard_{index:05d}.npy"
             if shard_path.exists():
-                shard = np.load(shard_path)
-                if shard.shape[0] != stop - start:
-                    raise InputError(f"{shard_path} has {shard.shape[0]} rows, expected {stop - start}; delete {work_dir}")
                 bar.update(stop - start)
-            else:
-                parts = []
-                for batch_start in range(start, stop, batch_size):
-                    batch_stop = min(batch_start + batch_size, stop)
-                    inputs = to_model_input(images[batch_start:batch_stop], image_size, preprocessing, torch_device)
-                    use_bf16 = torch_device.type == "cuda"
-                    with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                        outputs = model(inputs)
-                    parts.append(outputs.float().cpu().numpy().astype(np.float16))
-                    bar.update(batch_stop - batch_start)
-                shard = np.concatenate(parts)
-                write_npy(shard_path, shard)
-            shards.append(shard)
+                continue
+            parts = []
+            for batch_start in range(start, stop, batch_size):
+                batch_stop = min(batch_start + batch_size, stop)
+                inputs = to_model_input(images[batch_start:batch_stop], image_size, preprocessing, torch_device)
+                use_bf16 = torch_device.type == "cuda"
+                with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    outputs = model(inputs)
+                parts.append(outputs.float().cpu().numpy().astype(np.float16))
+                bar.update(batch_stop - batch_start)
+            write_npy(shard_path, np.concatenate(parts))
+    if world_size > 1:
+        dist.barrier()
+        if rank != 0:
+            return None
+    shards = []
+    for index, start in enumerate(starts):
+        shard_path = work_dir / f"shard_{index:05d}.npy"
+        shard = np.load(shard_path)
+        if shard.shape[0] != min(start + shard_size, total) - start:
+            raise InputError(f"{shard_path} has {shard.shape[0]} rows, expected {min(start + shard_size, total) - start}; delete {work_dir}")
+        shards.append(shard)
     features = np.concatenate(shards)
     if not np.isfinite(features).all():
         bad = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])

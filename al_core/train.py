@@ -29,6 +29,7 @@ class HeadConfig:
     max_epochs: int = 50
     patience: int = 10
     min_steps_per_epoch: int = 4
+    class_weighted: bool = False  # weight the loss by n / (C_seen * n_c): each labeled class counts equally
 
     def __post_init__(self) -> None:
         for name in ("lr", "batch_size", "max_epochs", "patience"):
@@ -114,6 +115,11 @@ def train_linear_head(
     batch_size = min(config.batch_size, max(1, math.ceil(n / config.min_steps_per_epoch)))
     steps_per_epoch = math.ceil(n / batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs * steps_per_epoch)
+    class_weights = None
+    if config.class_weighted:
+        counts = torch.bincount(y_train, minlength=num_classes).double()
+        seen = counts > 0
+        class_weights = torch.where(seen, n / (seen.sum() * counts.clamp(min=1)), torch.zeros_like(counts)).float()
 
     best_accuracy, best_epoch, best_state = -1.0, -1, None
     val_curve = []
@@ -122,7 +128,7 @@ def train_linear_head(
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
-            loss = F.cross_entropy(layer(x_train[batch]), y_train[batch])
+            loss = F.cross_entropy(layer(x_train[batch]), y_train[batch], weight=class_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -108,6 +108,34 @@ def load_features() -> np.ndarray:
     return read_npy(FEATURES)
 
 
+def model_dir(round_name: str) -> Path:
+    """runs/<round>/model: meta.json, and in fine-tuning mode the round's own features.npy."""
+    return round_dir(round_name) / "model"
+
+
+def round_features(round_name: str) -> np.ndarray:
+    """The features the round's head acts on: its fine-tuned network's, else the frozen embedding's."""
+    own = model_dir(round_name) / "features.npy"
+    return read_npy(own) if own.exists() else load_features()
+
+
+def load_images(table: "PoolTable", image_size: int):
+    """The table's images as a uint8 array-like in row order, and a hash naming their content.
+
+    In-memory datasets: data/prepare/images.npy (memory-mapped). Image files: an ``ImageFiles``
+    view that decodes, resizes and centre-crops on access (hashed by path, size and mtime).
+    """
+    import hashlib
+
+    from al_core.data.images import ImageFiles, identity
+
+    if "path" in table.frame.columns:
+        images = ImageFiles(table.frame["path"].to_list(), image_size)
+        return images, hashlib.sha256(identity(images.paths).encode()).hexdigest()
+    images = read_npy(IMAGES)
+    return images, hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
+
+
 def pool_positions(pool_ids: np.ndarray, ids: np.ndarray, source: Path) -> np.ndarray:
     """Positions of ``ids`` among ``pool_ids`` (sorted ascending); error if any is not in the pool."""
     positions = np.searchsorted(pool_ids, ids)

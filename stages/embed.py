@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import time
 from pathlib import Path
 
-import numpy as np
+import polars as pl
 
-from al_core.artifacts import read_npy, write_json, write_npy, write_npz
+from al_core.artifacts import write_json, write_npy, write_npz
 from al_core.backbones import load_backbone
 from al_core.features import extraction_fingerprint, extract_features, pick_device
 from al_core.train import feature_statistics
-from stages.common import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, IMAGES, Params, PoolTable
+from stages.common import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, Params, PoolTable, load_images
+from stages.distributed import process_group, relaunch, under_torchrun
 
 PARTIAL_ROOT = Path("data/.embed-partial")
+UNREADABLE = EMBED_DIR / "unreadable.csv"
 
 
 def run_embed(params: Params) -> None:
     """Write data/embed/features.npy ``(N, d) float16`` in pool-table row order, stats.npz
     (per-dimension mean/std of the training pool, no labels used) and meta.json (backbone, ids
     order hash, throughput). Finished shards live in data/.embed-partial until the end, so a
-    killed run resumes."""
+    killed run resumes. With ``backbone.processes`` > 1 it runs itself under torchrun (gloo on
+    CPU, NCCL on GPUs), each process computing every W-th shard; the result is the same file."""
+    processes = params.get("backbone.processes", int, 1)
+    if processes > 1 and not under_torchrun():
+        relaunch("embed", processes, params.path)
+        return
+    with process_group():
+        _embed(params)
+
+
+def _embed(params: Params) -> None:
     table = PoolTable.load()
-    images = read_npy(IMAGES)
     name = params.get("backbone.name", str)
     checkpoint = params.get("backbone.checkpoint", str)
     part = params.get("backbone.checkpoint_part", str, "auto")
@@ -32,9 +44,11 @@ def run_embed(params: Params) -> None:
     batch_size = params.get("backbone.batch_size", int)
     device = params.get("backbone.device", str)
     ids = table.frame["id"].to_numpy()
+    images, content = load_images(table, image_size)
     # The whole id order and image content name the resumable work: any change starts afresh.
-    fingerprint = extraction_fingerprint(name, f"{checkpoint}#{part}", image_size, hashlib.sha256(ids.tobytes()).hexdigest(),
-                                         hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest())
+    shard_size = params.get("backbone.shard_size", int, 8192)
+    fingerprint = extraction_fingerprint(name, f"{checkpoint}#{part}", image_size, shard_size,
+                                         hashlib.sha256(ids.tobytes()).hexdigest(), content)
     work_dir = PARTIAL_ROOT / fingerprint
 
     model, preprocessing, load_report = load_backbone(name, checkpoint, part)
@@ -43,9 +57,16 @@ def run_embed(params: Params) -> None:
     started = time.perf_counter()
     features = extract_features(
         model, images, image_size=image_size, preprocessing=preprocessing, work_dir=work_dir,
-        batch_size=batch_size, device=device,
+        batch_size=batch_size, device=device, shard_size=shard_size,
     )
     seconds = time.perf_counter() - started
+    if features is None:  # a torchrun rank other than 0: its shards are written, rank 0 assembles
+        return
+    failed = getattr(images, "failed", {})
+    if failed:  # files that passed prepare's check but failed now (changed since): black images
+        rows = sorted(failed)
+        pl.DataFrame({"id": ids[rows], "path": [images.paths[r] for r in rows], "error": [failed[r] for r in rows]}).write_csv(UNREADABLE)
+        print(f"warning: embed: {len(rows)} image(s) could not be decoded and were embedded as black images; see {UNREADABLE}")
     mean, std = feature_statistics(features[table.split_range("pool")])
     write_npy(FEATURES, features)
     write_npz(FEATURE_STATS, mean=mean, std=std)
@@ -60,8 +81,10 @@ def run_embed(params: Params) -> None:
         "dtype": str(features.dtype),
         "row_order": "rows of data/prepare/pool.parquet",
         "first_ids": ids[:5].tolist(),
+        "processes": int(os.environ.get("WORLD_SIZE", 1)),
         "seconds": round(seconds, 1),
         "images_per_second": round(len(images) / max(seconds, 1e-9), 1),
+        "unreadable": len(failed),
     })
     shutil.rmtree(work_dir, ignore_errors=True)
     print(f"embed: {features.shape[0]} x {features.shape[1]} features in {seconds:.0f} s "

@@ -5,51 +5,91 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from al_core.artifacts import write_json, write_npy, write_parquet
-from al_core.data import FASHION_MNIST_CLASSES, load_fashion_mnist
+from al_core.artifacts import atomic_path, write_json, write_npy, write_parquet
+from al_core.data import DATASETS, listed_index, long_tail_index
+from al_core.data.images import check_images
 from al_core.errors import InputError
 from stages.common import IMAGES, INIT_ROUND, POOL_TABLE, PREPARE_DIR, Params, PoolTable, round_dir
 
-DATASETS = {"fashion_mnist": (load_fashion_mnist, FASHION_MNIST_CLASSES)}
+SKIPPED = PREPARE_DIR / "skipped.csv"
 
 
-def run_prepare(params: Params) -> None:
-    """Read the dataset, hold out ``data.val_size`` training images for early stopping.
-
-    Writes data/prepare/pool.parquet (id, label, split in {pool, val, test}; rows ordered pool,
-    val, test), data/prepare/images.npy (same row order, uint8) and data/prepare/meta.json.
-    """
+def _read_dataset(params: Params):
     name = params.get("data.dataset", str)
     if name not in DATASETS:
         raise InputError(f"params data.dataset {name!r} is unknown; known: {sorted(DATASETS)}")
-    loader, class_names = DATASETS[name]
-    splits = loader(params.get("data.root", str))
-    train_images, train_labels = splits["train"]
-    test_images, test_labels = splits["test"]
-    val_size = params.get("data.val_size", int)
-    if not 0 < val_size < len(train_images):
-        raise InputError(f"data.val_size must lie in 1..{len(train_images) - 1}, got {val_size}")
-    rng = np.random.default_rng(params.get("data.split_seed", int))
-    is_val = np.zeros(len(train_images), dtype=bool)
-    is_val[rng.choice(len(train_images), size=val_size, replace=False)] = True
-    pool_index, val_index = np.flatnonzero(~is_val), np.flatnonzero(is_val)
-    test_ids = np.arange(len(test_images)) + len(train_images)
+    classes = params.get("data.classes", list, [])
+    return DATASETS[name](
+        params.get("data.root", str), classes=tuple(map(str, classes)) or None,
+        test_fraction=params.get("data.test_fraction", float, 0.1), split_seed=params.get("data.split_seed", int),
+    )
 
-    frame = pl.DataFrame({
-        "id": np.concatenate([pool_index, val_index, test_ids]).astype(np.int64),
-        "label": np.concatenate([train_labels[pool_index], train_labels[val_index], test_labels]).astype(np.int64),
-        "split": ["pool"] * len(pool_index) + ["val"] * len(val_index) + ["test"] * len(test_ids),
-    })
-    images = np.concatenate([train_images[pool_index], train_images[val_index], test_images])
-    write_npy(IMAGES, images)
-    write_parquet(POOL_TABLE, frame)
+
+def _drop_unreadable(dataset) -> tuple:
+    """Check every image file once; drop the unreadable ones and list them in data/prepare/skipped.csv."""
+    train, test = dataset.train, dataset.test
+    paths = list(train.paths) + list(test.paths)
+    errors = check_images(paths)
+    rows = [{"path": paths[i], "split": "train" if i < len(train) else "test", "error": error} for i, error in sorted(errors.items())]
+    with atomic_path(SKIPPED, suffix=".csv") as tmp:
+        pl.DataFrame(rows, schema={"path": pl.String, "split": pl.String, "error": pl.String}).write_csv(tmp)
+    if rows:
+        print(f"prepare: skipped {len(rows)} unreadable image(s) of {len(paths)}; list in {SKIPPED}")
+    bad = np.zeros(len(paths), dtype=bool)
+    bad[list(errors)] = True
+    return train.take(np.flatnonzero(~bad[:len(train)])), test.take(np.flatnonzero(~bad[len(train):])), len(rows)
+
+
+def run_prepare(params: Params) -> None:
+    """Read the dataset, subsample it when asked, hold out ``data.val_size`` training images.
+
+    Writes data/prepare/pool.parquet (id, label, split in {pool, val, test}, plus path for image
+    files; rows ordered pool, val, test), data/prepare/images.npy (same row order, uint8; only for
+    in-memory datasets), data/prepare/skipped.csv (unreadable files; file datasets) and meta.json.
+    """
+    dataset = _read_dataset(params)
+    classes = dataset.class_names
+    train, test = dataset.train, dataset.test
+    split_seed = params.get("data.split_seed", int)
+    meta_extra = {}
+    file_list = params.get("data.file_list", str, "")
+    if file_list:
+        train = train.take(listed_index(train, file_list, params.get("data.root", str)))
+        meta_extra["file_list"] = file_list
+    ratio = params.get("data.imbalance_ratio", float, 1.0)
+    if ratio != 1:
+        train = train.take(long_tail_index(train.labels, len(classes), ratio, split_seed))
+        meta_extra["imbalance_ratio"] = ratio
+        meta_extra["train_class_counts"] = np.bincount(train.labels, minlength=len(classes)).tolist()
+    if dataset.stored_as_files:
+        train, test, skipped = _drop_unreadable(type(dataset)(train, test, classes))
+        meta_extra.update(storage="files", skipped=skipped)
+    val_size = params.get("data.val_size", int)
+    if not 0 < val_size < len(train):
+        raise InputError(f"data.val_size must lie in 1..{len(train) - 1}, got {val_size}")
+    rng = np.random.default_rng(split_seed)
+    is_val = np.zeros(len(train), dtype=bool)
+    is_val[rng.choice(len(train), size=val_size, replace=False)] = True
+    pool, val = train.take(np.flatnonzero(~is_val)), train.take(np.flatnonzero(is_val))
+
+    columns = {
+        "id": np.concatenate([pool.ids, val.ids, test.ids]).astype(np.int64),
+        "label": np.concatenate([pool.labels, val.labels, test.labels]).astype(np.int64),
+        "split": ["pool"] * len(pool) + ["val"] * len(val) + ["test"] * len(test),
+    }
+    if dataset.stored_as_files:
+        columns["path"] = [str(p) for p in np.concatenate([pool.paths, val.paths, test.paths])]
+    else:
+        write_npy(IMAGES, np.concatenate([pool.images, val.images, test.images]))
+    write_parquet(POOL_TABLE, pl.DataFrame(columns))
     write_json(PREPARE_DIR / "meta.json", {
-        "dataset": name,
-        "num_classes": len(class_names),
-        "class_names": list(class_names),
-        "sizes": {"pool": int(len(pool_index)), "val": int(val_size), "test": int(len(test_ids))},
+        "dataset": params.get("data.dataset", str),
+        "num_classes": len(classes),
+        "class_names": list(classes),
+        "sizes": {"pool": len(pool), "val": len(val), "test": len(test)},
+        **meta_extra,
     })
-    print(f"prepare: {len(pool_index)} pool / {val_size} val / {len(test_ids)} test images, {len(class_names)} classes")
+    print(f"prepare: {len(pool)} pool / {len(val)} val / {len(test)} test images, {len(classes)} classes")
 
 
 def run_init(params: Params) -> None:

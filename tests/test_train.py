@@ -49,3 +49,16 @@ def test_bad_config_and_inputs():
         train_linear_head(x[:0], y[:0], x, y, num_classes=4, config=HeadConfig(), seed=0)
     with pytest.raises(InputError, match="diverged"):
         train_linear_head(x * 1e30, y, x, y, num_classes=4, config=HeadConfig(lr=1e30), seed=0)
+
+
+def test_class_weighted_loss_favours_the_rare_class():
+    rng = np.random.default_rng(0)
+    # Two overlapping classes, 9:1 in training: the plain loss leans to the majority.
+    x = np.concatenate([rng.normal(0.0, 1.0, size=(450, 2)), rng.normal(1.0, 1.0, size=(50, 2))]).astype(np.float32)
+    y = np.repeat([0, 1], [450, 50])
+    xv = np.concatenate([rng.normal(0.0, 1.0, size=(200, 2)), rng.normal(1.0, 1.0, size=(200, 2))]).astype(np.float32)
+    yv = np.repeat([0, 1], 200)
+    plain = train_linear_head(x, y, xv, yv, num_classes=2, config=HeadConfig(max_epochs=20, patience=20), seed=0)
+    weighted = train_linear_head(x, y, xv, yv, num_classes=2, config=HeadConfig(max_epochs=20, patience=20, class_weighted=True), seed=0)
+    predicted_rare = [(head.logits(xv).argmax(axis=1) == 1).mean() for head in (plain, weighted)]
+    assert predicted_rare[1] > predicted_rare[0] + 0.2

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from al_core.errors import InputError
-from al_core.samplers import badge, balancing, boundary, cluster_margin, coreset, oracle, uncertainty  # noqa: F401  (registers the samplers)
+from al_core.samplers import badge, balancing, boundary, cluster_margin, coreset, oracle, uncertainty, vaal  # noqa: F401  (registers the samplers)
 from al_core.samplers.pool import DEFAULT_CHUNK_SIZE, Pool, make_pool
 from al_core.samplers.registry import SAMPLERS, Selection, SamplerSpec
 
@@ -35,6 +35,8 @@ def _check_available(spec: SamplerSpec, pool: Pool) -> None:
         missing.append("head_weight")
     if "labels" in spec.needs and pool.labels is None:
         missing.append("labels")
+    if "images" in spec.needs and pool.images is None:
+        missing.append("images")
     if missing:
         raise InputError(f"sampler {spec.name!r} needs {', '.join(missing)}")
 
@@ -52,6 +54,7 @@ def select_with_scores(
     labels: np.ndarray | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     options: dict | None = None,
+    images=None,
 ) -> Selection:
     """Run sampler ``name`` and return its :class:`Selection` (indices and scores).
 
@@ -67,6 +70,7 @@ def select_with_scores(
         labels: ``(N,) int`` true labels, read only by the oracle ``balanced_random`` and by
             ``balancing`` (labeled items' labels, and each pick's as if annotated at once).
         chunk_size: rows per streamed block; results do not depend on it.
+        images: ``(N, H, W[, 3]) uint8`` array-like (may decode files lazily), for ``vaal``.
         options: sampler-specific settings, e.g. ``{"partitions": 10}`` for the partitioned
             samplers, ``{"cluster_ids": ids}`` for ``margin_clustering``; unknown keys are an error.
     """
@@ -78,7 +82,7 @@ def select_with_scores(
         raise InputError(f"seed must be an integer, got {seed!r}")
     pool = make_pool(
         labeled_mask=labeled_mask, features=features, head_weight=head_weight, head_bias=head_bias,
-        logits=logits, labels=labels, chunk_size=chunk_size, options=options,
+        logits=logits, labels=labels, chunk_size=chunk_size, options=options, images=images,
     )
     spec = SAMPLERS[name]
     unknown = sorted(set(pool.options) - set(spec.options))

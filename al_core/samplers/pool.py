@@ -64,6 +64,7 @@ class Pool:
     logits: np.ndarray | None
     labels: np.ndarray | None
     chunk_size: int
+    images: Any = None  # (N, H, W[, 3]) uint8 array-like, for samplers that look at pixels (vaal)
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def option(self, name: str, default: Any, kind: type) -> Any:
@@ -159,6 +160,7 @@ def make_pool(
     labels=None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     options: Mapping[str, Any] | None = None,
+    images=None,
 ) -> Pool:
     """Check shapes and dtypes of the sampler inputs and return a :class:`Pool`."""
     labeled_mask = np.asarray(labeled_mask)
@@ -212,6 +214,11 @@ def make_pool(
                 f"and shape {labels.shape}"
             )
         labels = labels.astype(np.int64, copy=False)
+    if images is not None and (len(images) != size or getattr(images, "dtype", None) != np.uint8 or images.ndim not in (3, 4)):
+        raise InputError(
+            f"images must be a (N, H, W[, 3]) uint8 array-like of pool size {size}, got dtype "
+            f"{getattr(images, 'dtype', type(images).__name__)} and {len(images)} rows"
+        )
     return Pool(
         labeled_mask=labeled_mask,
         features=features,
@@ -221,4 +228,5 @@ def make_pool(
         labels=labels,
         chunk_size=int(chunk_size),
         options=dict(options or {}),
+        images=images,
     )

@@ -25,6 +25,8 @@ def test_every_sampler_keeps_its_contract(problem, budget, chunk_size, seed):
     features, weight, bias, mask, labels = problem
     unlabeled = int((~mask).sum())
     for name in SAMPLERS:
+        if "images" in SAMPLERS[name].needs:
+            continue  # pixel samplers train networks: tests/samplers/test_vaal.py checks the same contract
         inputs = dict(features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=seed, labels=labels)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -1,0 +1,114 @@
+"""Image files named by a directory tree (ImageFolder, the ImageNet layout) or by a manifest table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from al_core.data.dataset import Dataset, Split, check_labels
+from al_core.errors import DatasetMissingError, InputError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+TRAIN_NAMES = ("train",)
+TEST_NAMES = ("val", "test")
+
+
+def _image_files(directory: Path) -> list[str]:
+    found = []
+    for folder, _, files in os.walk(directory, followlinks=True):
+        found += [os.path.join(folder, name) for name in files if name.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found)
+
+
+def _class_tree(directory: Path, classes: tuple[str, ...] | None) -> tuple[list[str], list[int], tuple[str, ...]]:
+    subdirs = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())
+    if not subdirs:
+        raise InputError(f"{directory} has no class subdirectories; expected {directory}/<class>/<image> "
+                         "(for a flat folder with a label file, write a manifest: path,label,split)")
+    classes = classes or tuple(subdirs)
+    index = {name: position for position, name in enumerate(classes)}
+    unknown = [name for name in subdirs if name not in index]
+    if unknown:
+        raise InputError(f"{directory}: class folders {unknown[:5]} are not among the {len(classes)} training classes")
+    paths, labels = [], []
+    for name in subdirs:
+        files = _image_files(directory / name)
+        paths += files
+        labels += [index[name]] * len(files)
+    return paths, labels, classes
+
+
+def load_image_folder(root: str | Path, classes: tuple[str, ...] | None = None, **_) -> Dataset:
+    """``root/train/<class>/*`` for training and ``root/val/<class>/*`` (or ``test``) for testing.
+
+    Classes are the training subfolders in sorted order (or ``classes``); a test folder naming a
+    class not in that list is an error. Ids: position in the sorted file list, train then test.
+    """
+    root = Path(root)
+    train_dir = next((root / name for name in TRAIN_NAMES if (root / name).is_dir()), None)
+    test_dir = next((root / name for name in TEST_NAMES if (root / name).is_dir()), None)
+    if train_dir is None or test_dir is None:
+        raise DatasetMissingError(f"{root} must hold train/<class>/* and val/<class>/* (or test/<class>/*) image folders")
+    train_paths, train_labels, classes = _class_tree(train_dir, classes)
+    test_paths, test_labels, _ = _class_tree(test_dir, classes)
+    if not train_paths or not test_paths:
+        raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {train_dir if not train_paths else test_dir}")
+    return _from_files(train_paths, train_labels, test_paths, test_labels, classes)
+
+
+def _from_files(train_paths, train_labels, test_paths, test_labels, classes) -> Dataset:
+    train_ids = np.arange(len(train_paths), dtype=np.int64)
+    test_ids = np.arange(len(test_paths), dtype=np.int64) + len(train_paths)
+    return Dataset(
+        train=Split(ids=train_ids, labels=np.asarray(train_labels, dtype=np.int64), paths=np.asarray(train_paths, dtype=object)),
+        test=Split(ids=test_ids, labels=np.asarray(test_labels, dtype=np.int64), paths=np.asarray(test_paths, dtype=object)),
+        class_names=tuple(classes),
+    )
+
+
+def load_manifest(root: str | Path, classes: tuple[str, ...] | None = None, test_fraction: float = 0.1,
+                  split_seed: int = 0, **_) -> Dataset:
+    """A CSV or Parquet table ``path,label[,split]``; relative paths are resolved against its folder.
+
+    Labels are class names or integers. Class list: ``classes`` when given (a label outside it
+    is an error), else the sorted distinct labels of the train rows (then a test label unseen in
+    training is an error). ``split`` is train or test (``val`` counts as test, as ImageNet's);
+    without it, a seeded ``test_fraction`` of the rows is the test set.
+    """
+    path = Path(root)
+    if not path.is_file():
+        raise DatasetMissingError(f"manifest {path} does not exist (expected a .csv or .parquet with path,label[,split])")
+    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=10_000)
+    missing = {"path", "label"} - set(frame.columns)
+    if missing:
+        raise InputError(f"manifest {path} lacks column(s) {sorted(missing)}; it has {frame.columns}")
+    files = [str(p) if Path(p).is_absolute() else str(path.parent / p) for p in frame["path"].cast(pl.String)]
+    if "split" in frame.columns:
+        split = frame["split"].cast(pl.String).str.to_lowercase().replace({"val": "test", "validation": "test"})
+        bad = sorted(set(split.to_list()) - {"train", "test"})
+        if bad:
+            raise InputError(f"manifest {path}: column split holds {bad[:5]}; expected train, test or val")
+        is_test = (split == "test").to_numpy()
+    else:
+        if not 0 < test_fraction < 1:
+            raise InputError(f"data.test_fraction must lie in (0, 1), got {test_fraction}")
+        is_test = np.zeros(frame.height, dtype=bool)
+        is_test[np.random.default_rng(split_seed).choice(frame.height, size=max(1, round(test_fraction * frame.height)), replace=False)] = True
+    raw = frame["label"]
+    if raw.dtype.is_integer():
+        values = raw.to_numpy().astype(np.int64)
+        classes = classes or tuple(str(c) for c in range(int(values[~is_test].max()) + 1))
+        labels = check_labels(values, len(classes), f"manifest {path}")
+    else:
+        names = raw.cast(pl.String).to_list()
+        classes = classes or tuple(sorted(set(name for name, test in zip(names, is_test) if not test)))
+        index = {name: position for position, name in enumerate(classes)}
+        unknown = sorted({name for name in names if name not in index})
+        if unknown:
+            raise InputError(f"manifest {path}: labels {unknown[:5]} are not among the {len(classes)} classes")
+        labels = np.array([index[name] for name in names], dtype=np.int64)
+    files = np.asarray(files, dtype=object)
+    return _from_files(list(files[~is_test]), labels[~is_test], list(files[is_test]), labels[is_test], classes)
