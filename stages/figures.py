@@ -70,8 +70,14 @@ def learning_curves(bands: dict[str, pl.DataFrame], full: pl.DataFrame, colors: 
         axis.set_ylabel(f"test {title} accuracy")
         axis.set_title(f"{title} accuracy against labels")
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
+    _legend_below(figure, axes)
     return save(figure, directory, "learning_curves")
+
+
+def _legend_below(figure: Figure, axes) -> None:
+    """One legend for both panels, under them, so it never hides a curve."""
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, max(1, len(labels))), fontsize=8)
 
 
 def _full_levels(full: pl.DataFrame, metric: str) -> list[tuple[float, list[str]]]:
@@ -95,7 +101,7 @@ def balance(bands: dict[str, pl.DataFrame], colors: dict[str, tuple], directory:
         axis.grid(alpha=0.3)
         rounds = bands[metric].select("round_index", "round").unique().sort("round_index")
         axis.set_xticks(rounds["round_index"].to_list(), rounds["round"].to_list(), fontsize=8)
-    axes[0].legend(fontsize=8)
+    _legend_below(figure, axes)
     return save(figure, directory, "balance")
 
 

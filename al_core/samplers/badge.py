@@ -19,7 +19,7 @@ import numpy as np
 from al_core.errors import InputError
 from al_core.samplers.boundary import class_quotas
 from al_core.samplers.coreset import DEFAULT_PARTITIONS, split_pool
-from al_core.samplers.pool import Pool
+from al_core.samplers.pool import Pool, progress
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import softmax
 
@@ -58,7 +58,8 @@ def kmeans_plus_plus(u: np.ndarray, x: np.ndarray, budget: int, rng: np.random.G
     taken = np.zeros(n, dtype=bool)
     picked = np.empty(budget, dtype=np.int64)
     scores = np.empty(budget, dtype=np.float64)
-    for step in range(budget):
+    steps = progress(range(budget), total=budget, work=budget * n * (u.shape[1] + x.shape[1]), desc="badge: k-means++ seeding", unit="pick")
+    for step in steps:
         if step == 0:
             position = int(np.argmax(norms))
             scores[step] = float(np.sqrt(norms[position]))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from al_core.clustering import group_sums
-from al_core.samplers.pool import Pool
+from al_core.samplers.pool import Pool, progress
 from al_core.samplers.registry import Selection, register_sampler
 
 
@@ -99,7 +99,7 @@ def balancing_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     available = np.ones(unlabeled.size, dtype=bool)
     picked = np.empty(budget, dtype=np.int64)
     scores = np.full(budget, np.nan)
-    for step in range(budget):
+    for step in progress(range(budget), total=budget, work=budget * features.size, desc="balancing: one pick at a time", unit="pick"):
         if needs_balancing(centres.counts, budget - step):
             position, scores[step] = _balancing_pick(centres, feature_norms, available, pool.chunk_size)
         else:

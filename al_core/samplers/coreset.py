@@ -12,7 +12,7 @@ import numpy as np
 
 from al_core.errors import InputError
 from al_core.samplers.boundary import class_quotas
-from al_core.samplers.pool import Pool
+from al_core.samplers.pool import Pool, progress
 from al_core.samplers.registry import Selection, register_sampler
 
 DEFAULT_PARTITIONS = 10
@@ -43,7 +43,8 @@ def greedy_k_center(points: np.ndarray, centers: np.ndarray, budget: int, seed: 
         np.minimum(nearest, block.min(axis=1), out=nearest)
     picked = np.empty(budget, dtype=np.int64)
     scores = np.empty(budget, dtype=np.float64)
-    for step in range(budget):
+    steps = progress(range(budget), total=budget, work=budget * points.size, desc="coreset: greedy k-center", unit="pick")
+    for step in steps:
         if step == 0 and centers.shape[0] == 0:
             position = int(np.random.default_rng(seed).integers(points.shape[0]))
             scores[step] = np.nan

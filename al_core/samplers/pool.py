@@ -13,11 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from al_core.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 8192
+PROGRESS_MIN_WORK = 2e10  # element operations above which a loop shows a progress bar (on a terminal)
 DEFAULT_MEMORY_LIMIT_BYTES = 4 * 2**30
+
+
+def progress(iterable, *, total: int, work: float, desc: str, unit: str):
+    """``iterable`` with a tqdm bar (what it does, rate, ETA) when ``work`` is large and stderr
+    is a terminal; plain iteration otherwise (tests, CI logs, small pools)."""
+    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, disable=None if work >= PROGRESS_MIN_WORK else True)
 
 
 def _require_finite(block: np.ndarray, rows: np.ndarray, name: str) -> np.ndarray:
@@ -128,7 +136,9 @@ class Pool:
             raise InputError("this sampler needs logits, or features together with head_weight")
         if with_features and self.features is None:
             raise InputError("this sampler needs features")
-        for start in range(0, self.size, self.chunk_size):
+        width = (self.features.shape[1] if self.features is not None else 1) * (self.num_classes or 1)
+        blocks = range(0, self.size, self.chunk_size)
+        for start in progress(blocks, total=len(blocks), work=self.size * width, desc="scoring the pool", unit="block"):
             stop = min(start + self.chunk_size, self.size)
             keep = ~self.labeled_mask[start:stop]
             if not keep.any():
