@@ -123,6 +123,7 @@ def report(
     scope: ReportScope = typer.Option(ReportScope.all, help="run: this workspace's rounds (the DVC stage); all: every experiment"),
     head_only: bool = HEAD_ONLY_OPTION,
     out: Path = typer.Option(Path("reports/compare"), help="where scope 'all' writes index.html, summary.md and figures"),
+    check: bool = typer.Option(False, "--check", help="open index.html in headless Chromium and fail unless every figure shows"),
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Figures and tables: of this run (metrics.json, reports/) or of every experiment (reports/compare/)."""
@@ -131,7 +132,7 @@ def report(
     if scope is ReportScope.run:
         run_report(_params(params))
     else:
-        run_report_all(head_only=head_only, out=out)
+        run_report_all(head_only=head_only, out=out, check=check)
 
 
 @app.command()

@@ -24,7 +24,7 @@ from al_core.curves import labels_to_reach, mean_confidence_band, sorted_class_c
 from al_core.errors import InputError
 from al_core.samplers import SAMPLERS
 from stages.common import FULL_DIR, REPORTS_DIR, Params, round_dir
-from stages.report_pages import markdown_table, write_pages
+from stages.report_pages import check_in_browser, markdown_table, write_pages
 
 ROUNDS_CSV = REPORTS_DIR / "rounds.csv"
 TABLE_MD = REPORTS_DIR / "table.md"
@@ -308,8 +308,11 @@ def write_figures(comparison: Comparison, directory: Path) -> dict[str, list[Pat
     }
 
 
-def run_report_all(head_only: bool = False, out: Path = COMPARE_DIR) -> Path:
-    """Every experiment: figures, CSVs, summary.md and index.html in ``out``; returns index.html."""
+def run_report_all(head_only: bool = False, out: Path = COMPARE_DIR, check: bool = False) -> Path:
+    """Every experiment: figures, CSVs, summary.md and index.html in ``out``; returns index.html.
+
+    ``check``: open index.html in headless Chromium, screenshot it to ``out/screenshot.png`` and
+    fail unless every figure decoded."""
     experiments = gather_experiments(head_only)
     comparison = Comparison.of(experiments)
     out.mkdir(parents=True, exist_ok=True)
@@ -323,6 +326,11 @@ def run_report_all(head_only: bool = False, out: Path = COMPARE_DIR) -> Path:
     index = write_pages(comparison, tables, figures_written, out)
     print(f"report: {len(experiments)} experiment(s), {len(comparison.groups)} sampler group(s) -> {index}")
     print(markdown_table(tables["labels_needed"]))
+    if check:
+        loaded, total = check_in_browser(index, out / "screenshot.png")
+        if loaded != total:
+            raise InputError(f"{index}: only {loaded} of {total} figures loaded in headless Chromium")
+        print(f"report: headless Chromium shows all {total} figures ({out / 'screenshot.png'})")
     return index
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import html
+import re
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import polars as pl
@@ -84,3 +88,35 @@ def write_pages(comparison, tables: dict[str, pl.DataFrame], figures: dict[str, 
     with atomic_path(out / "summary.md", suffix=".md") as tmp:
         tmp.write_text("\n".join(markdown_parts))
     return index
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
+def chromium_binary() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def check_in_browser(index: Path, screenshot: Path | None = None) -> tuple[int, int]:
+    """Open ``index`` in headless Chromium; return (figures decoded, figures on the page).
+
+    Reads the ``data-images-loaded`` mark the page's script sets once loaded; also writes a
+    screenshot when asked. Raises InputError when Chromium is missing or the page has no mark.
+    """
+    from al_core.errors import InputError
+
+    binary = chromium_binary()
+    if binary is None:
+        raise InputError("headless check needs Chromium: apt-get install chromium")
+    with tempfile.TemporaryDirectory() as profile:
+        common = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+        url = Path(index).resolve().as_uri()
+        dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+        if screenshot is not None:
+            subprocess.run([*common, f"--screenshot={screenshot}", "--window-size=1300,2600", url],
+                           capture_output=True, timeout=120, check=True)
+    mark = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
+    if mark is None:
+        raise InputError(f"{index} did not finish loading in Chromium (no data-images-loaded mark)")
+    return int(mark.group(1)), int(mark.group(2))
