@@ -27,6 +27,7 @@ from tqdm import tqdm
 from al_core.backbones import Preprocessing
 from al_core.errors import InputError
 from al_core.features import default_threads, pick_device, process_group, to_model_input
+from al_core.train import inverse_frequency_weights
 
 SCHEDULES = ("cosine", "step")
 
@@ -43,6 +44,8 @@ class FinetuneConfig:
     gamma: float = 0.1
     patience: int = 5
     augment: bool = True
+    class_weighted: bool = False  # weight the loss by n / (C_seen * n_c), as the linear head's option
+    min_steps_per_epoch: int = 4  # small labeled sets: the batch shrinks so an epoch still takes 4 steps
 
     def __post_init__(self) -> None:
         for name in ("lr", "batch_size", "epochs", "patience", "step_epochs"):
@@ -138,12 +141,15 @@ def finetune(
     if world_size > 1:
         trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(train_rows.shape[0] / config.batch_size)
+    n = train_rows.shape[0]
+    batch_size = min(config.batch_size, max(2 * world_size, math.ceil(n / config.min_steps_per_epoch)))
+    steps_per_epoch = math.ceil(n / batch_size)
     if config.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
     else:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_epochs * steps_per_epoch, gamma=config.gamma)
     labels_tensor = torch.from_numpy(np.asarray(train_labels, dtype=np.int64))
+    class_weights = inverse_frequency_weights(labels_tensor, num_classes).to(torch_device) if config.class_weighted else None
     best = {"top1": -1.0, "epoch": -1, "state": None}
     curve = []
     use_bf16 = torch_device.type == "cuda"
@@ -152,8 +158,8 @@ def finetune(
         model.train()
         order = torch.randperm(train_rows.shape[0], generator=order_generator).numpy()
         losses = []
-        for start in range(0, order.shape[0], config.batch_size):
-            whole = order[start:start + config.batch_size]
+        for start in range(0, order.shape[0], batch_size):
+            whole = order[start:start + batch_size]
             if whole.shape[0] < 2 * world_size:  # a tail too small for BatchNorm on every rank
                 continue
             batch = np.sort(whole[rank::world_size])
@@ -161,7 +167,7 @@ def finetune(
             if config.augment:
                 inputs = augment(inputs, augment_generator)
             with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = F.cross_entropy(trained(inputs).float(), labels_tensor[batch].to(torch_device))
+                loss = F.cross_entropy(trained(inputs).float(), labels_tensor[batch].to(torch_device), weight=class_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

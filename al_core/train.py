@@ -71,6 +71,13 @@ def feature_statistics(features: np.ndarray, chunk_size: int = 65536) -> tuple[n
     return mean, np.maximum(std, 1e-6)
 
 
+def inverse_frequency_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(C,) float32`` loss weights n / (C_seen * n_c): every class present counts equally; 0 for absent ones."""
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    seen = counts > 0
+    return torch.where(seen, labels.shape[0] / (seen.sum() * counts.clamp(min=1)), torch.zeros_like(counts)).float()
+
+
 def train_linear_head(
     train_features: np.ndarray,
     train_labels: np.ndarray,
@@ -115,11 +122,7 @@ def train_linear_head(
     batch_size = min(config.batch_size, max(1, math.ceil(n / config.min_steps_per_epoch)))
     steps_per_epoch = math.ceil(n / batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs * steps_per_epoch)
-    class_weights = None
-    if config.class_weighted:
-        counts = torch.bincount(y_train, minlength=num_classes).double()
-        seen = counts > 0
-        class_weights = torch.where(seen, n / (seen.sum() * counts.clamp(min=1)), torch.zeros_like(counts)).float()
+    class_weights = inverse_frequency_weights(y_train, num_classes) if config.class_weighted else None
 
     best_accuracy, best_epoch, best_state = -1.0, -1, None
     val_curve = []

@@ -12,9 +12,6 @@ runs in bf16 autocast and channels_last.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ import torch
 from al_core.backbones import load_backbone
 from al_core.data import load_fashion_mnist
 from al_core.features import extract_features, pick_device
+from benchmarks.results_file import machine, write_results
 
 
 def main() -> None:
@@ -53,14 +51,11 @@ def main() -> None:
     report = {
         "backbone": "efficientnet_lite0 (packaged ImageNet weights)",
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "machine": machine(torch=torch.__version__, threads=torch.get_num_threads()),
         "batch_size": args.batch_size,
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, report)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@ pool per class) on a slice, extrapolated to N. Peak memory is numpy's traced all
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 import tracemalloc
 from pathlib import Path
@@ -27,6 +25,7 @@ from al_core.clustering import cluster_pool
 from al_core.errors import InputError
 from al_core.metrics import class_counts, imbalance_ratio
 from al_core.samplers import SAMPLERS, select_with_scores
+from benchmarks.results_file import machine, write_results
 
 HEAD_SAMPLERS = ("base", "mase", "margin", "confidence", "entropy")
 FEATURE_SAMPLERS = ("coreset", "partitioned_coreset", "badge", "partitioned_badge", "balancing")  # need features even beside logits
@@ -179,7 +178,7 @@ def main() -> None:
         naive = naive_seconds(features, weight, bias, labeled_mask, args.budget, min(args.naive_slice, args.n))
         print(f"naive (B, C, d) tensors + full sorts, extrapolated: {naive:.0f} s")
     report = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "shape": {"n": args.n, "d": args.d, "c": args.c, "labeled": args.labeled, "budget": args.budget, "chunk_size": args.chunk_size},
         "bare_matmul_seconds": round(matmul_seconds, 2),
         "naive_extrapolated_seconds": None if naive is None else round(naive, 1),
@@ -187,9 +186,7 @@ def main() -> None:
         "clustering": clustering,
         "samplers": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, report)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ def finetune_config(params: Params):
         epochs=params.get("finetune.epochs", int), schedule=params.get("finetune.schedule", str),
         step_epochs=params.get("finetune.step_epochs", int), gamma=params.get("finetune.gamma", float),
         patience=params.get("finetune.patience", int), augment=params.get("finetune.augment", bool),
+        class_weighted=params.get("train.class_weighted", bool, False),
     )
 
 
