@@ -56,8 +56,7 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     quotas = class_quotas(budget, num_classes)
     inverse_pair_distances = inverse_weight_distances(pool.head_weight)
     running = RunningSmallestPerClass(np.where(quotas > 0, np.cumsum(quotas), 0))
-    for rows, logits in pool.iter_unlabeled_logits():
-        distances, _ = boundary_distances(logits, inverse_pair_distances)
+    for rows, distances in pool.map_unlabeled_logits(lambda rows, logits: (rows, boundary_distances(logits, inverse_pair_distances)[0])):
         running.push(distances, rows)
     candidates = running.finish()
 

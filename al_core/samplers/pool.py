@@ -7,8 +7,10 @@ Arrays may be memory-mapped: nothing here copies the whole pool, and every pass 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from collections.abc import Mapping
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,7 @@ from tqdm import tqdm
 from al_core.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 8192
+STREAM_WORKERS = 2  # threads scoring blocks of precomputed logits
 PROGRESS_MIN_WORK = 2e10  # element operations above which a loop shows a progress bar (on a terminal)
 DEFAULT_MEMORY_LIMIT_BYTES = 4 * 2**30
 
@@ -124,6 +127,34 @@ class Pool:
     def _finite_block(self, source: np.ndarray, name: str, start: int, stop: int, keep: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return _require_finite(np.asarray(source[start:stop], dtype=np.float32)[keep], rows, name)
 
+    def _block(self, start: int, with_features: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
+        """Unlabeled rows of block ``[start, start + chunk_size)``: (indices, features or None, logits)."""
+        stop = min(start + self.chunk_size, self.size)
+        keep = ~self.labeled_mask[start:stop]
+        if not keep.any():
+            return None
+        rows = np.arange(start, stop, dtype=np.int64)[keep]
+        features = None
+        if with_features or self.logits is None:
+            features = self._finite_block(self.features, "features", start, stop, keep, rows)
+        if self.logits is not None:
+            logits = self._finite_block(self.logits, "logits", start, stop, keep, rows)
+        else:
+            logits = features @ self.head_weight.T
+            logits += self.head_bias
+        return rows, (features if with_features else None), logits
+
+    def _check_streamable(self, with_features: bool) -> None:
+        if not self.has_logits:
+            raise InputError("this sampler needs logits, or features together with head_weight")
+        if with_features and self.features is None:
+            raise InputError("this sampler needs features")
+
+    def _starts(self):
+        width = (self.features.shape[1] if self.features is not None else 1) * (self.num_classes or 1)
+        blocks = range(0, self.size, self.chunk_size)
+        return progress(blocks, total=len(blocks), work=self.size * width, desc="scoring the pool", unit="block")
+
     def iter_unlabeled_blocks(self, with_features: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
         """Yield ``(pool_indices (B,) int64, features (B, d) float32 or None, logits (B, C) float32)``
         for unlabeled rows, in pool order.
@@ -132,32 +163,43 @@ class Pool:
         O(chunk_size*(d + C)). Each row's logits depend only on that row, so the values do not
         depend on ``chunk_size``. Raises InputError naming the first row holding NaN or inf.
         """
-        if not self.has_logits:
-            raise InputError("this sampler needs logits, or features together with head_weight")
-        if with_features and self.features is None:
-            raise InputError("this sampler needs features")
-        width = (self.features.shape[1] if self.features is not None else 1) * (self.num_classes or 1)
-        blocks = range(0, self.size, self.chunk_size)
-        for start in progress(blocks, total=len(blocks), work=self.size * width, desc="scoring the pool", unit="block"):
-            stop = min(start + self.chunk_size, self.size)
-            keep = ~self.labeled_mask[start:stop]
-            if not keep.any():
-                continue
-            rows = np.arange(start, stop, dtype=np.int64)[keep]
-            features = None
-            if with_features or self.logits is None:
-                features = self._finite_block(self.features, "features", start, stop, keep, rows)
-            if self.logits is not None:
-                logits = self._finite_block(self.logits, "logits", start, stop, keep, rows)
-            else:
-                logits = features @ self.head_weight.T
-                logits += self.head_bias
-            yield rows, (features if with_features else None), logits
+        self._check_streamable(with_features)
+        for start in self._starts():
+            block = self._block(start, with_features)
+            if block is not None:
+                yield block
 
-    def iter_unlabeled_logits(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(pool_indices (B,) int64, logits (B, C) float32)`` for unlabeled rows."""
-        for rows, _, logits in self.iter_unlabeled_blocks():
-            yield rows, logits
+    def map_unlabeled_logits(self, fn: Callable[[np.ndarray, np.ndarray], Any]) -> Iterator[Any]:
+        """Yield ``fn(pool_indices, logits)`` for every block of unlabeled rows, in pool order.
+
+        With precomputed logits, blocks are read, converted and passed to ``fn`` by up to
+        ``STREAM_WORKERS`` threads (numpy releases the GIL; at most 2 blocks per thread in flight),
+        so ``fn`` must not touch shared state. From features, one thread: the matrix product is
+        already multi-threaded. Same results, in the same order, as the sequential loop.
+        """
+        self._check_streamable(False)
+        workers = min(STREAM_WORKERS, os.cpu_count() or 1) if self.logits is not None else 1
+        if workers == 1:
+            for rows, _, logits in self.iter_unlabeled_blocks():
+                yield fn(rows, logits)
+            return
+
+        def work(start: int):
+            block = self._block(start, False)
+            return None if block is None else fn(block[0], block[2])
+
+        with ThreadPoolExecutor(workers) as executor:
+            pending: deque = deque()
+            for start in self._starts():
+                pending.append(executor.submit(work, start))
+                if len(pending) >= 2 * workers:
+                    result = pending.popleft().result()
+                    if result is not None:
+                        yield result
+            while pending:
+                result = pending.popleft().result()
+                if result is not None:
+                    yield result
 
 
 def make_pool(

@@ -18,24 +18,34 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted
 
 
+def _exponentials(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z - max_c z) ``(B, C) float32``, its exponentials ``(B, C) float32`` and their row sums S
+    ``(B,) float64``: the softmax is e / S. Exponentials in float32 (vectorised, 2.5x faster than
+    float64 here), sums in float64; relative error of the scores ~1e-7."""
+    shifted = np.asarray(logits, dtype=np.float32) - np.max(logits, axis=1, keepdims=True).astype(np.float32)
+    exponentials = np.exp(shifted)
+    return shifted, exponentials, exponentials.sum(axis=1, dtype=np.float64)
+
+
 def confidence_score(logits: np.ndarray) -> np.ndarray:
-    """Largest softmax probability (least-confidence sampling takes the smallest)."""
-    return softmax(logits).max(axis=1)
+    """Largest softmax probability, 1 / S (least-confidence sampling takes the smallest)."""
+    return 1.0 / _exponentials(logits)[2]
 
 
 def margin_score(logits: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 softmax probability (margin sampling takes the smallest)."""
-    probabilities = softmax(logits)
-    top_two = np.partition(probabilities, probabilities.shape[1] - 2, axis=1)[:, -2:]
-    return top_two[:, 1] - top_two[:, 0]
+    """Top-1 minus top-2 softmax probability, (1 - exp(z_2 - z_1)) / S (margin sampling takes the smallest)."""
+    shifted, _, sums = _exponentials(logits)
+    shifted[np.arange(shifted.shape[0]), np.argmax(shifted, axis=1)] = -np.inf  # the top-1: 0 after the shift
+    second = shifted.max(axis=1).astype(np.float64) if shifted.shape[1] > 1 else np.full(shifted.shape[0], -np.inf)
+    return -np.expm1(second) / sums
 
 
 def entropy_score(logits: np.ndarray) -> np.ndarray:
-    """Negative softmax entropy (entropy sampling takes the largest entropy = smallest score)."""
-    probabilities = softmax(logits)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(probabilities > 0, probabilities * np.log(probabilities), 0.0)
-    return terms.sum(axis=1)
+    """Negative softmax entropy, sum_c p_c log p_c = sum_c e_c (z_c - z_1) / S - log S (entropy
+    sampling takes the largest entropy = smallest score)."""
+    shifted, exponentials, sums = _exponentials(logits)
+    np.multiply(exponentials, shifted, out=shifted)  # e_c (z_c - z_1), logits are finite (checked upstream)
+    return shifted.sum(axis=1, dtype=np.float64) / sums - np.log(sums)
 
 
 def inverse_weight_distances(head_weight: np.ndarray) -> np.ndarray:

@@ -19,8 +19,8 @@ from al_core.samplers.scores import confidence_score, entropy_score, margin_scor
 def select_smallest_scores(pool: Pool, budget: int, score_fn: Callable[[np.ndarray], np.ndarray]) -> Selection:
     """Stream the unlabeled pool's logits and keep the ``budget`` smallest scores."""
     running = RunningSmallest(budget)
-    for rows, logits in pool.iter_unlabeled_logits():
-        running.push(score_fn(logits), rows)
+    for rows, scores in pool.map_unlabeled_logits(lambda rows, logits: (rows, score_fn(logits))):
+        running.push(scores, rows)
     return Selection(indices=running.indices, scores=running.scores)
 
 
