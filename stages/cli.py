@@ -67,7 +67,7 @@ def embed(params: Path = PARAMS_OPTION) -> None:
 @app.command()
 @friendly_errors
 def train(round_name: str, previous: str, params: Path = PARAMS_OPTION) -> None:
-    """Add the previous round's queries to the labeled set and train the linear head."""
+    """Add the previous round's queries to the labeled set and train (the head, or the whole network in finetune mode)."""
     from stages.rounds import run_train
 
     run_train(_params(params), round_name, previous)
