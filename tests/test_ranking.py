@@ -25,9 +25,10 @@ def test_smallest_k_and_running_equal_a_full_sort(values, k, chunk):
     k=st.lists(st.integers(0, 12), min_size=3, max_size=3),
     chunk=st.integers(1, 15),
     buffer_limit=st.integers(0, 10),
+    dtype=st.sampled_from([np.float32, np.float64]),
 )
-def test_running_smallest_per_class_equals_per_column_sorts(values, k, chunk, buffer_limit):
-    scores = np.asarray(values, dtype=np.float64).reshape(-1, 3)  # ties on purpose
+def test_running_smallest_per_class_equals_per_column_sorts(values, k, chunk, buffer_limit, dtype):
+    scores = (np.asarray(values, dtype=np.float64).reshape(-1, 3) / 3).astype(dtype)  # ties on purpose
     indices = np.arange(scores.shape[0], dtype=np.int64) * 3 + 1
     running = RunningSmallestPerClass(np.asarray(k), buffer_limit=buffer_limit)
     for start in range(0, scores.shape[0], chunk):

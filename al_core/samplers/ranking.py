@@ -75,22 +75,26 @@ class RunningSmallest:
 
 
 class RunningSmallestPerClass:
-    """For every class c, keep the ``k[c]`` smallest (score, index) pairs over a stream of
+    """For every class c, keep the ``k[c]`` smallest (score, index) pairs seen over a stream of
     ``(B, C)`` score matrices, without a Python loop over classes.
 
     Entries pass a per-class threshold (the current k[c]-th smallest score, +inf until class c
     has k[c] candidates) in one vectorised comparison; survivors are buffered and compacted
     (a radix grouping by class, then an O(n) selection per class) whenever the buffer has grown
-    by ``buffer_limit`` pairs; each class's survivors are sorted once, at the end.
+    by ``buffer_limit`` pairs; each class's survivors are sorted once, at the end. A block that
+    arrives while a class has no threshold yet sets one from its own k[c]-th smallest score
+    (a partition of that block), so the first blocks do not pass every entry.
     Memory O(sum(k) + buffer_limit + B*C); equal to ``smallest_k`` per column over the
     concatenation of every chunk, whatever the chunking.
     """
 
-    def __init__(self, k: np.ndarray, buffer_limit: int = 8_000_000):
+    def __init__(self, k: np.ndarray, buffer_limit: int | None = None):
         self.k = np.asarray(k, dtype=np.int64)
         self.thresholds = np.where(self.k > 0, np.inf, -np.inf)
-        # Compaction keeps up to sum(k) pairs; compact again once that many more have arrived.
-        self.buffer_limit = int(buffer_limit) + int(self.k.sum())
+        total = int(self.k.sum())
+        # Compaction keeps up to sum(k) pairs; compact again once this many more have arrived.
+        # Frequent compactions tighten the thresholds early; each costs O(buffer + C).
+        self.buffer_limit = (max(1 << 20, 2 * total) if buffer_limit is None else int(buffer_limit)) + total
         self._classes: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
         self._indices: list[np.ndarray] = []
@@ -98,13 +102,43 @@ class RunningSmallestPerClass:
 
     def push(self, scores: np.ndarray, indices: np.ndarray) -> None:
         """scores: ``(B, C)``; indices: ``(B,)`` pool indices of the rows."""
-        rows, classes = np.nonzero(scores <= self.thresholds[None, :])
-        if rows.shape[0] == 0:
+        self.push_candidates(*self.candidates(scores, indices))
+
+    def candidates(self, scores: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(classes, scores, indices, block thresholds or None) of the entries that pass the
+        thresholds. Only reads state, so worker threads may call it while ``push_candidates``
+        runs: a threshold read before a compaction is looser, which lets more pairs through and
+        changes nothing else."""
+        thresholds = self.thresholds
+        local = None
+        unset = np.flatnonzero(np.isinf(thresholds) & (thresholds > 0) & (self.k <= scores.shape[0]))
+        if unset.shape[0]:
+            # This block alone holds k[c] pairs at or below its k[c]-th smallest score, and they
+            # all pass: a valid threshold for class c from now on.
+            positions = self.k[unset] - 1
+            ordered = np.partition(scores[:, unset], np.unique(positions), axis=0)
+            local = np.full(thresholds.shape[0], np.inf)
+            local[unset] = ordered[positions, np.arange(unset.shape[0])]
+            thresholds = np.minimum(thresholds, local)
+        if scores.dtype == np.float32:
+            # Compare in float32 (half the traffic) against thresholds rounded up, never down.
+            rounded = thresholds.astype(np.float32)
+            thresholds = np.where(rounded < thresholds, np.nextafter(rounded, np.float32(np.inf)), rounded)
+        # flatnonzero + divmod: 6x faster than a 2-d nonzero when few entries pass.
+        flat = np.flatnonzero(scores <= thresholds[None, :])
+        rows, classes = np.divmod(flat, scores.shape[1])
+        return classes, scores.reshape(-1)[flat].astype(np.float64), indices[rows], local
+
+    def push_candidates(self, classes: np.ndarray, scores: np.ndarray, indices: np.ndarray, local: np.ndarray | None = None) -> None:
+        """Add pairs from :meth:`candidates`; compacts when the buffer is full."""
+        if local is not None:
+            np.minimum(self.thresholds, local, out=self.thresholds)
+        if classes.shape[0] == 0:
             return
-        self._classes.append(classes.astype(np.int64, copy=False))
-        self._scores.append(scores[rows, classes].astype(np.float64, copy=False))
-        self._indices.append(indices[rows])
-        self._buffered += rows.shape[0]
+        self._classes.append(classes)
+        self._scores.append(scores)
+        self._indices.append(indices)
+        self._buffered += classes.shape[0]
         if self._buffered > self.buffer_limit:
             self._compact()
 
@@ -121,7 +155,7 @@ class RunningSmallestPerClass:
             members = grouped[bounds[cls]:bounds[cls + 1]]
             class_indices, class_scores, largest = smallest_k_unordered(scores[members], indices[members], int(self.k[cls]))
             if class_indices.shape[0] == self.k[cls]:
-                self.thresholds[cls] = largest
+                self.thresholds[cls] = min(self.thresholds[cls], largest)
             kept_classes.append(np.full(class_indices.shape[0], cls, dtype=np.int64))
             kept_scores.append(class_scores)
             kept_indices.append(class_indices)

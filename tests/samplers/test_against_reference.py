@@ -60,3 +60,21 @@ def test_tied_scores_are_broken_by_pool_order():
     for name in ("confidence", "margin", "entropy", "mase"):
         got = select(name, 5, features=features, head_weight=weight, labeled_mask=mask, seed=0, chunk_size=7)
         assert got.tolist() == [1, 2, 4, 5, 6], name
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_base_streams_again_when_a_class_runs_out_of_candidates(monkeypatch, seed):
+    # With no slack each class keeps only its quota of candidates, so every class whose items
+    # were taken by an earlier class runs out and the pool is streamed again without them.
+    from al_core.samplers import boundary
+
+    monkeypatch.setattr(boundary, "BASE_SLACK_FACTOR", 0)
+    monkeypatch.setattr(boundary, "BASE_SLACK_EXTRA", 0)
+    passes = []
+    original = boundary._boundary_candidates
+    monkeypatch.setattr(boundary, "_boundary_candidates", lambda *args: passes.append(1) or original(*args))
+    features, weight, bias, mask, _ = make_problem(seed=seed)
+    expected = reference_selection("base", features, weight, bias, mask, 60)
+    got = select("base", 60, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0, chunk_size=17)
+    assert got.tolist() == expected
+    assert len(passes) > 1  # the case under test happened
