@@ -73,9 +73,12 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
         candidates = _boundary_candidates(pool, geometry, keep, taken if picked else None)
         first_class = _greedy_quotas(candidates, quotas, keep, first_class, taken, picked, picked_scores)
         if first_class < num_classes:  # ran out: stream again for this class and the later ones
-            later = np.arange(num_classes) > first_class
+            classes = np.arange(num_classes)
+            later = classes > first_class
+            # With every earlier pick excluded, class c can lose at most the quotas of classes
+            # first_class..c-1 to others: its list never needs to be longer than their sum + its own.
+            keep[later] = np.minimum(np.cumsum(np.where(classes >= first_class, quotas, 0))[later], 2 * keep[later])
             keep[first_class] = quotas[first_class]
-            keep[later] = np.minimum(np.cumsum(np.where(later, quotas, 0))[later], 2 * keep[later])
             keep[:first_class] = 0
             keep[quotas == 0] = 0
     return Selection(indices=np.asarray(picked, dtype=np.int64), scores=np.asarray(picked_scores, dtype=np.float64))

@@ -63,7 +63,8 @@ def test_tied_scores_are_broken_by_pool_order():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_base_streams_again_when_a_class_runs_out_of_candidates(monkeypatch, seed):
+@pytest.mark.parametrize("budget", [23, 60])
+def test_base_streams_again_when_a_class_runs_out_of_candidates(monkeypatch, seed, budget):
     # With no slack each class keeps only its quota of candidates, so every class whose items
     # were taken by an earlier class runs out and the pool is streamed again without them.
     from al_core.samplers import boundary
@@ -74,7 +75,9 @@ def test_base_streams_again_when_a_class_runs_out_of_candidates(monkeypatch, see
     original = boundary._boundary_candidates
     monkeypatch.setattr(boundary, "_boundary_candidates", lambda *args: passes.append(1) or original(*args))
     features, weight, bias, mask, _ = make_problem(seed=seed)
-    expected = reference_selection("base", features, weight, bias, mask, 60)
-    got = select("base", 60, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0, chunk_size=17)
-    assert got.tolist() == expected
-    assert len(passes) > 1  # the case under test happened
+    expected = reference_selection("base", features, weight, bias, mask, budget)
+    for chunk_size in (17, 10_000):
+        passes.clear()
+        got = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0, chunk_size=chunk_size)
+        assert got.tolist() == expected, chunk_size
+        assert len(passes) > 1  # the case under test happened
