@@ -4,8 +4,10 @@ Builds N x d float16 features on disk (class-clustered, unequal class sizes and 
 memory-mapped), a linear head and a labeled set, then times each sampler at budget b, the bare
 logits matrix product over the pool (the floor every head-based sampler pays), the samplers from
 precomputed logits, and a naive implementation (per-batch (B, C, d) tensors, a full sort of the
-pool per class) on a slice, extrapolated to N. Peak memory is numpy's traced allocations
-(tracemalloc): what the sampler holds beyond the memory-mapped inputs.
+pool per class) on a slice, extrapolated to N. Peak memory, two ways: numpy's traced
+allocations (tracemalloc), and the rise of the process's resident anonymous memory (Linux
+RssAnon, sampled every 20 ms), i.e. what the sampler holds beyond the memory-mapped inputs,
+BLAS buffers included.
 
     python -m benchmarks.selection                     # the full ImageNet shape (needs ~9 GB disk)
     python -m benchmarks.selection --n 100000 --d 256 --c 100 --labeled 3000 --budget 1000
@@ -14,7 +16,9 @@ pool per class) on a slice, extrapolated to N. Peak memory is numpy's traced all
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -73,14 +77,65 @@ def logits_file(workdir: Path, features, weight, bias, chunk: int) -> tuple[np.n
     return np.load(path, mmap_mode="r"), seconds
 
 
+def anonymous_rss() -> int | None:
+    """Resident anonymous memory of this process in bytes (Linux ``RssAnon``): what it holds
+    beyond file-backed pages such as the memory-mapped inputs. None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class AnonymousRssPeak:
+    """Samples ``anonymous_rss`` every ``interval`` seconds on a thread; ``peak`` is the largest
+    rise over the value at start (None off Linux). Sampling can miss a spike shorter than the interval."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak: int | None = None
+
+    def __enter__(self):
+        try:  # hand freed heap back to the OS first, or reused free memory would not show as a rise
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+        self._start = anonymous_rss()
+        self._stop = threading.Event()
+        self._highest = self._start
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        if self._start is None:
+            return
+        while not self._stop.wait(self.interval):
+            self._highest = max(self._highest, anonymous_rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        if self._start is not None:
+            self.peak = max(self._highest, anonymous_rss()) - self._start
+        return False
+
+
 def timed(fn):
-    tracemalloc.start()
-    started = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - started
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return result, seconds, peak
+    """(result, seconds, numpy's traced peak bytes, anonymous RSS peak rise in bytes or None)."""
+    with AnonymousRssPeak() as rss:
+        tracemalloc.start()
+        try:
+            started = time.perf_counter()
+            result = fn()
+            seconds = time.perf_counter() - started
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    return result, seconds, peak, rss.peak
 
 
 def naive_seconds(features, weight, bias, labeled_mask, budget: int, slice_rows: int, batch: int = 32) -> float:
@@ -142,10 +197,11 @@ def main() -> None:
     results = []
     clustering = None
     if "margin_clustering" in args.samplers.split(","):
-        cluster_ids, seconds, peak = timed(lambda: cluster_pool(features, args.clusters, codebook_size=args.codebook_size, seed=args.seed, progress=True))
+        cluster_ids, seconds, peak, rss = timed(lambda: cluster_pool(features, args.clusters, codebook_size=args.codebook_size, seed=args.seed, progress=True))
         sizes = np.bincount(cluster_ids)
         clustering = {"clusters": int(sizes.size), "codebook_size": args.codebook_size, "seconds": round(seconds, 1),
-                      "peak_traced_gib": round(peak / 2**30, 3), "largest": int(sizes.max()), "median": float(np.median(sizes))}
+                      "peak_traced_gib": round(peak / 2**30, 3),
+                      "peak_anonymous_rss_gib": None if rss is None else round(rss / 2**30, 3), "largest": int(sizes.max()), "median": float(np.median(sizes))}
         print(f"clustering (once, cached across rounds): {clustering}", flush=True)
     for name in args.samplers.split(","):
         for source in args.sources.split(","):
@@ -161,15 +217,15 @@ def main() -> None:
             if source == "logits":
                 inputs.update(logits=logits)
             try:
-                selection, seconds, peak = timed(lambda: select_with_scores(name, args.budget, **inputs))
+                selection, seconds, peak, rss = timed(lambda: select_with_scores(name, args.budget, **inputs))
             except InputError as refused:  # e.g. a pool above a sampler's memory limit
-                tracemalloc.stop()
                 results.append({"sampler": name, "from": source, "refused": str(refused)})
                 print(results[-1], flush=True)
                 continue
             ratio = imbalance_ratio(class_counts(labels[selection.indices], args.c))
             row = {"sampler": name, "from": source, "seconds": round(seconds, 2),
-                   "peak_traced_gib": round(peak / 2**30, 3), "x_bare_matmul": round(seconds / matmul_seconds, 2),
+                   "peak_traced_gib": round(peak / 2**30, 3),
+                   "peak_anonymous_rss_gib": None if rss is None else round(rss / 2**30, 3), "x_bare_matmul": round(seconds / matmul_seconds, 2),
                    "selected": int(selection.indices.shape[0]), "imbalance_ratio": round(ratio, 2)}
             results.append(row)
             print(row, flush=True)
