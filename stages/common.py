@@ -102,6 +102,12 @@ class PoolTable:
     def labels(self, split: str) -> np.ndarray:
         return self.frame["label"].to_numpy()[self.split_range(split)]
 
+    def paths(self, split: str) -> np.ndarray | None:
+        """Image file of each row of ``split`` (object array of str), or None for in-memory datasets."""
+        if "path" not in self.frame.columns:
+            return None
+        return self.frame["path"].to_numpy()[self.split_range(split)]
+
 
 def load_features() -> np.ndarray:
     """Memory-mapped ``(N, d) float16`` features aligned with the pool table's rows."""

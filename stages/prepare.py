@@ -106,5 +106,5 @@ def run_init(params: Params) -> None:
     selection = select_with_scores("random", size, labeled_mask=np.zeros(len(pool_ids), dtype=bool), seed=seed)
     out = round_dir(INIT_ROUND)
     write_parquet(out / "labeled.parquet", labeled_frame(np.empty(0, np.int64), np.empty(0, np.int64), [], []))
-    write_parquet(out / "queried.parquet", queried_frame(pool_ids[selection.indices], selection.scores, INIT_ROUND, "random"))
+    write_parquet(out / "queried.parquet", queried_frame(table, selection.indices, selection.scores, INIT_ROUND, "random"))
     print(f"init: {len(selection.indices)} items drawn at random with seed {seed}")

@@ -26,17 +26,21 @@ def labeled_frame(ids: np.ndarray, labels: np.ndarray, rounds: list[str], sample
     )
 
 
-def queried_frame(ids: np.ndarray, scores: np.ndarray, round_name: str, sampler: str) -> pl.DataFrame:
-    return pl.DataFrame(
+def queried_frame(table: PoolTable, pool_rows: np.ndarray, scores: np.ndarray, round_name: str, sampler: str) -> pl.DataFrame:
+    """The batch to send to annotators: id, round, sampler, score, rank, and each image's file
+    (``path``) when the dataset is made of files. ``pool_rows`` index the pool split of ``table``."""
+    frame = pl.DataFrame(
         {
-            "id": ids.astype(np.int64),
-            "round": [round_name] * len(ids),
-            "sampler": [sampler] * len(ids),
+            "id": table.ids("pool")[pool_rows].astype(np.int64),
+            "round": [round_name] * len(pool_rows),
+            "sampler": [sampler] * len(pool_rows),
             "score": scores.astype(np.float64),
-            "rank": np.arange(len(ids), dtype=np.int64),
+            "rank": np.arange(len(pool_rows), dtype=np.int64),
         },
         schema={"id": pl.Int64, "round": pl.String, "sampler": pl.String, "score": pl.Float64, "rank": pl.Int64},
     )
+    paths = table.paths("pool")
+    return frame if paths is None else frame.with_columns(pl.Series("path", paths[pool_rows], dtype=pl.String))
 
 
 def round_seed(seed: int, round_name: str) -> int:
@@ -264,7 +268,7 @@ def run_select(params: Params, round_name: str) -> None:
     for warning in caught:
         print(f"warning: select {round_name}: {warning.message}")
     write_parquet(round_dir(round_name) / "queried.parquet",
-                  queried_frame(pool_ids[selection.indices], selection.scores, round_name, sampler))
+                  queried_frame(table, selection.indices, selection.scores, round_name, sampler))
     print(f"select {round_name}: {sampler} picked {len(selection.indices)} items")
 
 

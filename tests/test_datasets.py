@@ -119,12 +119,13 @@ def test_prepare_and_embed_an_image_folder(tmp_path, monkeypatch):
     root = image_folder(tmp_path / "images")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(dataset="imagefolder", root=str(root), val_size=3)
+    params["initial_size"] = 5
     params["backbone"].update(name="resnet10t", checkpoint="none", image_size=32, batch_size=4)
     work = tmp_path / "work"
     work.mkdir()
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(work)
-    for command in ("prepare", "embed"):
+    for command in ("prepare", "embed", "init"):
         result = CliRunner().invoke(app, [command])
         assert result.exit_code == 0, result.output + repr(result.exception)
     table = pl.read_parquet("data/prepare/pool.parquet")
@@ -134,3 +135,9 @@ def test_prepare_and_embed_an_image_folder(tmp_path, monkeypatch):
     assert skipped["path"].to_list() == [str(root / "train/dog/broken.jpg")]
     features = np.load("data/embed/features.npy")
     assert features.shape[0] == 24 and np.isfinite(features).all()
+    # The batch for annotators names each image's file, as the pool table does.
+    queried = pl.read_parquet("runs/init/queried.parquet")
+    assert queried.columns == ["id", "round", "sampler", "score", "rank", "path"] and queried.height == 5
+    expected = queried.select("id").join(table.select("id", "path"), on="id", how="left")["path"]
+    assert queried["path"].to_list() == expected.to_list()
+    assert all(Path(path).is_file() for path in queried["path"])
