@@ -1,5 +1,6 @@
 """The stages end to end on tiny data: in-process through the CLI, and once through DVC."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -55,7 +56,7 @@ def run_all_stages() -> None:
         al("select", round_name)
 
 
-def test_stages_in_process(workspace):
+def test_stages_in_process(workspace, monkeypatch):
     run_all_stages()
     pool = pl.read_parquet("data/prepare/pool.parquet")
     assert pool["split"].value_counts().sort("split")["count"].to_list() == [240, 80, 60]  # pool, test, val
@@ -86,6 +87,17 @@ def test_stages_in_process(workspace):
     assert summary["labels"] == 50
     # The fake classes are trivially separable by their bright band: learning must show.
     assert summary["full_top1"] > 0.5
+
+    # benchmarks.numerics reads the run's artifacts and recomputes each BASE round in float64.
+    from benchmarks import numerics
+    monkeypatch.setattr(sys, "argv", ["numerics", "--out", "numerics.json"])
+    numerics.main()
+    report = json.loads(Path("numerics.json").read_text())
+    assert [row["round"] for row in report["rounds"]] == list(ROUNDS)
+    for row in report["rounds"]:
+        assert row["sampler"] == "base" and row["picks"] == 15
+        if row["float64"]["smallest_relative_gap_at_a_cutoff"] > 1e-3:  # no near-tie: float32 cannot matter
+            assert row["float64"]["same_items"], row
 
 
 def test_budget_larger_than_pool_takes_the_rest(workspace):
