@@ -25,11 +25,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import polars as pl
-
-from al_core.artifacts import read_npz
-from stages.common import Params, PoolTable, load_labeled, pool_positions, round_dir, round_features
 from benchmarks.results_file import machine, write_results
+from stages.common import Params, PoolTable, labeled_mask, load_queried, round_features
+from stages.rounds import load_head
 
 CHECKED_SAMPLERS = ("base", "mase")
 
@@ -83,23 +81,21 @@ def _cutoff_gap(scores: np.ndarray, order: np.ndarray, count: int) -> float:
 
 
 def check_round(table: PoolTable, round_name: str, budget: int) -> dict | None:
-    queried = pl.read_parquet(round_dir(round_name) / "queried.parquet")
+    queried = load_queried(round_name)
     sampler = queried["sampler"][0] if queried.height else None
     if sampler not in CHECKED_SAMPLERS:
         return None
     pool_ids = table.ids("pool")
-    labeled_mask = np.zeros(len(pool_ids), dtype=bool)
-    labeled_ids = load_labeled(round_name)["id"].to_numpy()
-    labeled_mask[pool_positions(pool_ids, labeled_ids, round_dir(round_name) / "labeled.parquet")] = True
-    head = read_npz(round_dir(round_name) / "head.npz", required=("weight", "bias"))
+    labeled = labeled_mask(table, round_name)
+    head = load_head(round_name)
     features = round_features(round_name)[table.split_range("pool")]
     weight32, bias32 = head["weight"].astype(np.float32), head["bias"].astype(np.float32)
     weight64 = weight32.astype(np.float64)
     logits64 = np.asarray(features, dtype=np.float64) @ weight64.T + bias32.astype(np.float64)
     logits32 = (np.asarray(features, dtype=np.float32) @ weight32.T + bias32).astype(np.float64)
-    count = min(budget, int((~labeled_mask).sum()))
-    exact, gap = reference_selection(sampler, boundary_distances_float64(logits64, weight64), labeled_mask, count)
-    on_float32, _ = reference_selection(sampler, boundary_distances_float64(logits32, weight64), labeled_mask, count)
+    count = min(budget, int((~labeled).sum()))
+    exact, gap = reference_selection(sampler, boundary_distances_float64(logits64, weight64), labeled, count)
+    on_float32, _ = reference_selection(sampler, boundary_distances_float64(logits32, weight64), labeled, count)
     picked = queried["id"].to_numpy()
     exact_ids, float32_ids = pool_ids[exact], pool_ids[on_float32]
     error = np.abs(logits32 - logits64)

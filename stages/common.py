@@ -156,5 +156,14 @@ def load_labeled(round_name: str) -> pl.DataFrame:
     return read_parquet(round_dir(round_name) / "labeled.parquet", LABELED_COLUMNS)
 
 
+def labeled_mask(table: "PoolTable", round_name: str) -> np.ndarray:
+    """``(pool size,) bool``: True for the pool items in the round's labeled set."""
+    pool_ids = table.ids("pool")
+    mask = np.zeros(len(pool_ids), dtype=bool)
+    labeled_ids = load_labeled(round_name)["id"].to_numpy()
+    mask[pool_positions(pool_ids, labeled_ids, round_dir(round_name) / "labeled.parquet")] = True
+    return mask
+
+
 def load_queried(round_name: str) -> pl.DataFrame:
     return read_parquet(round_dir(round_name) / "queried.parquet", QUERIED_COLUMNS)

@@ -14,7 +14,7 @@ from al_core.errors import InputError
 from al_core.metrics import label_statistics, topk_accuracy
 from stages.common import (
     CLUSTERS, FEATURE_STATS, FEATURES, FULL_DIR, Params, PoolTable, load_features, load_images, load_labeled,
-    load_queried, model_dir, pool_positions, round_dir, round_features,
+    labeled_mask, load_queried, model_dir, pool_positions, round_dir, round_features,
 )
 from stages.distributed import process_group, relaunch, under_torchrun
 
@@ -244,7 +244,6 @@ def run_select(params: Params, round_name: str) -> None:
 
     table = PoolTable.load()
     pool_ids = table.ids("pool")
-    labeled = load_labeled(round_name)
     head = load_head(round_name)
     sampler = params.get("sampler", str)
     budget = params.get("budget", int)
@@ -252,15 +251,14 @@ def run_select(params: Params, round_name: str) -> None:
     # Only samplers that declare it (the oracle, and balancing's sequential annotation) read labels.
     reads_labels = spec is not None and "labels" in spec.needs
     options = sampler_options(params, spec, len(pool_ids))
-    labeled_mask = np.zeros(len(pool_ids), dtype=bool)
-    labeled_mask[pool_positions(pool_ids, labeled["id"].to_numpy(), round_dir(round_name) / "labeled.parquet")] = True
+    labeled = labeled_mask(table, round_name)
     features = round_features(round_name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BudgetWarning)
         selection = select_with_scores(
             sampler, budget,
             features=features[table.split_range("pool")], head_weight=head["weight"], head_bias=head["bias"],
-            labeled_mask=labeled_mask, seed=round_seed(params.get("seed", int), round_name),
+            labeled_mask=labeled, seed=round_seed(params.get("seed", int), round_name),
             labels=table.labels("pool") if reads_labels else None,
             chunk_size=params.get("select.chunk_size", int), options=options,
             images=pool_images(table, params) if spec is not None and "images" in spec.needs else None,
