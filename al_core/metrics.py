@@ -7,13 +7,18 @@ import numpy as np
 from al_core.errors import InputError
 
 
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of rows whose label is among the ``k`` largest logits. O(N*C)."""
+def topk_correct(logits: np.ndarray, labels: np.ndarray, k: int) -> int:
+    """Number of rows whose label is among the ``k`` largest logits. O(N*C)."""
     if logits.shape[0] != labels.shape[0]:
         raise InputError(f"logits has {logits.shape[0]} rows but labels has {labels.shape[0]}")
     k = min(k, logits.shape[1])
     top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    return float((top == labels[:, None]).any(axis=1).mean())
+    return int((top == labels[:, None]).any(axis=1).sum())
+
+
+def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of rows whose label is among the ``k`` largest logits. O(N*C)."""
+    return topk_correct(logits, labels, k) / max(labels.shape[0], 1)
 
 
 def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:

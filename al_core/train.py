@@ -1,19 +1,25 @@
 """Linear evaluation: a linear head trained on cached, frozen features.
 
-Whole tensors live in memory (no per-sample DataLoader): a labeled set of 10,000 x 2048 floats
-is 80 MB. Features are standardised with statistics passed by the caller (typically the whole
-pool's, which needs no labels), and the standardisation is folded back into the returned head so
-that ``logits = features @ weight.T + bias`` holds on the raw features the samplers read.
+A training set that fits ``memory_limit_bytes`` as float32 (a labeled set of 10,000 x 2048 is
+80 MB) lives in memory as one tensor; a larger one (the full-data probe on 1.28M x 2048, 10 GB)
+stays in its (memory-mapped) array and each minibatch's rows are read when needed. Both give the
+same numbers: standardisation is elementwise, so a batch standardised on its own equals the same
+rows of the standardised whole. Features are standardised with statistics passed by the caller
+(typically the whole pool's, which needs no labels), and the standardisation is folded back into
+the returned head so that ``logits = features @ weight.T + bias`` holds on the raw features the
+samplers read.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from al_core.errors import InputError
 
@@ -78,6 +84,47 @@ def inverse_frequency_weights(labels: torch.Tensor, num_classes: int) -> torch.T
     return torch.where(seen, labels.shape[0] / (seen.sum() * counts.clamp(min=1)), torch.zeros_like(counts)).float()
 
 
+DEFAULT_MEMORY_LIMIT_BYTES = 2 * 2**30
+PROGRESS_MIN_ROWS = 200_000  # training sets from this size on show an epoch bar (on a terminal)
+
+
+class StandardizedRows:
+    """Rows ``rows`` of ``features`` (N, d), standardised as float32 tensors: one in-memory tensor
+    when ``len(rows) * d * 4 <= memory_limit_bytes``, else read from ``features`` per batch
+    (sorted reads, sequential on a memmap). Memory O(len(rows) * d) or O(batch * d)."""
+
+    def __init__(self, features, rows: np.ndarray, shift: torch.Tensor, scale: torch.Tensor, memory_limit_bytes: int,
+                 name: str = "training"):
+        self.features, self.rows, self.shift, self.scale, self.name = features, rows, shift, scale, name
+        self.in_memory = None
+        if rows.shape[0] * features.shape[1] * 4 <= memory_limit_bytes:
+            self.in_memory = self._standardize(rows)
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def _standardize(self, rows: np.ndarray) -> torch.Tensor:
+        block = np.asarray(self.features[rows], dtype=np.float32)
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            raise InputError(f"features row {int(rows[np.argmin(finite)])} of the {self.name} set holds NaN or inf; "
+                             "re-run the stage that wrote the features, or drop that item")
+        return (torch.from_numpy(block) - self.shift) * self.scale
+
+    def batch(self, positions: torch.Tensor) -> torch.Tensor:
+        if self.in_memory is not None:
+            return self.in_memory[positions]
+        wanted = self.rows[positions.numpy()]
+        order = np.argsort(wanted, kind="stable")
+        block = self._standardize(wanted[order])
+        out = torch.empty_like(block)
+        out[torch.from_numpy(order)] = block
+        return out
+
+    def all(self) -> torch.Tensor:
+        return self.in_memory if self.in_memory is not None else self._standardize(self.rows)
+
+
 def train_linear_head(
     train_features: np.ndarray,
     train_labels: np.ndarray,
@@ -89,16 +136,22 @@ def train_linear_head(
     seed: int,
     mean: np.ndarray | None = None,
     std: np.ndarray | None = None,
+    train_rows: np.ndarray | None = None,
+    memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES,
 ) -> LinearHead:
     """Train ``num_classes``-way softmax regression, keep the epoch with the best val top-1.
 
-    train_features ``(n, d)``, train_labels ``(n,) int``; same for val. Cost per epoch
-    O((n + n_val) * d * C); memory O((n + n_val) * d). Deterministic for a seed on one machine.
+    train_features ``(n, d)`` float (may be memory-mapped), train_labels ``(n,) int``; same for
+    val. With ``train_rows`` ``(n,) int``, the training set is ``train_features[train_rows]`` of a
+    larger ``(N, d)`` array, read per minibatch when it exceeds ``memory_limit_bytes`` as float32.
+    Cost per epoch O((n + n_val) * d * C); memory O(min(n, limit) * d + n_val * d + C * d).
+    Deterministic for a seed on one machine, and the same whether the set is in memory or not.
     """
-    if train_features.shape[0] == 0:
+    rows = np.arange(train_features.shape[0]) if train_rows is None else np.asarray(train_rows, dtype=np.int64)
+    if rows.shape[0] == 0:
         raise InputError("cannot train a head on an empty labeled set")
-    if train_features.shape[0] != train_labels.shape[0]:
-        raise InputError(f"{train_features.shape[0]} training features but {train_labels.shape[0]} labels")
+    if rows.shape[0] != train_labels.shape[0]:
+        raise InputError(f"{rows.shape[0]} training features but {train_labels.shape[0]} labels")
     if train_features.shape[1] != val_features.shape[1]:
         raise InputError(f"training features have {train_features.shape[1]} columns, validation {val_features.shape[1]}")
     dim = train_features.shape[1]
@@ -109,16 +162,16 @@ def train_linear_head(
     torch.manual_seed(int(seed))
     scale = torch.from_numpy(1.0 / std).float()
     shift = torch.from_numpy(mean).float()
-    x_train = (torch.tensor(np.asarray(train_features, dtype=np.float32)) - shift) * scale
+    x_train = StandardizedRows(train_features, rows, shift, scale, memory_limit_bytes)
     y_train = torch.tensor(np.asarray(train_labels, dtype=np.int64))
-    x_val = (torch.tensor(np.asarray(val_features, dtype=np.float32)) - shift) * scale
+    x_val = StandardizedRows(val_features, np.arange(val_features.shape[0]), shift, scale, memory_limit_bytes, "validation").all()
     y_val = torch.tensor(np.asarray(val_labels, dtype=np.int64))
 
     layer = torch.nn.Linear(dim, num_classes)
     torch.nn.init.zeros_(layer.weight)
     torch.nn.init.zeros_(layer.bias)
     optimizer = torch.optim.SGD(layer.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    n = x_train.shape[0]
+    n = len(x_train)
     batch_size = min(config.batch_size, max(1, math.ceil(n / config.min_steps_per_epoch)))
     steps_per_epoch = math.ceil(n / batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs * steps_per_epoch)
@@ -126,12 +179,15 @@ def train_linear_head(
 
     best_accuracy, best_epoch, best_state = -1.0, -1, None
     val_curve = []
-    for epoch in range(config.max_epochs):
+    started = time.perf_counter()
+    epochs = tqdm(range(config.max_epochs), desc=f"linear head on {n} items", unit="epoch",
+                  disable=None if n >= PROGRESS_MIN_ROWS else True)
+    for epoch in epochs:
         layer.train()
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
-            loss = F.cross_entropy(layer(x_train[batch]), y_train[batch], weight=class_weights)
+            loss = F.cross_entropy(layer(x_train.batch(batch)), y_train[batch], weight=class_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -145,6 +201,7 @@ def train_linear_head(
             best_accuracy, best_epoch = accuracy, epoch
             best_state = (layer.weight.detach().clone(), layer.bias.detach().clone())
         elif epoch - best_epoch >= config.patience:
+            epochs.close()
             break
 
     weight, bias = best_state
@@ -154,5 +211,6 @@ def train_linear_head(
     return LinearHead(
         weight=folded_weight.astype(np.float32),
         bias=folded_bias.astype(np.float32),
-        history={"best_epoch": best_epoch, "epochs_run": len(val_curve), "val_top1": best_accuracy},
+        history={"best_epoch": best_epoch, "epochs_run": len(val_curve), "val_top1": best_accuracy,
+                 "seconds_per_epoch": (time.perf_counter() - started) / len(val_curve), "in_memory": x_train.in_memory is not None},
     )

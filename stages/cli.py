@@ -50,7 +50,7 @@ def prepare(params: Path = PARAMS_OPTION) -> None:
 @friendly_errors
 def init(params: Path = PARAMS_OPTION) -> None:
     """Seeded random initial labeled set s0 (runs/init)."""
-    from stages.prepare import run_init
+    from stages.init import run_init
 
     run_init(_params(params))
 
@@ -68,7 +68,7 @@ def embed(params: Path = PARAMS_OPTION) -> None:
 @friendly_errors
 def train(round_name: str, previous: str, params: Path = PARAMS_OPTION) -> None:
     """Add the previous round's queries to the labeled set and train (the head, or the whole network in finetune mode)."""
-    from stages.rounds import run_train
+    from stages.train import run_train
 
     run_train(_params(params), round_name, previous)
 
@@ -77,7 +77,7 @@ def train(round_name: str, previous: str, params: Path = PARAMS_OPTION) -> None:
 @friendly_errors
 def evaluate(round_name: str, params: Path = PARAMS_OPTION) -> None:
     """Test top-1/top-5 and labeled-set class statistics of one round."""
-    from stages.rounds import run_evaluate
+    from stages.evaluate import run_evaluate
 
     run_evaluate(_params(params), round_name)
 
@@ -86,7 +86,7 @@ def evaluate(round_name: str, params: Path = PARAMS_OPTION) -> None:
 @friendly_errors
 def select_command(round_name: str, params: Path = PARAMS_OPTION) -> None:
     """Pick the next ``budget`` items with ``sampler`` (runs/<round>/queried.parquet)."""
-    from stages.rounds import run_select
+    from stages.select import run_select
 
     run_select(_params(params), round_name)
 
@@ -104,7 +104,7 @@ def cluster(params: Path = PARAMS_OPTION) -> None:
 @friendly_errors
 def full(params: Path = PARAMS_OPTION) -> None:
     """Train the same head on every pool label once: the full-data reference."""
-    from stages.rounds import run_full
+    from stages.full import run_full
 
     run_full(_params(params))
 

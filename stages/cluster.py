@@ -13,8 +13,7 @@ import numpy as np
 
 from al_core.artifacts import write_json, write_npy
 from al_core.clustering import cluster_pool
-from stages.common import CLUSTER_DIR, CLUSTERS, Params, PoolTable, load_features
-from stages.rounds import round_seed
+from stages.common import CLUSTER_DIR, CLUSTERS, Params, PoolTable, load_features, round_seed
 
 
 def run_cluster(params: Params) -> None:

@@ -1,4 +1,4 @@
-"""Paths of the pipeline's artifacts and typed access to ``params.yaml``."""
+"""Paths and schemas of the pipeline's artifacts, the per-round seed, and typed access to ``params.yaml``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import yaml
 
-from al_core.artifacts import read_json, read_npy, read_parquet
+from al_core.artifacts import read_json, read_npy, read_npz, read_parquet
 from al_core.errors import InputError
 
 PARAMS_FILE = Path("params.yaml")
@@ -135,6 +135,9 @@ def load_images(table: "PoolTable", image_size: int):
 
     from al_core.data.images import ImageFiles, identity
 
+    if "feature_row" in table.frame.columns:
+        raise InputError("data.dataset features holds no images: train.mode finetune and the vaal sampler need "
+                         "an image dataset (imagefolder, manifest, fashion_mnist, cifar10)")
     if "path" in table.frame.columns:
         images = ImageFiles(table.frame["path"].to_list(), image_size)
         return images, hashlib.sha256(identity(images.paths).encode()).hexdigest()
@@ -143,13 +146,14 @@ def load_images(table: "PoolTable", image_size: int):
 
 
 def pool_positions(pool_ids: np.ndarray, ids: np.ndarray, source: Path) -> np.ndarray:
-    """Positions of ``ids`` among ``pool_ids`` (sorted ascending); error if any is not in the pool."""
-    positions = np.searchsorted(pool_ids, ids)
-    positions = np.clip(positions, 0, len(pool_ids) - 1)
-    bad = pool_ids[positions] != ids
+    """Positions of ``ids`` among ``pool_ids`` (any order); error if any is not in the pool. O(N log N)."""
+    order = np.argsort(pool_ids, kind="stable")
+    sorted_ids = pool_ids[order]
+    positions = np.clip(np.searchsorted(sorted_ids, ids), 0, len(pool_ids) - 1)
+    bad = sorted_ids[positions] != ids
     if bad.any():
         raise InputError(f"{source}: id {int(ids[np.argmax(bad)])} is not in the training pool of {POOL_TABLE}")
-    return positions
+    return order[positions]
 
 
 def load_labeled(round_name: str) -> pl.DataFrame:
@@ -167,3 +171,37 @@ def labeled_mask(table: "PoolTable", round_name: str) -> np.ndarray:
 
 def load_queried(round_name: str) -> pl.DataFrame:
     return read_parquet(round_dir(round_name) / "queried.parquet", QUERIED_COLUMNS)
+
+
+def labeled_frame(ids: np.ndarray, labels: np.ndarray, rounds: list[str], samplers: list[str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"id": ids, "label": labels, "round": rounds, "sampler": samplers},
+        schema={"id": pl.Int64, "label": pl.Int64, "round": pl.String, "sampler": pl.String},
+    )
+
+
+def queried_frame(table: "PoolTable", pool_rows: np.ndarray, scores: np.ndarray, round_name: str, sampler: str) -> pl.DataFrame:
+    """The batch to send to annotators: id, round, sampler, score, rank, and each image's file
+    (``path``) when the dataset is made of files. ``pool_rows`` index the pool split of ``table``."""
+    frame = pl.DataFrame(
+        {
+            "id": table.ids("pool")[pool_rows].astype(np.int64),
+            "round": [round_name] * len(pool_rows),
+            "sampler": [sampler] * len(pool_rows),
+            "score": scores.astype(np.float64),
+            "rank": np.arange(len(pool_rows), dtype=np.int64),
+        },
+        schema={"id": pl.Int64, "round": pl.String, "sampler": pl.String, "score": pl.Float64, "rank": pl.Int64},
+    )
+    paths = table.paths("pool")
+    return frame if paths is None else frame.with_columns(pl.Series("path", paths[pool_rows], dtype=pl.String))
+
+
+def round_seed(seed: int, round_name: str) -> int:
+    """A distinct, reproducible seed per (experiment seed, round)."""
+    entropy = [seed] + [ord(char) for char in round_name]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def load_head(round_name: str) -> dict[str, np.ndarray]:
+    return read_npz(round_dir(round_name) / "head.npz", required=("weight", "bias"))

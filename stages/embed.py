@@ -10,11 +10,13 @@ from pathlib import Path
 
 import polars as pl
 
-from al_core.artifacts import write_json, write_npy, write_npz
+import numpy as np
+
+from al_core.artifacts import atomic_path, read_json, write_json, write_npy, write_npz
 from al_core.backbones import load_backbone
 from al_core.features import extraction_fingerprint, extract_features, pick_device
 from al_core.train import feature_statistics
-from stages.common import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, Params, PoolTable, load_images
+from stages.common import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, PREPARE_DIR, Params, PoolTable, load_images
 from stages.distributed import process_group, relaunch, under_torchrun
 
 PARTIAL_ROOT = Path("data/.embed-partial")
@@ -26,7 +28,12 @@ def run_embed(params: Params) -> None:
     (per-dimension mean/std of the training pool, no labels used) and meta.json (backbone, ids
     order hash, throughput). Finished shards live in data/.embed-partial until the end, so a
     killed run resumes. With ``backbone.processes`` > 1 it runs itself under torchrun (gloo on
-    CPU, NCCL on GPUs), each process computing every W-th shard; the result is the same file."""
+    CPU, NCCL on GPUs), each process computing every W-th shard; the result is the same file.
+    With ``data.dataset: features`` no backbone runs: the user's rows are copied instead."""
+    table = PoolTable.load()
+    if "feature_row" in table.frame.columns:
+        _gather_precomputed(table)
+        return
     processes = params.get("backbone.processes", int, 1)
     if processes > 1 and not under_torchrun():
         relaunch("embed", processes, params.path)
@@ -89,3 +96,34 @@ def _embed(params: Params) -> None:
     shutil.rmtree(work_dir, ignore_errors=True)
     print(f"embed: {features.shape[0]} x {features.shape[1]} features in {seconds:.0f} s "
           f"({len(images) / max(seconds, 1e-9):.0f} img/s)")
+
+
+def _gather_precomputed(table: PoolTable) -> None:
+    """``data.dataset: features``: no backbone runs; the user's rows are copied in pool-table order
+    into data/embed/features.npy (float16, as the extracted features), with the pool's statistics.
+    Memory O(chunk * d): the source is memory-mapped and the output written through a memory map."""
+    from tqdm import tqdm
+
+    from al_core.data.features import copy_rows, open_features
+
+    source_file = Path(read_json(PREPARE_DIR / "meta.json")["features_file"])
+    source = open_features(source_file)
+    rows = table.frame["feature_row"].to_numpy()
+    started = time.perf_counter()
+    with atomic_path(FEATURES, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(rows.shape[0], source.shape[1]))
+        copy_rows(source, rows, out, table.frame["id"].to_numpy(), str(source_file),
+                  progress=lambda starts: tqdm(starts, desc="embed: copying features", unit="chunk", disable=None))
+        out.flush()
+        del out
+    features = np.load(FEATURES, mmap_mode="r")
+    mean, std = feature_statistics(features[table.split_range("pool")])
+    write_npz(FEATURE_STATS, mean=mean, std=std)
+    seconds = time.perf_counter() - started
+    write_json(EMBED_META, {
+        "backbone": None, "precomputed": str(source_file), "source_dtype": str(source.dtype),
+        "rows": int(features.shape[0]), "dim": int(features.shape[1]), "dtype": str(features.dtype),
+        "row_order": "rows of data/prepare/pool.parquet", "first_ids": table.frame["id"].to_numpy()[:5].tolist(),
+        "seconds": round(seconds, 1),
+    })
+    print(f"embed: {features.shape[0]} x {features.shape[1]} precomputed features copied from {source_file} in {seconds:.0f} s")

@@ -1,4 +1,4 @@
-"""prepare: pool table (id, label, split) + images; init: the seeded random initial set s0."""
+"""prepare: pool table (id, label, split) + images."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from al_core.artifacts import atomic_path, write_json, write_npy, write_parquet
 from al_core.data import DATASETS, listed_index, long_tail_index
 from al_core.data.images import check_images
 from al_core.errors import InputError
-from stages.common import IMAGES, INIT_ROUND, POOL_TABLE, PREPARE_DIR, Params, PoolTable, round_dir
+from stages.common import IMAGES, POOL_TABLE, PREPARE_DIR, Params
 
 SKIPPED = PREPARE_DIR / "skipped.csv"
 
@@ -44,8 +44,10 @@ def run_prepare(params: Params) -> None:
     """Read the dataset, subsample it when asked, hold out ``data.val_size`` training images.
 
     Writes data/prepare/pool.parquet (id, label, split in {pool, val, test}, plus path for image
-    files; rows ordered pool, val, test), data/prepare/images.npy (same row order, uint8; only for
-    in-memory datasets), data/prepare/skipped.csv (unreadable files; file datasets) and meta.json.
+    files, feature_row for precomputed features; rows ordered pool, val, test),
+    data/prepare/images.npy (same row order, uint8; only for in-memory datasets),
+    data/prepare/skipped.csv (unreadable files; image-file datasets) and meta.json.
+    Memory O(N) for the table (and the images of in-memory datasets).
     """
     dataset = _read_dataset(params)
     classes = dataset.class_names
@@ -62,7 +64,7 @@ def run_prepare(params: Params) -> None:
         meta_extra["imbalance_ratio"] = ratio
         meta_extra["train_class_counts"] = np.bincount(train.labels, minlength=len(classes)).tolist()
     if dataset.stored_as_files:
-        train, test, skipped = _drop_unreadable(type(dataset)(train, test, classes))
+        train, test, skipped = _drop_unreadable(type(dataset)(train, test, classes, dataset.features_file))
         meta_extra.update(storage="files", skipped=skipped)
     val_size = params.get("data.val_size", int)
     if not 0 < val_size < len(train):
@@ -77,9 +79,13 @@ def run_prepare(params: Params) -> None:
         "label": np.concatenate([pool.labels, val.labels, test.labels]).astype(np.int64),
         "split": ["pool"] * len(pool) + ["val"] * len(val) + ["test"] * len(test),
     }
-    if dataset.stored_as_files:
+    if dataset.features_file is not None:
+        # Precomputed features: embed gathers these rows of the user's array, in table order.
+        columns["feature_row"] = np.concatenate([pool.feature_rows, val.feature_rows, test.feature_rows]).astype(np.int64)
+        meta_extra.update(storage="features", features_file=str(dataset.features_file.resolve()))
+    if pool.paths is not None:
         columns["path"] = [str(p) for p in np.concatenate([pool.paths, val.paths, test.paths])]
-    else:
+    elif dataset.features_file is None:
         write_npy(IMAGES, np.concatenate([pool.images, val.images, test.images]))
     write_parquet(POOL_TABLE, pl.DataFrame(columns))
     write_json(PREPARE_DIR / "meta.json", {
@@ -90,21 +96,3 @@ def run_prepare(params: Params) -> None:
         **meta_extra,
     })
     print(f"prepare: {len(pool)} pool / {len(val)} val / {len(test)} test images, {len(classes)} classes")
-
-
-def run_init(params: Params) -> None:
-    """Write runs/init/labeled.parquet (empty) and runs/init/queried.parquet (s0, seeded random)."""
-    from al_core.samplers import select_with_scores
-    from stages.rounds import labeled_frame, queried_frame
-
-    table = PoolTable.load()
-    pool_ids = table.ids("pool")
-    size = params.get("initial_size", int)
-    seed = params.get("seed", int)
-    if size <= 0:
-        raise InputError(f"params initial_size must be positive, got {size}")
-    selection = select_with_scores("random", size, labeled_mask=np.zeros(len(pool_ids), dtype=bool), seed=seed)
-    out = round_dir(INIT_ROUND)
-    write_parquet(out / "labeled.parquet", labeled_frame(np.empty(0, np.int64), np.empty(0, np.int64), [], []))
-    write_parquet(out / "queried.parquet", queried_frame(table, selection.indices, selection.scores, INIT_ROUND, "random"))
-    print(f"init: {len(selection.indices)} items drawn at random with seed {seed}")

@@ -88,14 +88,16 @@ def test_stages_in_process(workspace, monkeypatch):
     # The fake classes are trivially separable by their bright band: learning must show.
     assert summary["full_top1"] > 0.5
 
-    # benchmarks.numerics reads the run's artifacts and recomputes each BASE round in float64.
-    from benchmarks import numerics
-    monkeypatch.setattr(sys, "argv", ["numerics", "--out", "numerics.json"])
-    numerics.main()
+    # checks.numerics reads the run's files and recomputes each BASE round in float64.
+    from checks import numerics
+    numerics.main(["--out", "numerics.json"])
     report = json.loads(Path("numerics.json").read_text())
     assert [row["round"] for row in report["rounds"]] == list(ROUNDS)
     for row in report["rounds"]:
-        assert row["sampler"] == "base" and row["picks"] == 15
+        assert row["sampler"] == "base" and row["base_order"] == "round_robin" and row["picks"] == 15
+        # The README's claim, every round: float64 distances on the float32 logits give the
+        # pipeline's picks in the pipeline's order.
+        assert row["float64_on_float32_logits"]["same_order"], row
         if row["float64"]["smallest_relative_gap_at_a_cutoff"] > 1e-3:  # no near-tie: float32 cannot matter
             assert row["float64"]["same_items"], row
 

@@ -62,3 +62,29 @@ def test_class_weighted_loss_favours_the_rare_class():
     weighted = train_linear_head(x, y, xv, yv, num_classes=2, config=HeadConfig(max_epochs=20, patience=20, class_weighted=True), seed=0)
     predicted_rare = [(head.logits(xv).argmax(axis=1) == 1).mean() for head in (plain, weighted)]
     assert predicted_rare[1] > predicted_rare[0] + 0.2
+
+
+def test_streaming_from_a_memory_map_gives_the_same_head_as_in_memory(tmp_path):
+    # The full-data probe at scale reads each minibatch from the memory-mapped table; it must
+    # train exactly the head the in-memory path trains on the same rows.
+    x, y = blobs(4, 300)
+    xv, yv = blobs(5, 80)
+    table = np.concatenate([blobs(6, 50)[0], x]).astype(np.float16)
+    np.save(tmp_path / "features.npy", table)
+    mapped = np.load(tmp_path / "features.npy", mmap_mode="r")
+    rows = np.arange(50, 350)
+    mean, std = feature_statistics(mapped[rows])
+    config = HeadConfig(max_epochs=6, batch_size=32)
+    common = dict(num_classes=4, config=config, seed=7, mean=mean, std=std, train_rows=rows)
+    in_memory = train_linear_head(mapped, y, xv, yv, **common)
+    streamed = train_linear_head(mapped, y, xv, yv, memory_limit_bytes=0, **common)
+    assert in_memory.history["in_memory"] and not streamed.history["in_memory"]
+    assert np.array_equal(in_memory.weight, streamed.weight) and np.array_equal(in_memory.bias, streamed.bias)
+
+
+def test_a_nan_in_the_training_set_names_the_row():
+    x, y = blobs(8, 60)
+    xv, yv = blobs(9, 20)
+    x[17, 3] = np.nan
+    with pytest.raises(InputError, match="features row 17 of the training set holds NaN"):
+        train_linear_head(x, y, xv, yv, num_classes=4, config=HeadConfig(max_epochs=2), seed=0)

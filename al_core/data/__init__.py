@@ -4,6 +4,7 @@
 - ``cifar10``: torchvision's ``cifar-10-batches-py`` folder, in memory.
 - ``imagefolder``: ``root/train/<class>/*`` and ``root/val/<class>/*`` image files (ImageNet layout).
 - ``manifest``: a CSV/Parquet table ``path,label[,split]`` of image files.
+- ``features``: precomputed embeddings, ``features.npy`` plus ``items.parquet`` (id, label, split[, path]).
 """
 
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 
 from al_core.data.cifar10 import load_cifar10
 from al_core.data.dataset import Dataset, Split, check_labels, listed_index, long_tail_index
+from al_core.data.features import load_feature_dataset
 from al_core.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 from al_core.data.folders import load_image_folder, load_manifest
 
@@ -31,6 +33,7 @@ DATASETS = {
     "cifar10": lambda root, **_: load_cifar10(root),
     "imagefolder": load_image_folder,
     "manifest": load_manifest,
+    "features": load_feature_dataset,
 }
 
 __all__ = ["DATASETS", "Dataset", "FASHION_MNIST_CLASSES", "Split", "check_labels", "listed_index",

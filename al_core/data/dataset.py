@@ -2,7 +2,9 @@
 
 A reader returns a :class:`Dataset`: train and test :class:`Split` s and the class names. A
 split holds its images either in memory (``images``, ``(n, H, W[, 3]) uint8``: Fashion-MNIST,
-CIFAR-10) or as files (``paths``: ImageFolder, manifests); ``ids`` are stable integer ids.
+CIFAR-10), as files (``paths``: ImageFolder, manifests), or as rows of a feature array the user
+computed elsewhere (``feature_rows``, with optional ``paths`` naming each item's file for
+annotators); ``ids`` are stable integer ids.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ class Split:
     labels: np.ndarray  # (n,) int64 in 0..C-1
     images: np.ndarray | None = None  # (n, H, W[, 3]) uint8
     paths: np.ndarray | None = None  # (n,) str
+    feature_rows: np.ndarray | None = None  # (n,) int64 rows of Dataset.features_file
 
     def __post_init__(self):
-        if (self.images is None) == (self.paths is None):
-            raise ValueError("a split holds either images or paths")
+        if self.feature_rows is None and (self.images is None) == (self.paths is None):
+            raise ValueError("a split holds either images or paths (or feature rows)")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -32,7 +35,8 @@ class Split:
     def take(self, index: np.ndarray) -> "Split":
         return Split(ids=self.ids[index], labels=self.labels[index],
                      images=None if self.images is None else self.images[index],
-                     paths=None if self.paths is None else self.paths[index])
+                     paths=None if self.paths is None else self.paths[index],
+                     feature_rows=None if self.feature_rows is None else self.feature_rows[index])
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,12 @@ class Dataset:
     train: Split
     test: Split
     class_names: tuple[str, ...]
+    features_file: Path | None = None  # (N, d) .npy the splits' feature_rows index; no images then
 
     @property
     def stored_as_files(self) -> bool:
-        return self.train.paths is not None
+        """Images are files to decode (and to check at prepare): not for precomputed features."""
+        return self.train.paths is not None and self.features_file is None
 
 
 def check_labels(labels: np.ndarray, num_classes: int, source: str) -> np.ndarray:

@@ -55,6 +55,7 @@ def select_with_scores(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     options: dict | None = None,
     images=None,
+    labeled_class_counts: np.ndarray | None = None,
 ) -> Selection:
     """Run sampler ``name`` and return its :class:`Selection` (indices and scores).
 
@@ -71,6 +72,9 @@ def select_with_scores(
             ``balancing`` (labeled items' labels, and each pick's as if annotated at once).
         chunk_size: rows per streamed block; results do not depend on it.
         images: ``(N, H, W[, 3]) uint8`` array-like (may decode files lazily), for ``vaal``.
+        labeled_class_counts: ``(C,) int`` labels per class in the labeled set; ``base`` and
+            ``balanced_random`` give the budget's remainder (b mod C) to the classes with the
+            fewest (ties by class index; classes 0, 1, ... when not given).
         options: sampler-specific settings, e.g. ``{"partitions": 10}`` for the partitioned
             samplers, ``{"cluster_ids": ids}`` for ``margin_clustering``; unknown keys are an error.
     """
@@ -83,6 +87,7 @@ def select_with_scores(
     pool = make_pool(
         labeled_mask=labeled_mask, features=features, head_weight=head_weight, head_bias=head_bias,
         logits=logits, labels=labels, chunk_size=chunk_size, options=options, images=images,
+        labeled_class_counts=labeled_class_counts,
     )
     spec = SAMPLERS[name]
     unknown = sorted(set(pool.options) - set(spec.options))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from al_core.errors import InputError
-from al_core.samplers.boundary import class_quotas
+from al_core.samplers.quotas import split_evenly
 from al_core.samplers.coreset import DEFAULT_PARTITIONS, split_pool
 from al_core.samplers.pool import Pool, progress
 from al_core.samplers.registry import Selection, register_sampler
@@ -128,7 +128,7 @@ def partitioned_badge_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     parts = [part for part, _ in split_pool(pool, min(partitions, unlabeled.shape[0]), rng)]
     ones = np.ones((unlabeled.shape[0], 1), dtype=np.float32)
     picked, scores = [], []
-    for part, quota, part_seed in zip(parts, class_quotas(budget, len(parts)), rng.integers(0, 2**63, size=len(parts))):
+    for part, quota, part_seed in zip(parts, split_evenly(budget, len(parts)), rng.integers(0, 2**63, size=len(parts))):
         if quota == 0:
             continue
         positions = np.searchsorted(unlabeled, part)

@@ -11,17 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from al_core.samplers.pool import Pool
+from al_core.samplers.quotas import class_quotas, turn_order, turns_needed
 from al_core.samplers.ranking import RunningSmallestPerClass
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import boundary_distances, inverse_weight_distances
 from al_core.samplers.uncertainty import select_smallest_scores
-
-
-def class_quotas(budget: int, num_classes: int) -> np.ndarray:
-    """``(C,) int64``: floor(b/C) per class, +1 for the first b mod C classes (Alg. 2)."""
-    quotas = np.full(num_classes, budget // num_classes, dtype=np.int64)
-    quotas[: budget % num_classes] += 1
-    return quotas
 
 
 @register_sampler("mase", needs=("logits", "head_weight"), summary="smallest feature-space distance to the nearest decision boundary (Eq. 2)")
@@ -44,44 +38,44 @@ BASE_SLACK_FACTOR = 32  # candidates kept per class in the first pass: (1 + this
 BASE_SLACK_EXTRA = 64
 
 
-@register_sampler("base", needs=("logits", "head_weight"), summary="per-class quotas of items closest to each class's boundary (Eq. 3)")
+@register_sampler("base", needs=("logits", "head_weight"), options=("base_order",),
+                  summary="per-class quotas of items closest to each class's boundary (Eq. 3, Alg. 2)")
 def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
-    """BASE: classes 0..C-1 in turn take their quota of the items nearest their boundary.
+    """BASE: classes take turns, each turn taking the class's nearest item not taken yet.
 
-    An item's distance to class c's boundary is its MASE margin when it is predicted as c, and
-    |z_p - z_c| / ||w_p - w_c|| otherwise. Class c skips items taken by classes before it, so
-    in the worst case it needs its quota plus all earlier quotas as candidates. One streaming
-    pass keeps a few times its quota per class (at most that worst case), then the greedy pass
-    of Alg. 2 runs on the candidates alone. If a class's candidates run out (earlier classes
-    took more of them than the slack allows), the pool is streamed again with every item taken
-    so far excluded: that class then needs exactly its quota, and later classes keep twice as
-    many candidates as before. Exact in every case: the greedy only ever reads complete lists.
+    An item's distance to class c's boundary (DCSDB) is its MASE margin when it is predicted as
+    c, and |z_p - z_c| / ||w_p - w_c|| otherwise. Each class has a quota (:func:`class_quotas`:
+    b/C, the remainder to the classes with the fewest labels so far, seeded ties). Option ``base_order``:
+    ``round_robin`` (default, the paper's Alg. 2: passes over the classes, one item per class per
+    pass) or ``sequential`` (the authors' released code: class 0's whole quota, then class 1's...).
+    The two differ when classes compete for the same items.
+
+    Before its last turn a class can lose at most (its last turn's position) items to the others,
+    so one streaming pass keeps that many candidates per class, capped at a slack of a few times
+    its quota; the turns then run on the candidates alone. If a class's truncated list runs out,
+    every pick made so far is exact (each came from a list that still held untaken items), so the
+    pool is streamed again without them and the turns resume where they stopped, with longer lists.
 
     Cost: O(N*d*C) logits + O(N*C) distances and candidate updates per pass (one pass unless
-    classes compete heavily for the same items); memory O(chunk*C + C^2 + budget * slack).
+    classes compete heavily for the same items) + O(b + total candidates) for the turns;
+    memory O(chunk*C + C^2 + b * slack).
     """
     num_classes = pool.num_classes
-    quotas = class_quotas(budget, num_classes)
+    quotas = class_quotas(budget, num_classes, pool.labeled_class_counts, seed)
+    turns = turn_order(quotas, pool.option("base_order", "round_robin", str))
     geometry = inverse_weight_distances(pool.head_weight)
-    keep = np.minimum(np.cumsum(quotas), (1 + BASE_SLACK_FACTOR) * quotas + BASE_SLACK_EXTRA)
-    keep[quotas == 0] = 0
+    keep = np.minimum(turns_needed(turns, num_classes), (1 + BASE_SLACK_FACTOR) * quotas + BASE_SLACK_EXTRA)
     taken = np.zeros(pool.size, dtype=bool)
     picked: list[int] = []
     picked_scores: list[float] = []
-    first_class = 0
-    while first_class < num_classes:
+    next_turn = 0
+    while next_turn < turns.shape[0]:
         candidates = _boundary_candidates(pool, geometry, keep, taken if picked else None)
-        first_class = _greedy_quotas(candidates, quotas, keep, first_class, taken, picked, picked_scores)
-        if first_class < num_classes:  # ran out: stream again for this class and the later ones
-            classes = np.arange(num_classes)
-            later = classes > first_class
-            # With every earlier pick excluded, class c can lose at most the quotas of classes
-            # first_class..c-1 to others: its list never needs to be longer than their sum + its own.
-            keep[later] = np.minimum(np.cumsum(np.where(classes >= first_class, quotas, 0))[later], 2 * keep[later])
-            keep[first_class] = quotas[first_class]
-            keep[:first_class] = 0
-            keep[quotas == 0] = 0
-    return Selection(indices=np.asarray(picked, dtype=np.int64), scores=np.asarray(picked_scores, dtype=np.float64))
+        next_turn = _take_turns(candidates, turns, next_turn, keep, taken, picked, picked_scores)
+        if next_turn < turns.shape[0]:  # a truncated list ran out: longer lists for the turns left
+            keep = np.minimum(turns_needed(turns[next_turn:], num_classes), 2 * keep)
+    return Selection(indices=np.asarray(picked, dtype=np.int64), scores=np.asarray(picked_scores, dtype=np.float64),
+                     classes=turns)
 
 
 def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -101,28 +95,28 @@ def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.nd
     return running.finish()
 
 
-def _greedy_quotas(candidates, quotas, keep, first_class, taken, picked, picked_scores) -> int:
-    """Alg. 2's greedy from ``first_class`` on: each class takes its quota of its candidates not
-    taken before. Appends to ``picked``/``picked_scores``, marks ``taken``; returns the first class
-    whose truncated list ran out before its quota was met (its picks undone), or C when done."""
-    for cls in range(first_class, quotas.shape[0]):
-        still_needed = int(quotas[cls])
-        if still_needed == 0:
-            continue
-        indices, distances = candidates[cls]
-        mark = len(picked)
-        for index, distance in zip(indices.tolist(), distances.tolist()):
-            if taken[index]:
-                continue
-            taken[index] = True
-            picked.append(index)
-            picked_scores.append(distance)
-            still_needed -= 1
-            if still_needed == 0:
-                break
-        if still_needed > 0 and indices.shape[0] == keep[cls]:
-            # More items exist beyond this class's list; the next ones are unknown.
-            taken[np.asarray(picked[mark:], dtype=np.int64)] = False
-            del picked[mark:], picked_scores[mark:]
-            return cls
-    return quotas.shape[0]
+def _take_turns(candidates, turns, first_turn, keep, taken, picked, picked_scores) -> int:
+    """Run ``turns[first_turn:]``: each takes its class's first candidate not taken yet.
+
+    Appends to ``picked``/``picked_scores`` and marks ``taken``; returns the turn whose class's
+    truncated list (``keep[c]`` long) held no untaken item, or ``len(turns)`` when all are done.
+    A list shorter than ``keep[c]`` holds every eligible item, so it cannot run out while the
+    budget does not exceed the unlabeled pool.
+    """
+    indices = [candidate[0].tolist() for candidate in candidates]
+    distances = [candidate[1].tolist() for candidate in candidates]
+    cursor = [0] * len(candidates)
+    for turn in range(first_turn, turns.shape[0]):
+        cls = int(turns[turn])
+        class_indices, position = indices[cls], cursor[cls]
+        while position < len(class_indices) and taken[class_indices[position]]:
+            position += 1
+        if position == len(class_indices):
+            if len(class_indices) < keep[cls]:
+                raise AssertionError(f"BASE: class {cls} has no candidate left although its list is complete")
+            return turn
+        taken[class_indices[position]] = True
+        picked.append(class_indices[position])
+        picked_scores.append(distances[cls][position])
+        cursor[cls] = position + 1
+    return turns.shape[0]

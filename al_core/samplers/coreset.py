@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from al_core.errors import InputError
-from al_core.samplers.boundary import class_quotas
+from al_core.samplers.quotas import split_evenly
 from al_core.samplers.pool import Pool, progress
 from al_core.samplers.registry import Selection, register_sampler
 
@@ -103,7 +103,7 @@ def partitioned_coreset_sampler(pool: Pool, budget: int, seed: int) -> Selection
     rng = np.random.default_rng(seed)
     parts = split_pool(pool, min(partitions, int((~pool.labeled_mask).sum())), rng)
     # array_split puts the larger parts first, so the +1 quotas go where there is room.
-    quotas = class_quotas(budget, len(parts))
+    quotas = split_evenly(budget, len(parts))
     _check_memory(pool, parts[0][0].shape[0] + min(parts[0][1].shape[0], pool.chunk_size), "partitioned_coreset")
     picked, scores = [], []
     for (unlabeled, labeled), quota, part_seed in zip(parts, quotas, rng.integers(0, 2**63, size=len(parts))):

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from al_core.errors import InputError
 from al_core.samplers.pool import Pool
+from al_core.samplers.quotas import class_priority
 from al_core.samplers.registry import Selection, register_sampler
 
 
 @register_sampler("balanced_random", needs=("labels",), summary="ORACLE: equal numbers per class, at random, using the true labels")
 def balanced_random_sampler(pool: Pool, budget: int, seed: int) -> Selection:
-    """Round-robin over classes 0..C-1, each pass taking one random unlabeled item per class.
+    """Round-robin over the classes, each pass taking one random unlabeled item per class.
 
+    Each pass visits the classes in :func:`~al_core.samplers.quotas.class_priority` order
+    (fewest labels so far first, seeded ties), so the last, partial pass gives the budget's
+    remainder to the rarest classes, as BASE's quotas do.
     A class that runs out of unlabeled items drops out, so the result always has ``budget``
     items and per-class counts differ by at most one among classes with items left.
-    Cost O(N) time and memory.
+    Cost O(N log N) time, O(N) memory.
     """
     rng = np.random.default_rng(seed)
     unlabeled = pool.unlabeled_indices
@@ -29,6 +34,13 @@ def balanced_random_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     sorted_labels = labels[by_class]
     class_starts = np.searchsorted(sorted_labels, sorted_labels, side="left")
     rank_in_class = np.arange(by_class.shape[0]) - class_starts
-    order = np.lexsort((sorted_labels, rank_in_class))[:budget]
+    num_classes = int(pool.labels.max()) + 1
+    counts = pool.labeled_class_counts
+    if counts is not None and counts.shape[0] < num_classes:
+        raise InputError(f"labeled_class_counts has {counts.shape[0]} classes but labels go up to {num_classes - 1}")
+    num_classes = num_classes if counts is None else counts.shape[0]
+    priority = np.empty(num_classes, dtype=np.int64)
+    priority[class_priority(num_classes, counts, seed)] = np.arange(num_classes)
+    order = np.lexsort((priority[sorted_labels], rank_in_class))[:budget]
     picked = shuffled[by_class[order]].astype(np.int64)
     return Selection(indices=picked, scores=np.full(picked.shape[0], np.nan))

@@ -64,6 +64,8 @@ class Pool:
         head_bias: ``(C,)`` float32 or None (zeros when a weight is given without a bias).
         logits: ``(N, C)`` float or None; used instead of ``features @ head_weight.T + bias``.
         labels: ``(N,) int64`` or None; only oracle samplers may read it.
+        labeled_class_counts: ``(C,) int64`` or None: how many labeled items each class has
+            (known to any real user); quota rules give a budget's remainder to the rarest classes.
         chunk_size: rows per streamed block.
         options: sampler-specific settings (e.g. ``partitions``), validated by the sampler.
     """
@@ -75,6 +77,7 @@ class Pool:
     logits: np.ndarray | None
     labels: np.ndarray | None
     chunk_size: int
+    labeled_class_counts: np.ndarray | None = None
     images: Any = None  # (N, H, W[, 3]) uint8 array-like, for samplers that look at pixels (vaal)
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -213,6 +216,7 @@ def make_pool(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     options: Mapping[str, Any] | None = None,
     images=None,
+    labeled_class_counts=None,
 ) -> Pool:
     """Check shapes and dtypes of the sampler inputs and return a :class:`Pool`."""
     labeled_mask = np.asarray(labeled_mask)
@@ -266,6 +270,14 @@ def make_pool(
                 f"and shape {labels.shape}"
             )
         labels = labels.astype(np.int64, copy=False)
+    if labeled_class_counts is not None:
+        labeled_class_counts = np.asarray(labeled_class_counts)
+        if labeled_class_counts.ndim != 1 or labeled_class_counts.dtype.kind not in "iu" or (labeled_class_counts < 0).any():
+            raise InputError(
+                f"labeled_class_counts must be a 1-d array of non-negative integers (one per class), got dtype "
+                f"{labeled_class_counts.dtype} and shape {labeled_class_counts.shape}"
+            )
+        labeled_class_counts = labeled_class_counts.astype(np.int64, copy=False)
     if images is not None and (len(images) != size or getattr(images, "dtype", None) != np.uint8 or images.ndim not in (3, 4)):
         raise InputError(
             f"images must be a (N, H, W[, 3]) uint8 array-like of pool size {size}, got dtype "
@@ -281,4 +293,5 @@ def make_pool(
         chunk_size=int(chunk_size),
         options=dict(options or {}),
         images=images,
+        labeled_class_counts=labeled_class_counts,
     )

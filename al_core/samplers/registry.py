@@ -16,10 +16,13 @@ class Selection:
 
     indices: ``(b,) int64`` distinct pool indices of unlabeled items.
     scores: ``(b,) float64`` the score each was picked by (NaN where the sampler has none).
+    classes: ``(b,) int64`` the class whose turn picked each item (BASE: the boundary it was
+        picked for), or None for samplers without per-class turns.
     """
 
     indices: np.ndarray
     scores: np.ndarray
+    classes: np.ndarray | None = None
 
 
 SamplerFn = Callable[[Pool, int, int], Selection]

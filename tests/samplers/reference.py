@@ -55,21 +55,46 @@ def mase(logits, weight, labeled_mask, budget):
     return rank(scores, budget)
 
 
-def base(logits, weight, labeled_mask, budget):
+def base(logits, weight, labeled_mask, budget, order="round_robin", labeled_counts=None, seed=0):
+    """BASE from the paper's Alg. 2: while fewer than b items are chosen, each class in turn adds
+    the unlabeled item, not chosen yet, nearest its boundary (DCSDB). ``order="sequential"`` is
+    the authors' released code instead: class 0 fills its whole quota, then class 1, ...
+
+    When C does not divide b, the last, partial pass goes to the classes with the fewest labels
+    (``labeled_counts``, none given: all equal), ties in the order of numpy's seeded permutation
+    ``default_rng(seed).permutation(C)`` (our documented rule), in class order.
+    """
     num_classes = len(weight)
-    taken, picked = set(), []
-    for c in range(num_classes):
-        quota = budget // num_classes + (1 if c < budget % num_classes else 0)
-        distances = {}
+    counts = [0] * num_classes if labeled_counts is None else list(labeled_counts)
+    tie_break = np.random.default_rng(seed).permutation(num_classes).tolist()
+    extra = set(sorted(range(num_classes), key=lambda c: (counts[c], tie_break[c]))[: budget % num_classes])
+    quota = [budget // num_classes + (1 if c in extra else 0) for c in range(num_classes)]
+    margins = [margin_distance(z, weight) for z in logits]
+    chosen = []
+
+    def take_nearest(c):
+        best = None
         for i, z in enumerate(logits):
-            if labeled_mask[i] or i in taken:
+            if labeled_mask[i] or i in chosen:
                 continue
-            own, p = margin_distance(z, weight)
-            distances[i] = own if p == c else boundary_distance(z, weight, p, c)
-        for i in rank(distances, quota):
-            taken.add(i)
-            picked.append(i)
-    return picked
+            own, p = margins[i]
+            distance = own if p == c else boundary_distance(z, weight, p, c)
+            if best is None or (distance, i) < best:
+                best = (distance, i)
+        chosen.append(best[1])
+
+    if order == "sequential":
+        for c in range(num_classes):
+            for _ in range(quota[c]):
+                take_nearest(c)
+        return chosen
+    taken_by = [0] * num_classes
+    while len(chosen) < budget:
+        for c in range(num_classes):
+            if taken_by[c] < quota[c]:
+                take_nearest(c)
+                taken_by[c] += 1
+    return chosen
 
 
 def k_center(features, labeled_mask, budget, candidates=None, centers=None):

@@ -8,16 +8,16 @@ from tests.samplers import reference
 from tests.samplers.conftest import make_problem
 
 
-def reference_selection(name, features, weight, bias, mask, budget):
+def reference_selection(name, features, weight, bias, mask, budget, order="round_robin"):
     logits = reference.logits_of(features, weight.astype(np.float64), bias.astype(np.float64))
     if name in ("confidence", "margin", "entropy"):
         return reference.uncertainty(name, logits, mask, budget)
     if name == "mase":
         return reference.mase(logits, weight.astype(np.float64), mask, budget)
-    return reference.base(logits, weight.astype(np.float64), mask, budget)
+    return reference.base(logits, weight.astype(np.float64), mask, budget, order)
 
 
-@pytest.mark.parametrize("name", ["confidence", "margin", "entropy", "mase", "base"])
+@pytest.mark.parametrize("name", ["confidence", "margin", "entropy", "mase"])
 @pytest.mark.parametrize("budget", [1, 7, 23, 60])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_matches_reference(name, budget, seed):
@@ -62,9 +62,10 @@ def test_tied_scores_are_broken_by_pool_order():
         assert got.tolist() == [1, 2, 4, 5, 6], name
 
 
+@pytest.mark.parametrize("order", ["round_robin", "sequential"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("budget", [23, 60])
-def test_base_streams_again_when_a_class_runs_out_of_candidates(monkeypatch, seed, budget):
+def test_base_streams_again_when_a_class_runs_out_of_candidates(monkeypatch, seed, budget, order):
     # With no slack each class keeps only its quota of candidates, so every class whose items
     # were taken by an earlier class runs out and the pool is streamed again without them.
     from al_core.samplers import boundary
@@ -75,9 +76,65 @@ def test_base_streams_again_when_a_class_runs_out_of_candidates(monkeypatch, see
     original = boundary._boundary_candidates
     monkeypatch.setattr(boundary, "_boundary_candidates", lambda *args: passes.append(1) or original(*args))
     features, weight, bias, mask, _ = make_problem(seed=seed)
-    expected = reference_selection("base", features, weight, bias, mask, budget)
+    expected = reference_selection("base", features, weight, bias, mask, budget, order)
     for chunk_size in (17, 10_000):
         passes.clear()
-        got = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0, chunk_size=chunk_size)
+        got = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0,
+                     chunk_size=chunk_size, options={"base_order": order})
         assert got.tolist() == expected, chunk_size
         assert len(passes) > 1  # the case under test happened
+
+
+@pytest.mark.parametrize("order", ["round_robin", "sequential"])
+@pytest.mark.parametrize("budget", [1, 7, 23, 60])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_base_orders_match_the_reference(order, budget, seed):
+    features, weight, bias, mask, _ = make_problem(seed=seed)
+    expected = reference_selection("base", features, weight, bias, mask, budget, order)
+    for chunk_size in (17, 10_000):
+        got = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
+                     seed=0, chunk_size=chunk_size, options={"base_order": order})
+        assert got.tolist() == expected, (order, chunk_size)
+
+
+def competing_pool():
+    """Items whose nearest boundaries are shared by classes 0, 1 and 2, so that the order in
+    which classes take their turns changes which items each class gets."""
+    features, weight, bias, mask, _ = make_problem(seed=5, n=400, d=6, c=3, labeled=0)
+    return features, weight, bias, mask
+
+
+def test_round_robin_and_sequential_pick_different_sets_on_competing_classes():
+    features, weight, bias, mask = competing_pool()
+    picks = {}
+    for order in ("round_robin", "sequential"):
+        got = select("base", 30, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
+                     seed=0, chunk_size=64, options={"base_order": order})
+        assert got.tolist() == reference_selection("base", features, weight, bias, mask, 30, order)
+        picks[order] = got
+    assert set(picks["round_robin"].tolist()) != set(picks["sequential"].tolist())
+
+
+def test_round_robin_is_the_default():
+    features, weight, bias, mask, _ = make_problem(seed=1)
+    default = select("base", 23, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0)
+    assert default.tolist() == reference_selection("base", features, weight, bias, mask, 23, "round_robin")
+
+
+@pytest.mark.parametrize("order", ["round_robin", "sequential"])
+def test_base_gives_the_remainder_to_the_classes_with_fewest_labels(order):
+    features, weight, bias, mask, labels = make_problem(seed=2)
+    counts = np.bincount(labels[mask], minlength=5)
+    logits = reference.logits_of(features, weight.astype(np.float64), bias.astype(np.float64))
+    for budget in (3, 13):
+        got = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
+                     seed=0, labeled_class_counts=counts, options={"base_order": order})
+        assert got.tolist() == reference.base(logits, weight.astype(np.float64), mask, budget, order, counts.tolist())
+
+
+def test_unknown_base_order_is_refused():
+    from al_core.errors import InputError
+
+    features, weight, bias, mask, _ = make_problem(seed=0)
+    with pytest.raises(InputError, match="base_order must be one of"):
+        select("base", 5, features=features, head_weight=weight, labeled_mask=mask, seed=0, options={"base_order": "zigzag"})

@@ -1,16 +1,16 @@
-"""benchmarks.numerics: its independent float64 BASE/MASE agrees with al_core where float32 is
+"""checks.numerics: its independent float64 BASE/MASE agrees with al_core where float32 is
 not in question, so a difference it reports on a real run is about numerics, not about the check."""
 
 import numpy as np
 import pytest
 
 from al_core.samplers import select
-from benchmarks.numerics import boundary_distances_float64, reference_selection
+from checks.numerics import boundary_distances_float64, reference_selection
 
 
-@pytest.mark.parametrize("sampler", ["base", "mase"])
+@pytest.mark.parametrize("sampler, order", [("base", "round_robin"), ("base", "sequential"), ("mase", None)])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_reference_selection_matches_al_core(sampler, seed):
+def test_reference_selection_matches_al_core(sampler, order, seed):
     rng = np.random.default_rng(seed)
     # Well-separated scores (features on a coarse grid) so that float32 cannot reorder them.
     features = rng.integers(-8, 9, size=(300, 6)).astype(np.float64) / 4
@@ -19,9 +19,12 @@ def test_reference_selection_matches_al_core(sampler, seed):
     labeled_mask = rng.random(300) < 0.2
     budget = 37  # 5 classes: unequal quotas, and classes compete for the same items
     logits = features @ weight.T + bias
-    expected, gap = reference_selection(sampler, boundary_distances_float64(logits, weight), labeled_mask, budget)
+    counts = rng.integers(0, 9, size=5)
+    expected, gap = reference_selection(sampler, boundary_distances_float64(logits, weight), labeled_mask, budget,
+                                        order or "round_robin", counts, seed=11)
     got = select(sampler, budget, features=features.astype(np.float32), head_weight=weight.astype(np.float32),
-                 head_bias=bias.astype(np.float32), labeled_mask=labeled_mask, seed=0)
+                 head_bias=bias.astype(np.float32), labeled_mask=labeled_mask, seed=11, labeled_class_counts=counts,
+                 options={"base_order": order} if order else None)
     assert gap > 1e-4  # no near-tie at any cutoff on this data, so float32 cannot change the picks
     assert np.array_equal(got, expected)
     assert len(set(expected.tolist())) == budget and not labeled_mask[expected].any()

@@ -1,0 +1,24 @@
+"""evaluate: test top-1/top-5 of a round's head and the class statistics of its labeled set."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from al_core.artifacts import write_json
+from al_core.metrics import label_statistics
+from stages.common import Params, PoolTable, load_head, load_labeled, round_dir, round_features
+from stages.heads import test_metrics
+
+
+def run_evaluate(params: Params, round_name: str) -> None:
+    """Write runs/<round>/metrics.json: labels used, test top-1/top-5, class statistics of L_k."""
+    table = PoolTable.load()
+    head = load_head(round_name)
+    labeled = load_labeled(round_name)
+    metrics = {"round": round_name, "sampler": params.get("sampler", str)}
+    metrics.update(test_metrics(table, round_features(round_name), head["weight"], head["bias"]))
+    metrics.update(label_statistics(labeled["label"].to_numpy(), table.num_classes))
+    metrics["val_top1"] = float(head.get("val_top1", np.nan))
+    write_json(round_dir(round_name) / "metrics.json", metrics)
+    print(f"evaluate {round_name}: {metrics['labels']} labels, top-1 {metrics['top1']:.4f}, "
+          f"top-5 {metrics['top5']:.4f}, imbalance {metrics['imbalance_ratio']:.2f}")

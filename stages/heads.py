@@ -1,0 +1,65 @@
+"""The linear head as the stages use it: its training settings, fitting on table rows, test metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from al_core.artifacts import read_npz
+from al_core.errors import InputError
+from al_core.metrics import topk_correct
+from stages.common import FEATURE_STATS, Params, PoolTable
+
+
+def head_config(params: Params):
+    from al_core.train import HeadConfig
+
+    return HeadConfig(
+        lr=params.get("train.lr", float),
+        momentum=params.get("train.momentum", float),
+        weight_decay=params.get("train.weight_decay", float),
+        batch_size=params.get("train.batch_size", int),
+        max_epochs=params.get("train.max_epochs", int),
+        patience=params.get("train.patience", int),
+        class_weighted=params.get("train.class_weighted", bool, False),
+    )
+
+
+def fit_head(params: Params, table: PoolTable, features: np.ndarray, train_rows: np.ndarray, seed: int, config=None):
+    """Train the head on the given rows of the feature table (early stopping on the val split).
+
+    ``features`` is the memory-mapped table; the rows are read per minibatch when they exceed
+    2 GiB as float32 (the full-data probe at scale). Memory O(min(n, 2 GiB / 4d) * d + n_val * d)."""
+    from al_core.train import train_linear_head
+
+    stats = read_npz(FEATURE_STATS, required=("mean", "std"))
+    val = table.split_range("val")
+    labels = table.frame["label"].to_numpy()
+    train_rows = np.sort(train_rows)
+    return train_linear_head(
+        features, labels[train_rows], features[val], labels[val], train_rows=train_rows,
+        num_classes=table.num_classes, config=config or head_config(params), seed=seed,
+        mean=stats["mean"], std=stats["std"],
+    )
+
+
+TEST_CHUNK = 16384
+
+
+def test_metrics(table: PoolTable, features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> dict:
+    """Top-1/top-5 on the test split, in chunks. O(n_test * d * C) time, O(chunk * (d + C)) memory."""
+    test = table.split_range("test")
+    if features.shape[1] != weight.shape[1]:
+        raise InputError(f"features have {features.shape[1]} columns but the head expects {weight.shape[1]}")
+    labels = table.labels("test")
+    ids = table.ids("test")
+    hits = {1: 0, 5: 0}
+    for start in range(0, labels.shape[0], TEST_CHUNK):
+        block = np.asarray(features[test.start + start:test.start + start + TEST_CHUNK], dtype=np.float32)
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            raise InputError(f"the features of test item id {int(ids[start + np.argmin(finite)])} hold NaN or inf; "
+                             "re-run the stage that wrote them, or drop that item from the test set")
+        logits = block @ weight.T + bias
+        for k in hits:
+            hits[k] += topk_correct(logits, labels[start:start + TEST_CHUNK], k)
+    return {"top1": hits[1] / labels.shape[0], "top5": hits[5] / labels.shape[0]}

@@ -1,0 +1,26 @@
+"""init: the seeded random initial labeled set s0, as the queries of an empty round."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from al_core.artifacts import write_parquet
+from al_core.errors import InputError
+from stages.common import INIT_ROUND, Params, PoolTable, labeled_frame, queried_frame, round_dir
+
+
+def run_init(params: Params) -> None:
+    """Write runs/init/labeled.parquet (empty) and runs/init/queried.parquet (s0, seeded random)."""
+    from al_core.samplers import select_with_scores
+
+    table = PoolTable.load()
+    pool_ids = table.ids("pool")
+    size = params.get("initial_size", int)
+    seed = params.get("seed", int)
+    if size <= 0:
+        raise InputError(f"params initial_size must be positive, got {size}")
+    selection = select_with_scores("random", size, labeled_mask=np.zeros(len(pool_ids), dtype=bool), seed=seed)
+    out = round_dir(INIT_ROUND)
+    write_parquet(out / "labeled.parquet", labeled_frame(np.empty(0, np.int64), np.empty(0, np.int64), [], []))
+    write_parquet(out / "queried.parquet", queried_frame(table, selection.indices, selection.scores, INIT_ROUND, "random"))
+    print(f"init: {len(selection.indices)} items drawn at random with seed {seed}")

@@ -1,0 +1,79 @@
+"""select: the next batch to label, chosen by ``sampler`` from the round's unlabeled pool."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from al_core.artifacts import read_npy, write_parquet
+from al_core.errors import InputError
+from stages.common import (
+    CLUSTERS, Params, PoolTable, labeled_mask, load_head, load_images, load_labeled, queried_frame, round_dir,
+    round_features, round_seed,
+)
+
+
+SELECT_OPTIONS = {"partitions": int, "candidates_factor": int, "base_order": str}  # params.yaml select.<key> -> sampler option
+
+
+VAAL_OPTIONS = ("steps", "batch_size", "latent_dim", "crop_size")  # params.yaml vaal.<key> -> vaal's option
+
+
+def sampler_options(params: Params, spec, pool_size: int) -> dict | None:
+    """The options ``spec`` takes, from ``select.*`` in params and the cached pool clustering."""
+    if spec is None:
+        return None
+    options = {key: params.get(f"select.{key}", kind) for key, kind in SELECT_OPTIONS.items() if key in spec.options}
+    if spec.name == "vaal":
+        options.update({key: params.get(f"vaal.{key}", int) for key in VAAL_OPTIONS})
+    if "cluster_ids" in spec.options:
+        cluster_ids = read_npy(CLUSTERS, mmap=False)
+        if cluster_ids.shape != (pool_size,):
+            raise InputError(f"{CLUSTERS} has {cluster_ids.shape[0]} entries but the pool has {pool_size} items; "
+                             "run `dvc repro cluster` (or `al cluster`) again")
+        options["cluster_ids"] = cluster_ids
+    return options or None
+
+
+def pool_images(table: PoolTable, params: Params):
+    """The pool rows' images (lazily decoded for image files), for samplers that look at pixels."""
+    from al_core.data.images import ImageFiles
+
+    images, _ = load_images(table, params.get("backbone.image_size", int))
+    pool = table.split_range("pool")
+    return ImageFiles(images.paths[pool], images.size) if isinstance(images, ImageFiles) else images[pool]
+
+
+def run_select(params: Params, round_name: str) -> None:
+    """Write runs/<round>/queried.parquet: the ``budget`` items to label next (id, round,
+    sampler, score, rank), chosen by ``sampler`` from the unlabeled pool."""
+    from al_core.samplers import SAMPLERS, BudgetWarning, select_with_scores
+
+    table = PoolTable.load()
+    pool_ids = table.ids("pool")
+    head = load_head(round_name)
+    sampler = params.get("sampler", str)
+    budget = params.get("budget", int)
+    spec = SAMPLERS.get(sampler)
+    # Only samplers that declare it (the oracle, and balancing's sequential annotation) read labels.
+    reads_labels = spec is not None and "labels" in spec.needs
+    options = sampler_options(params, spec, len(pool_ids))
+    labeled = labeled_mask(table, round_name)
+    labeled_counts = np.bincount(load_labeled(round_name)["label"].to_numpy(), minlength=table.num_classes)
+    features = round_features(round_name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BudgetWarning)
+        selection = select_with_scores(
+            sampler, budget,
+            features=features[table.split_range("pool")], head_weight=head["weight"], head_bias=head["bias"],
+            labeled_mask=labeled, seed=round_seed(params.get("seed", int), round_name),
+            labels=table.labels("pool") if reads_labels else None,
+            chunk_size=params.get("select.chunk_size", int), options=options, labeled_class_counts=labeled_counts,
+            images=pool_images(table, params) if spec is not None and "images" in spec.needs else None,
+        )
+    for warning in caught:
+        print(f"warning: select {round_name}: {warning.message}")
+    write_parquet(round_dir(round_name) / "queried.parquet",
+                  queried_frame(table, selection.indices, selection.scores, round_name, sampler))
+    print(f"select {round_name}: {sampler} picked {len(selection.indices)} items")

@@ -1,0 +1,120 @@
+"""train: L_k = L_{k-1} + queried_{k-1}, then the head on frozen features or the whole network."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from al_core.artifacts import write_json, write_npy, write_npz, write_parquet
+from al_core.errors import InputError
+from stages.common import (
+    FEATURES, Params, PoolTable, labeled_frame, load_features, load_images, load_labeled, load_queried, model_dir,
+    pool_positions, round_dir, round_seed,
+)
+from stages.distributed import process_group, relaunch, under_torchrun
+from stages.heads import fit_head
+
+
+TRAIN_MODES = ("linear", "finetune")
+
+
+def run_train(params: Params, round_name: str, previous: str) -> None:
+    """L_k = L_{k-1} + queried_{k-1}; train on L_k: the head on frozen features (``train.mode``
+    linear), or the whole network from the pretrained checkpoint (finetune).
+
+    Writes runs/<round>/labeled.parquet (id, label, round it was queried in, sampler),
+    runs/<round>/head.npz (weight (C, d), bias (C,) on raw features; best_epoch, val_top1) and
+    runs/<round>/model/ (meta.json; in finetune mode also features.npy of every table row by the
+    fine-tuned backbone, which this round's evaluate and select use).
+    """
+    mode = params.get("train.mode", str, "linear")
+    if mode not in TRAIN_MODES:
+        raise InputError(f"params train.mode must be one of {TRAIN_MODES}, got {mode!r}")
+    processes = params.get("backbone.processes", int, 1)
+    if mode == "finetune" and processes > 1 and not under_torchrun():
+        relaunch("train", processes, params.path, (round_name, previous))
+        return
+    with process_group():
+        _train(params, round_name, previous, mode)
+
+
+def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
+    table = PoolTable.load()
+    pool_ids = table.ids("pool")
+    previous_labeled = load_labeled(previous)
+    queried = load_queried(previous)
+    overlap = set(previous_labeled["id"].to_list()) & set(queried["id"].to_list())
+    if overlap:
+        raise InputError(f"runs/{previous}/queried.parquet re-queries labeled ids, e.g. {sorted(overlap)[:5]}")
+    new_ids = queried["id"].to_numpy()
+    positions = pool_positions(pool_ids, new_ids, round_dir(previous) / "queried.parquet")
+    # The oracle: labels of the newly queried items come from the pool table.
+    new_labels = table.labels("pool")[positions]
+    labeled = pl.concat([
+        previous_labeled,
+        labeled_frame(new_ids, new_labels, queried["round"].to_list(), queried["sampler"].to_list()),
+    ])
+    labeled_rows = table.split_range("pool").start + pool_positions(
+        pool_ids, labeled["id"].to_numpy(), round_dir(round_name) / "labeled.parquet")
+    seed = round_seed(params.get("seed", int), round_name)
+    out = round_dir(round_name)
+    if mode == "linear":
+        head = fit_head(params, table, load_features(), labeled_rows, seed)
+    else:
+        head = finetune_round(params, table, labeled_rows, seed, round_name)
+        if head is None:  # a torchrun rank other than 0
+            return
+    write_parquet(out / "labeled.parquet", labeled)
+    write_npz(out / "head.npz", weight=head.weight, bias=head.bias,
+              best_epoch=np.int64(head.history["best_epoch"]), val_top1=np.float64(head.history["val_top1"]))
+    write_json(model_dir(round_name) / "meta.json", {
+        "mode": mode, "features": str(model_dir(round_name) / "features.npy") if mode == "finetune" else str(FEATURES),
+        **{key: value for key, value in head.history.items() if key in ("val_top1", "best_epoch", "epochs_run", "val_curve")},
+    })
+    print(f"train {round_name}: {labeled.height} labels, val top-1 {head.history['val_top1']:.4f} "
+          f"(best epoch {head.history['best_epoch']} of {head.history['epochs_run']})")
+
+
+def finetune_config(params: Params):
+    from al_core.finetune import FinetuneConfig
+
+    return FinetuneConfig(
+        lr=params.get("finetune.lr", float), momentum=params.get("finetune.momentum", float),
+        weight_decay=params.get("finetune.weight_decay", float), batch_size=params.get("finetune.batch_size", int),
+        epochs=params.get("finetune.epochs", int), schedule=params.get("finetune.schedule", str),
+        step_epochs=params.get("finetune.step_epochs", int), gamma=params.get("finetune.gamma", float),
+        patience=params.get("finetune.patience", int), augment=params.get("finetune.augment", bool),
+        class_weighted=params.get("train.class_weighted", bool, False),
+    )
+
+
+def finetune_round(params: Params, table: PoolTable, labeled_rows: np.ndarray, seed: int, round_name: str):
+    """Fine-tune from the checkpoint on the labeled rows, then embed every table row with the result.
+
+    Writes runs/<round>/model/features.npy (rank 0); returns the head (None on other ranks).
+    """
+    from al_core.backbones import load_backbone
+    from al_core.features import extract_features, extraction_fingerprint
+    from al_core.finetune import finetune
+
+    image_size = params.get("backbone.image_size", int)
+    backbone, preprocessing, _ = load_backbone(params.get("backbone.name", str), params.get("backbone.checkpoint", str),
+                                               params.get("backbone.checkpoint_part", str, "auto"))
+    images, content = load_images(table, image_size)
+    labels = table.frame["label"].to_numpy()
+    val_rows = table.rows("val")
+    model = finetune(backbone, images, labeled_rows, labels[labeled_rows], val_rows, labels[val_rows],
+                     num_classes=table.num_classes, image_size=image_size, preprocessing=preprocessing,
+                     config=finetune_config(params), seed=seed, device=params.get("backbone.device", str))
+    work_dir = Path("data/.finetune-partial") / extraction_fingerprint(round_name, seed, content, labeled_rows.tobytes())
+    features = extract_features(model.backbone, images, image_size=image_size, preprocessing=preprocessing, work_dir=work_dir,
+                                batch_size=params.get("backbone.batch_size", int), device=params.get("backbone.device", str),
+                                shard_size=params.get("backbone.shard_size", int, 8192))
+    if features is None:
+        return None
+    write_npy(model_dir(round_name) / "features.npy", features)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return model

@@ -1,0 +1,135 @@
+"""data.dataset: features: users who bring their own embeddings start from an N x d array + a table."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from al_core.data import DATASETS
+from al_core.errors import InputError
+from stages.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = 6
+
+
+def write_feature_dataset(folder: Path, n_train=400, n_test=90, d=24, dtype=np.float32, seed=0, with_paths=True) -> Path:
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    labels = rng.integers(0, CLASSES, size=n)
+    centers = rng.normal(scale=3.0, size=(CLASSES, d))
+    features = (centers[labels] + rng.normal(size=(n, d))).astype(dtype)
+    split = np.where(rng.permutation(n) < n_test, "val", "train")  # test rows interleaved with train rows
+    ids = rng.permutation(10 * n)[:n].astype(np.int64)  # arbitrary unique ids, not row numbers
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "features.npy", features)
+    table = {"id": ids, "label": labels.astype(np.int64), "split": split}
+    if with_paths:
+        table["path"] = [f"/images/{i}.jpg" for i in ids]
+    pl.DataFrame(table).write_parquet(folder / "items.parquet")
+    return folder
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    data = write_feature_dataset(tmp_path / "embeddings")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params.update(initial_size=30, budget=20, schedule={"r00": "init", "r01": "r00"})
+    params["data"].update(dataset="features", root=str(data), val_size=50)
+    params["train"].update(max_epochs=10, patience=5)
+    params["select"]["chunk_size"] = 41
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(work)
+    return data
+
+
+def al(*args, expect=0):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == expect, result.output + repr(result.exception)
+    return result
+
+
+def test_pipeline_runs_on_precomputed_features(workspace):
+    for stage in ("prepare", "embed", "init", "full"):
+        al(stage)
+    table = pl.read_parquet("data/prepare/pool.parquet")
+    source = np.load(workspace / "features.npy")
+    items = pl.read_parquet(workspace / "items.parquet")
+    features = np.load("data/embed/features.npy")
+    # Row i of features.npy is the user's row for the table's item i, in float16.
+    assert features.dtype == np.float16 and features.shape == (items.height, 24)
+    assert np.array_equal(features, source[table["feature_row"].to_numpy()].astype(np.float16))
+    assert np.array_equal(items["id"].to_numpy()[table["feature_row"].to_numpy()], table["id"].to_numpy())
+    assert table.filter(pl.col("split") == "test").height == 90
+    assert json.loads(Path("data/embed/meta.json").read_text())["backbone"] is None
+    for round_name, previous in (("r00", "init"), ("r01", "r00")):
+        al("train", round_name, previous)
+        al("evaluate", round_name)
+        al("select", round_name)
+    queried = pl.read_parquet("runs/r01/queried.parquet")
+    assert queried.height == 20
+    # The user's paths travel with the batch, for the annotators.
+    assert queried["path"].to_list() == [f"/images/{i}" + ".jpg" for i in queried["id"].to_list()]
+    assert json.loads(Path("runs/r01/metrics.json").read_text())["top1"] > 0.5
+
+
+def test_finetuning_needs_images(workspace):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["train"]["mode"] = "finetune"
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("prepare", "embed", "init"):
+        al(stage)
+    result = al("train", "r00", "init", expect=2)
+    assert "data.dataset features holds no images" in result.output
+
+
+def test_names_in_labels_and_float16_input(tmp_path):
+    folder = write_feature_dataset(tmp_path / "f16", dtype=np.float16, with_paths=False)
+    items = pl.read_parquet(folder / "items.parquet")
+    items.with_columns(pl.format("class_{}", pl.col("label")).alias("label")).write_csv(folder / "items.csv")
+    (folder / "items.parquet").unlink()
+    dataset = DATASETS["features"](folder)
+    assert dataset.class_names == tuple(f"class_{c}" for c in range(CLASSES))
+    assert dataset.train.paths is None and len(dataset.train) + len(dataset.test) == items.height
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f, t: np.save(f, np.zeros((3, 4), np.float32)), "has 490 rows but"),
+    (lambda f, t: np.save(f, np.zeros((490, 4), np.int32)), "must be an \\(N, d\\) float16 or float32 array"),
+    (lambda f, t: f.write_text("not numpy"), "is not a readable .npy array"),
+    (lambda f, t: t.with_columns(pl.lit(7, pl.Int64).alias("id")).write_parquet(t_path(f)), "id 7 appears more than once"),
+    (lambda f, t: t.with_columns(pl.lit("holdout").alias("split")).write_parquet(t_path(f)), "split holds \\['holdout'\\]"),
+    (lambda f, t: t.drop("label").write_parquet(t_path(f)), "lacks column\\(s\\) \\['label'\\]"),
+    (lambda f, t: t.with_columns(pl.lit("train").alias("split")).write_parquet(t_path(f)), "needs rows of both splits"),
+])
+def test_bad_inputs_are_named(tmp_path, damage, message):
+    folder = write_feature_dataset(tmp_path / "bad")
+    damage(folder / "features.npy", pl.read_parquet(folder / "items.parquet"))
+    with pytest.raises(InputError, match=message):
+        DATASETS["features"](folder)
+
+
+def t_path(features_file: Path) -> Path:
+    return features_file.parent / "items.parquet"
+
+
+def test_a_non_finite_row_is_named_with_its_id(workspace):
+    source = np.load(workspace / "features.npy")
+    source[5, 2] = 1e6  # beyond float16's range: inf after the conversion
+    np.save(workspace / "features.npy", source)
+    al("prepare")
+    result = al("embed", expect=2)
+    item = pl.read_parquet(workspace / "items.parquet")["id"][5]
+    assert f"row 5 (id {item}) holds NaN or inf" in result.output
+    assert not Path("data/embed/features.npy").exists()
+
+
+def test_missing_folder_says_what_it_expects(workspace, tmp_path):
+    with pytest.raises(Exception, match="must hold features.npy"):
+        DATASETS["features"](tmp_path / "nowhere")
