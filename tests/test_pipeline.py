@@ -186,12 +186,20 @@ def test_dvc_repro_then_experiment_reuses_embeddings(workspace):
     run("git", "config", "user.email", "test@example.com")
     run("git", "config", "user.name", "test")
     run("dvc", "init", "-q")
-    run("dvc", "config", "core.analytics", "false")
+    shutil.copy(ROOT / ".dvc" / "config", workspace / ".dvc" / "config")  # the project's cache settings
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline")
     out = run("dvc", "repro")
     assert "Running stage 'embed'" in out
     assert Path("metrics.json").exists()
+
+    # A user trims the batch for annotators in place: the cache must not follow, and DVC must see it.
+    batch = Path("runs/r02/queried.parquet")
+    original = batch.read_bytes()
+    pl.read_parquet(batch).head(3).write_parquet(batch)
+    assert "modified" in run("dvc", "status", "select@r02")
+    run("dvc", "repro")
+    assert batch.read_bytes() == original
     run("git", "add", "-A")
     run("git", "commit", "-qm", "results of the default sampler")
     out = run("dvc", "exp", "run", "-S", "sampler=random")
