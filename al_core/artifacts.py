@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import numpy as np
 import polars as pl
 
 from al_core.errors import InputError
+
+RERUN = "re-run the stage that writes it (dvc repro -f <stage>), or restore it with dvc checkout"
 
 
 @contextlib.contextmanager
@@ -45,7 +48,10 @@ def read_json(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist; run the stage that writes it first")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path} is not valid JSON ({error}); {RERUN}") from None
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -57,7 +63,10 @@ def read_npy(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist; run the stage that writes it first")
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise InputError(f"{path} is not a readable .npy array ({error}); {RERUN}") from None
 
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
@@ -69,8 +78,11 @@ def read_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[st
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist; run the stage that writes it first")
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise InputError(f"{path} is not a readable .npz archive ({error}); {RERUN}") from None
     missing = [key for key in required if key not in arrays]
     if missing:
         raise InputError(f"{path} lacks arrays {missing}; it holds {sorted(arrays)}")
@@ -88,7 +100,10 @@ def read_parquet(path: str | os.PathLike, columns: dict[str, tuple[type, ...]] |
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist; run the stage that writes it first")
-    frame = pl.read_parquet(path)
+    try:
+        frame = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise InputError(f"{path} is not a readable Parquet file ({str(error).splitlines()[0][:160]}); {RERUN}") from None
     for name, dtypes in (columns or {}).items():
         if name not in frame.columns:
             raise InputError(f"{path} has no column {name!r}; columns are {frame.columns}")

@@ -12,6 +12,7 @@ random initialisation: for tests only, never for results.
 from __future__ import annotations
 
 import pickle
+import zipfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,15 @@ def _read_file(path: Path, part: str) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return unwrap(load_file(str(path)), part)
+        try:
+            return unwrap(load_file(str(path)), part)
+        except Exception as error:  # safetensors raises its own error types for damaged files
+            raise InputError(f"backbone checkpoint {path} is not a readable .safetensors file ({error})") from None
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    # torch.save writes a zip archive (PK), older versions a pickle (protocol byte 0x80).
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80" and head != b"PK":
+        raise InputError(f"backbone checkpoint {path} is not a torch.save file (expected a .pth, .pt or .safetensors checkpoint)")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -68,6 +77,9 @@ def _read_file(path: Path, part: str) -> dict[str, torch.Tensor]:
             f"c = torch.load('{path}', weights_only=False); torch.save(c['teacher'], 'weights.pth')\" (pick the entry "
             f"you need) and point backbone.checkpoint at weights.pth"
         ) from error
+    except Exception as error:  # torch raises RuntimeError, EOFError, KeyError... on damaged files
+        raise InputError(f"backbone checkpoint {path} is not a readable PyTorch checkpoint (truncated or damaged: "
+                         f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''})") from None
     return unwrap(loaded, part)
 
 
@@ -121,7 +133,12 @@ def load_backbone(name: str, checkpoint: str | None, part: str = "auto") -> Back
             packaged = checkpoint[len(PACKAGED_PREFIX):]
             if packaged not in PACKAGED_CHECKPOINTS:
                 raise InputError(f"unknown packaged checkpoint {packaged!r}; known: {sorted(PACKAGED_CHECKPOINTS)}")
-            model.load_state_dict(_map_by_order(PACKAGED_CHECKPOINTS[packaged](), model.state_dict()))
+            try:
+                model.load_state_dict(_map_by_order(PACKAGED_CHECKPOINTS[packaged](), model.state_dict()))
+            except InputError as error:
+                raise InputError(f"backbone.checkpoint packaged:{packaged} holds the weights of timm's {packaged!r}, not of "
+                                 f"backbone.name {name!r} ({error}); set backbone.name: {packaged} or give a checkpoint "
+                                 "for your model") from None
             preprocessing = LITE_PREPROCESSING if "lite" in name else IMAGENET_PREPROCESSING
         else:
             matched, report = adapt(_read_file(Path(checkpoint), part), backbone_state(model))

@@ -33,7 +33,13 @@ def pick_device(requested: str = "auto") -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return torch.device("cpu")
-    return torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise InputError(f"backbone.device {requested!r} is not a device name; expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"backbone.device is {requested!r} but torch sees no CUDA GPU on this machine; use auto or cpu")
+    return device
 
 
 def default_threads() -> int:

@@ -148,7 +148,7 @@ def finetune(
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
     else:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_epochs * steps_per_epoch, gamma=config.gamma)
-    labels_tensor = torch.from_numpy(np.asarray(train_labels, dtype=np.int64))
+    labels_tensor = torch.from_numpy(np.array(train_labels, dtype=np.int64))  # a writable copy
     class_weights = inverse_frequency_weights(labels_tensor, num_classes).to(torch_device) if config.class_weighted else None
     best = {"top1": -1.0, "epoch": -1, "state": None}
     curve = []

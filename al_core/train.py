@@ -94,8 +94,9 @@ class StandardizedRows:
     (sorted reads, sequential on a memmap). Memory O(len(rows) * d) or O(batch * d)."""
 
     def __init__(self, features, rows: np.ndarray, shift: torch.Tensor, scale: torch.Tensor, memory_limit_bytes: int,
-                 name: str = "training"):
+                 name: str = "training", row_ids: np.ndarray | None = None):
         self.features, self.rows, self.shift, self.scale, self.name = features, rows, shift, scale, name
+        self.row_ids = row_ids
         self.in_memory = None
         if rows.shape[0] * features.shape[1] * 4 <= memory_limit_bytes:
             self.in_memory = self._standardize(rows)
@@ -107,7 +108,9 @@ class StandardizedRows:
         block = np.asarray(self.features[rows], dtype=np.float32)
         finite = np.isfinite(block).all(axis=1)
         if not finite.all():
-            raise InputError(f"features row {int(rows[np.argmin(finite)])} of the {self.name} set holds NaN or inf; "
+            row = int(rows[np.argmin(finite)])
+            item = f" (item id {int(self.row_ids[row])})" if self.row_ids is not None else ""
+            raise InputError(f"features row {row}{item} of the {self.name} set holds NaN or inf; "
                              "re-run the stage that wrote the features, or drop that item")
         return (torch.from_numpy(block) - self.shift) * self.scale
 
@@ -138,12 +141,16 @@ def train_linear_head(
     std: np.ndarray | None = None,
     train_rows: np.ndarray | None = None,
     memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES,
+    row_ids: np.ndarray | None = None,
+    val_ids: np.ndarray | None = None,
 ) -> LinearHead:
     """Train ``num_classes``-way softmax regression, keep the epoch with the best val top-1.
 
     train_features ``(n, d)`` float (may be memory-mapped), train_labels ``(n,) int``; same for
     val. With ``train_rows`` ``(n,) int``, the training set is ``train_features[train_rows]`` of a
     larger ``(N, d)`` array, read per minibatch when it exceeds ``memory_limit_bytes`` as float32.
+    ``row_ids`` / ``val_ids`` (one per row of the training / validation array) name an item
+    whose features hold NaN or inf in the error.
     Cost per epoch O((n + n_val) * d * C); memory O(min(n, limit) * d + n_val * d + C * d).
     Deterministic for a seed on one machine, and the same whether the set is in memory or not.
     """
@@ -162,9 +169,10 @@ def train_linear_head(
     torch.manual_seed(int(seed))
     scale = torch.from_numpy(1.0 / std).float()
     shift = torch.from_numpy(mean).float()
-    x_train = StandardizedRows(train_features, rows, shift, scale, memory_limit_bytes)
+    x_train = StandardizedRows(train_features, rows, shift, scale, memory_limit_bytes, row_ids=row_ids)
     y_train = torch.tensor(np.asarray(train_labels, dtype=np.int64))
-    x_val = StandardizedRows(val_features, np.arange(val_features.shape[0]), shift, scale, memory_limit_bytes, "validation").all()
+    x_val = StandardizedRows(val_features, np.arange(val_features.shape[0]), shift, scale, memory_limit_bytes, "validation",
+                             val_ids).all()
     y_val = torch.tensor(np.asarray(val_labels, dtype=np.int64))
 
     layer = torch.nn.Linear(dim, num_classes)

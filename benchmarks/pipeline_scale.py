@@ -60,7 +60,8 @@ def tree(pid):
     return found
 
 started = time.perf_counter()
-process = subprocess.Popen([{real_al!r}] + sys.argv[1:])
+# python -m from the workspace: its copy of the code runs, not the editable install's checkout.
+process = subprocess.Popen([sys.executable, "-m", "stages.cli"] + sys.argv[1:], env=dict(os.environ, PYTHONPATH=os.getcwd()))
 peak = {{"RssAnon": 0, "VmHWM": 0}}
 def sample():
     while process.poll() is None:
@@ -107,6 +108,7 @@ def make_workspace(work: Path, data: Path, args) -> dict:
         shutil.copytree(ROOT / package, work / package, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, work / name)
+    shutil.copytree(ROOT / "data" / "annotations", work / "data" / "annotations")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params.update(sampler=args.sampler, initial_size=args.initial, budget=args.budget,
                   schedule={f"r{k:02d}": ("init" if k == 0 else f"r{k - 1:02d}") for k in range(args.rounds)})
@@ -117,7 +119,7 @@ def make_workspace(work: Path, data: Path, args) -> dict:
     bin_dir.mkdir()
     log = work / "stages.jsonl"
     wrapper = bin_dir / "al"
-    wrapper.write_text(WRAPPER.format(python=sys.executable, real_al=str(Path(sys.executable).parent / "al"), log=str(log)))
+    wrapper.write_text(WRAPPER.format(python=sys.executable, log=str(log)))
     wrapper.chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     for command in (["git", "init", "-q"], ["git", "config", "user.email", "bench@localhost"], ["git", "config", "user.name", "bench"],

@@ -132,7 +132,8 @@ def check_round(params: dict, table: pl.DataFrame, num_classes: int, round_name:
     pool_ids = table["id"].to_numpy()[pool_rows]
     labeled = read_table(round_dir / "labeled.parquet")
     labeled_mask = np.isin(pool_ids, labeled["id"].to_numpy())
-    labeled_counts = np.bincount(labeled["label"].to_numpy(), minlength=num_classes)
+    labels = labeled["label"].to_numpy()
+    labeled_counts = np.bincount(labels[labels >= 0], minlength=num_classes)
     head_file = round_dir / "head.npz"
     if not head_file.is_file():
         raise MissingArtifact(f"error: {head_file} does not exist; run the pipeline (dvc repro) first")

@@ -82,6 +82,15 @@ def evaluate(round_name: str, params: Path = PARAMS_OPTION) -> None:
     run_evaluate(_params(params), round_name)
 
 
+@app.command()
+@friendly_errors
+def labels(round_name: str, params: Path = PARAMS_OPTION) -> None:
+    """Labels of the round's queries: the dataset's (labels.source oracle) or the annotation store's (runs/<round>/labels.parquet)."""
+    from stages.labels import run_labels
+
+    run_labels(_params(params), round_name)
+
+
 @app.command("select")
 @friendly_errors
 def select_command(round_name: str, params: Path = PARAMS_OPTION) -> None:
@@ -107,6 +116,46 @@ def full(params: Path = PARAMS_OPTION) -> None:
     from stages.full import run_full
 
     run_full(_params(params))
+
+
+class ExportFormat(str, Enum):
+    label_studio = "label-studio"
+    csv = "csv"
+
+
+@app.command()
+@friendly_errors
+def export(
+    round_name: str = typer.Argument(..., help="round whose batch to export (init, r00, ...)"),
+    format: ExportFormat = typer.Option(ExportFormat.label_studio, "--format", help="label-studio: tasks + labeling config; csv: a table"),
+    out: Path = typer.Option(Path("annotate"), help="folder to write into"),
+    document_root: Path = typer.Option(None, help="label-studio: the folder Label Studio serves local files from "
+                                       "(LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; default data.root); ignored with labels.image_url"),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Write ROUND's batch for annotators. Reads runs/ROUND/queried.parquet (and the round's head for
+    the predicted class) and the annotation store (items labeled already are left out). Writes
+    OUT/ROUND.tasks.json (Label Studio task import: data.image, data.item_id, the prediction and the
+    sampler's score) and OUT/config.xml (the labeling config), or OUT/ROUND.csv (id, path, predicted,
+    score, rank)."""
+    from stages.annotate import run_export
+
+    run_export(_params(params), round_name, format.value, out, document_root)
+
+
+@app.command("import")
+@friendly_errors
+def import_command(
+    file: Path = typer.Argument(..., help="a Label Studio export (JSON, JSON_MIN or CSV) or a CSV of id (or path), label"),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Add annotators' labels to the annotation store (labels.store/labels.parquet). All rows or
+    none: a file with an unknown item, an unknown class or a malformed row changes nothing and names
+    the first bad rows; the same file twice is a no-op; the store is only appended to. Then
+    `dvc repro` continues with the new labels."""
+    from stages.annotate import run_import
+
+    run_import(_params(params), file)
 
 
 class ReportScope(str, Enum):

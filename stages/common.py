@@ -11,6 +11,7 @@ import yaml
 
 from al_core.artifacts import read_json, read_npy, read_npz, read_parquet
 from al_core.errors import InputError
+from stages.params_schema import validate_params
 
 PARAMS_FILE = Path("params.yaml")
 PREPARE_DIR = Path("data/prepare")
@@ -43,7 +44,17 @@ class Params:
         if not path.exists():
             raise InputError(f"{path} not found; run from the project root (where dvc.yaml is)")
         self.path = path
-        self.data = yaml.safe_load(path.read_text()) or {}
+        try:
+            self.data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise InputError(f"{path} is not valid YAML{where}: {getattr(error, 'problem', None) or error}") from None
+        if not isinstance(self.data, dict):
+            raise InputError(f"{path} must be a mapping of settings (key: value), got {type(self.data).__name__}")
+        validate_params(self.data, str(path))
+        if "schedule" in self.data:
+            self.schedule()
 
     def get(self, dotted: str, kind: type, default=None):
         node = self.data
@@ -156,8 +167,17 @@ def pool_positions(pool_ids: np.ndarray, ids: np.ndarray, source: Path) -> np.nd
     return order[positions]
 
 
+def _unique_ids(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+    repeated = frame.filter(pl.col("id").is_duplicated())["id"]
+    if repeated.len():
+        raise InputError(f"{path} lists id {repeated[0]} more than once; each item may be labeled or queried once "
+                         "(re-run the stage that wrote it, or restore it with dvc checkout)")
+    return frame
+
+
 def load_labeled(round_name: str) -> pl.DataFrame:
-    return read_parquet(round_dir(round_name) / "labeled.parquet", LABELED_COLUMNS)
+    path = round_dir(round_name) / "labeled.parquet"
+    return _unique_ids(read_parquet(path, LABELED_COLUMNS), path)
 
 
 def labeled_mask(table: "PoolTable", round_name: str) -> np.ndarray:
@@ -170,7 +190,8 @@ def labeled_mask(table: "PoolTable", round_name: str) -> np.ndarray:
 
 
 def load_queried(round_name: str) -> pl.DataFrame:
-    return read_parquet(round_dir(round_name) / "queried.parquet", QUERIED_COLUMNS)
+    path = round_dir(round_name) / "queried.parquet"
+    return _unique_ids(read_parquet(path, QUERIED_COLUMNS), path)
 
 
 def labeled_frame(ids: np.ndarray, labels: np.ndarray, rounds: list[str], samplers: list[str]) -> pl.DataFrame:

@@ -17,7 +17,8 @@ def run_evaluate(params: Params, round_name: str) -> None:
     labeled = load_labeled(round_name)
     metrics = {"round": round_name, "sampler": params.get("sampler", str)}
     metrics.update(test_metrics(table, round_features(round_name), head["weight"], head["bias"]))
-    metrics.update(label_statistics(labeled["label"].to_numpy(), table.num_classes))
+    labels = labeled["label"].to_numpy()
+    metrics.update(label_statistics(labels[labels >= 0], table.num_classes))  # -1: marked unusable, not trained on
     metrics["val_top1"] = float(head.get("val_top1", np.nan))
     write_json(round_dir(round_name) / "metrics.json", metrics)
     print(f"evaluate {round_name}: {metrics['labels']} labels, top-1 {metrics['top1']:.4f}, "

@@ -22,6 +22,11 @@ def run_full(params: Params) -> None:
     O(N * d * C): at 1.28M x 2048 x 1000 on 2 CPU cores, see the README.
     """
     table = PoolTable.load()
+    if (table.labels("pool") < 0).any():
+        write_json(FULL_DIR / "metrics.json", {"skipped": "the pool is unlabeled: no full-data probe"})
+        write_json(FULL_DIR / "timing.json", {})
+        print("full: skipped, the pool is unlabeled (the report shows no full-data reference)")
+        return
     features = load_features()
     pool = table.split_range("pool")
     config = head_config(params)
@@ -30,7 +35,8 @@ def run_full(params: Params) -> None:
         raise InputError(f"params full.max_epochs must be >= 0 (0: train.max_epochs), got {max_epochs}")
     if max_epochs:
         config = replace(config, max_epochs=max_epochs)
-    head = fit_head(params, table, features, np.arange(pool.start, pool.stop), round_seed(params.get("seed", int), "full"), config)
+    head = fit_head(params, table, features, np.arange(pool.start, pool.stop), table.labels("pool"),
+                    round_seed(params.get("seed", int), "full"), config)
     metrics = {"labels": int(pool.stop - pool.start), "val_top1": head.history["val_top1"]}
     metrics.update(test_metrics(table, features, head.weight, head.bias))
     write_json(FULL_DIR / "metrics.json", metrics)

@@ -24,7 +24,8 @@ def head_config(params: Params):
     )
 
 
-def fit_head(params: Params, table: PoolTable, features: np.ndarray, train_rows: np.ndarray, seed: int, config=None):
+def fit_head(params: Params, table: PoolTable, features: np.ndarray, train_rows: np.ndarray, train_labels: np.ndarray,
+             seed: int, config=None):
     """Train the head on the given rows of the feature table (early stopping on the val split).
 
     ``features`` is the memory-mapped table; the rows are read per minibatch when they exceed
@@ -34,9 +35,11 @@ def fit_head(params: Params, table: PoolTable, features: np.ndarray, train_rows:
     stats = read_npz(FEATURE_STATS, required=("mean", "std"))
     val = table.split_range("val")
     labels = table.frame["label"].to_numpy()
-    train_rows = np.sort(train_rows)
+    order = np.argsort(train_rows, kind="stable")
+    train_rows = train_rows[order]
     return train_linear_head(
-        features, labels[train_rows], features[val], labels[val], train_rows=train_rows,
+        features, np.asarray(train_labels)[order], features[val], labels[val], train_rows=train_rows,
+        row_ids=table.frame["id"].to_numpy(), val_ids=table.ids("val"),
         num_classes=table.num_classes, config=config or head_config(params), seed=seed,
         mean=stats["mean"], std=stats["std"],
     )

@@ -25,19 +25,24 @@ def _read_dataset(params: Params):
     )
 
 
-def _drop_unreadable(dataset) -> tuple:
-    """Check every image file once; drop the unreadable ones and list them in data/prepare/skipped.csv."""
-    train, test = dataset.train, dataset.test
-    paths = list(train.paths) + list(test.paths)
+def _drop_unreadable(splits: dict) -> tuple[dict, int]:
+    """Check every image file of ``splits`` (name -> Split) once; drop the unreadable ones and
+    list them in data/prepare/skipped.csv."""
+    paths = [str(path) for split in splits.values() for path in split.paths]
+    names = [name for name, split in splits.items() for _ in range(len(split))]
     errors = check_images(paths)
-    rows = [{"path": paths[i], "split": "train" if i < len(train) else "test", "error": error} for i, error in sorted(errors.items())]
+    rows = [{"path": paths[i], "split": names[i], "error": error} for i, error in sorted(errors.items())]
     with atomic_path(SKIPPED, suffix=".csv") as tmp:
         pl.DataFrame(rows, schema={"path": pl.String, "split": pl.String, "error": pl.String}).write_csv(tmp)
     if rows:
         print(f"prepare: skipped {len(rows)} unreadable image(s) of {len(paths)}; list in {SKIPPED}")
     bad = np.zeros(len(paths), dtype=bool)
     bad[list(errors)] = True
-    return train.take(np.flatnonzero(~bad[:len(train)])), test.take(np.flatnonzero(~bad[len(train):])), len(rows)
+    kept, start = {}, 0
+    for name, split in splits.items():
+        kept[name] = split.take(np.flatnonzero(~bad[start:start + len(split)]))
+        start += len(split)
+    return kept, len(rows)
 
 
 def run_prepare(params: Params) -> None:
@@ -59,20 +64,34 @@ def run_prepare(params: Params) -> None:
         train = train.take(listed_index(train, file_list, params.get("data.root", str)))
         meta_extra["file_list"] = file_list
     ratio = params.get("data.imbalance_ratio", float, 1.0)
+    unlabeled = dataset.unlabeled_pool
+    if unlabeled and (ratio != 1 or file_list):
+        raise InputError("data.imbalance_ratio and data.file_list subsample by label: the pool here is unlabeled")
     if ratio != 1:
         train = train.take(long_tail_index(train.labels, len(classes), ratio, split_seed))
         meta_extra["imbalance_ratio"] = ratio
         meta_extra["train_class_counts"] = np.bincount(train.labels, minlength=len(classes)).tolist()
+    empty = np.flatnonzero(np.bincount((dataset.val if unlabeled else train).labels, minlength=len(classes)) == 0)
+    if empty.size:
+        raise InputError(f"class(es) {[classes[c] for c in empty[:5]]} have no {'validation' if unlabeled else 'training'} "
+                         f"items ({empty.size} of {len(classes)} classes): they could never be labeled; drop them from "
+                         "data.classes or add items")
+    splits = {"train": train, "test": test, **({"val": dataset.val} if dataset.val is not None else {})}
     if dataset.stored_as_files:
-        train, test, skipped = _drop_unreadable(type(dataset)(train, test, classes, dataset.features_file))
+        splits, skipped = _drop_unreadable(splits)
         meta_extra.update(storage="files", skipped=skipped)
-    val_size = params.get("data.val_size", int)
-    if not 0 < val_size < len(train):
-        raise InputError(f"data.val_size must lie in 1..{len(train) - 1}, got {val_size}")
-    rng = np.random.default_rng(split_seed)
-    is_val = np.zeros(len(train), dtype=bool)
-    is_val[rng.choice(len(train), size=val_size, replace=False)] = True
-    pool, val = train.take(np.flatnonzero(~is_val)), train.take(np.flatnonzero(is_val))
+    train, test = splits["train"], splits["test"]
+    if dataset.val is not None:  # an unlabeled pool comes with its own labeled validation set
+        pool, val = train, splits["val"]
+        meta_extra["unlabeled_pool"] = True
+    else:
+        val_size = params.get("data.val_size", int)
+        if not 0 < val_size < len(train):
+            raise InputError(f"data.val_size must lie in 1..{len(train) - 1}, got {val_size}")
+        rng = np.random.default_rng(split_seed)
+        is_val = np.zeros(len(train), dtype=bool)
+        is_val[rng.choice(len(train), size=val_size, replace=False)] = True
+        pool, val = train.take(np.flatnonzero(~is_val)), train.take(np.flatnonzero(is_val))
 
     columns = {
         "id": np.concatenate([pool.ids, val.ids, test.ids]).astype(np.int64),

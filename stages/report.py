@@ -100,6 +100,7 @@ def run_report(params: Params) -> None:
     frame = collect_rounds(params)
     full_path = FULL_DIR / "metrics.json"
     full = read_json(full_path) if full_path.exists() else None
+    full = full if full is not None and "top1" in full else None  # skipped on an unlabeled pool
     summary = summarize(frame, full)
     with atomic_path(ROUNDS_CSV, suffix=".csv") as tmp:
         frame.write_csv(tmp)

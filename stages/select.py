@@ -58,9 +58,13 @@ def run_select(params: Params, round_name: str) -> None:
     spec = SAMPLERS.get(sampler)
     # Only samplers that declare it (the oracle, and balancing's sequential annotation) read labels.
     reads_labels = spec is not None and "labels" in spec.needs
+    if reads_labels and params.get("labels.source", str, "oracle") != "oracle":
+        raise InputError(f"sampler {sampler!r} reads the true labels of unlabeled items (a simulation), which do not "
+                         "exist with labels.source: annotations; pick a sampler that does not (al samplers)")
     options = sampler_options(params, spec, len(pool_ids))
     labeled = labeled_mask(table, round_name)
-    labeled_counts = np.bincount(load_labeled(round_name)["label"].to_numpy(), minlength=table.num_classes)
+    labels = load_labeled(round_name)["label"].to_numpy()
+    labeled_counts = np.bincount(labels[labels >= 0], minlength=table.num_classes)  # -1: marked unusable
     features = round_features(round_name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BudgetWarning)

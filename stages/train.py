@@ -11,11 +11,12 @@ import polars as pl
 from al_core.artifacts import write_json, write_npy, write_npz, write_parquet
 from al_core.errors import InputError
 from stages.common import (
-    FEATURES, Params, PoolTable, labeled_frame, load_features, load_images, load_labeled, load_queried, model_dir,
+    FEATURES, Params, PoolTable, labeled_frame, load_features, load_images, load_labeled, model_dir,
     pool_positions, round_dir, round_seed,
 )
 from stages.distributed import process_group, relaunch, under_torchrun
 from stages.heads import fit_head
+from stages.labels import new_labels
 
 
 TRAIN_MODES = ("linear", "finetune")
@@ -45,26 +46,25 @@ def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
     table = PoolTable.load()
     pool_ids = table.ids("pool")
     previous_labeled = load_labeled(previous)
-    queried = load_queried(previous)
+    queried = new_labels(previous)  # the previous round's queries with their labels (labels@<previous>)
     overlap = set(previous_labeled["id"].to_list()) & set(queried["id"].to_list())
     if overlap:
         raise InputError(f"runs/{previous}/queried.parquet re-queries labeled ids, e.g. {sorted(overlap)[:5]}")
-    new_ids = queried["id"].to_numpy()
-    positions = pool_positions(pool_ids, new_ids, round_dir(previous) / "queried.parquet")
-    # The oracle: labels of the newly queried items come from the pool table.
-    new_labels = table.labels("pool")[positions]
     labeled = pl.concat([
         previous_labeled,
-        labeled_frame(new_ids, new_labels, queried["round"].to_list(), queried["sampler"].to_list()),
+        labeled_frame(queried["id"].to_numpy(), queried["label"].to_numpy(), queried["round"].to_list(), queried["sampler"].to_list()),
     ])
+    # Items annotators marked unusable stay in the labeled set (never queried again), untrained on.
+    usable = labeled.filter(pl.col("label") >= 0)
     labeled_rows = table.split_range("pool").start + pool_positions(
-        pool_ids, labeled["id"].to_numpy(), round_dir(round_name) / "labeled.parquet")
+        pool_ids, usable["id"].to_numpy(), round_dir(round_name) / "labeled.parquet")
+    labeled_labels = usable["label"].to_numpy()
     seed = round_seed(params.get("seed", int), round_name)
     out = round_dir(round_name)
     if mode == "linear":
-        head = fit_head(params, table, load_features(), labeled_rows, seed)
+        head = fit_head(params, table, load_features(), labeled_rows, labeled_labels, seed)
     else:
-        head = finetune_round(params, table, labeled_rows, seed, round_name)
+        head = finetune_round(params, table, labeled_rows, labeled_labels, seed, round_name)
         if head is None:  # a torchrun rank other than 0
             return
     write_parquet(out / "labeled.parquet", labeled)
@@ -91,7 +91,8 @@ def finetune_config(params: Params):
     )
 
 
-def finetune_round(params: Params, table: PoolTable, labeled_rows: np.ndarray, seed: int, round_name: str):
+def finetune_round(params: Params, table: PoolTable, labeled_rows: np.ndarray, labeled_labels: np.ndarray, seed: int,
+                   round_name: str):
     """Fine-tune from the checkpoint on the labeled rows, then embed every table row with the result.
 
     Writes runs/<round>/model/features.npy (rank 0); returns the head (None on other ranks).
@@ -106,7 +107,7 @@ def finetune_round(params: Params, table: PoolTable, labeled_rows: np.ndarray, s
     images, content = load_images(table, image_size)
     labels = table.frame["label"].to_numpy()
     val_rows = table.rows("val")
-    model = finetune(backbone, images, labeled_rows, labels[labeled_rows], val_rows, labels[val_rows],
+    model = finetune(backbone, images, labeled_rows, labeled_labels, val_rows, labels[val_rows],
                      num_classes=table.num_classes, image_size=image_size, preprocessing=preprocessing,
                      config=finetune_config(params), seed=seed, device=params.get("backbone.device", str))
     work_dir = Path("data/.finetune-partial") / extraction_fingerprint(round_name, seed, content, labeled_rows.tobytes())

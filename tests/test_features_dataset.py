@@ -69,6 +69,7 @@ def test_pipeline_runs_on_precomputed_features(workspace):
     assert table.filter(pl.col("split") == "test").height == 90
     assert json.loads(Path("data/embed/meta.json").read_text())["backbone"] is None
     for round_name, previous in (("r00", "init"), ("r01", "r00")):
+        al("labels", previous)
         al("train", round_name, previous)
         al("evaluate", round_name)
         al("select", round_name)
@@ -85,6 +86,7 @@ def test_finetuning_needs_images(workspace):
     Path("params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("prepare", "embed", "init"):
         al(stage)
+    al("labels", "init")
     result = al("train", "r00", "init", expect=2)
     assert "data.dataset features holds no images" in result.output
 

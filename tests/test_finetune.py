@@ -74,7 +74,7 @@ def finetune_workspace(tmp_path, monkeypatch):
     work.mkdir()
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(work)
-    for command in (["prepare"], ["embed"], ["init"]):
+    for command in (["prepare"], ["embed"], ["init"], ["labels", "init"]):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 0, result.output + repr(result.exception)
     return work, params

@@ -51,6 +51,7 @@ def run_all_stages() -> None:
     for stage in ("prepare", "embed", "init", "full"):
         al(stage)
     for round_name, previous in ROUNDS.items():
+        al("labels", previous)
         al("train", round_name, previous)
         al("evaluate", round_name)
         al("select", round_name)
@@ -108,6 +109,7 @@ def test_budget_larger_than_pool_takes_the_rest(workspace):
     Path("params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("prepare", "embed", "init"):
         al(stage)
+    al("labels", "init")
     al("train", "r00", "init")
     result = al("select", "r00")
     assert "exceeds the 220 unlabeled items left" in result.output
@@ -127,6 +129,7 @@ def test_errors_are_one_clear_line(workspace, tmp_path):
     Path("params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("prepare", "embed", "init"):
         al(stage)
+    al("labels", "init")
     al("train", "r00", "init")
     result = CliRunner().invoke(app, ["select", "r00"])
     assert result.exit_code == 2
@@ -139,6 +142,7 @@ def test_errors_are_one_clear_line(workspace, tmp_path):
 def test_nan_features_are_reported(workspace):
     for stage in ("prepare", "embed", "init"):
         al(stage)
+    al("labels", "init")
     al("train", "r00", "init")
     features = np.load("data/embed/features.npy")
     features[7, 0] = np.nan
@@ -181,6 +185,7 @@ def test_dvc_repro_then_experiment_reuses_embeddings(workspace):
     # dvc.yaml lists the code each stage depends on.
     for package in ("al_core", "stages"):
         shutil.copytree(ROOT / package, workspace / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data" / "annotations", workspace / "data" / "annotations")  # the (empty) annotation store
     shutil.copy(ROOT / ".dvcignore", workspace / ".dvcignore")
     run("git", "init", "-q")
     run("git", "config", "user.email", "test@example.com")

@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from al_core.errors import InputError
+
+
+UNLABELED = -1  # the label of a pool item nobody has labeled yet (labels then come from annotators)
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,25 @@ class Dataset:
     test: Split
     class_names: tuple[str, ...]
     features_file: Path | None = None  # (N, d) .npy the splits' feature_rows index; no images then
+    val: Split | None = None  # a labeled validation split of its own (unlabeled pools); else held out of train
+
+    @property
+    def unlabeled_pool(self) -> bool:
+        return bool((self.train.labels == UNLABELED).any())
 
     @property
     def stored_as_files(self) -> bool:
         """Images are files to decode (and to check at prepare): not for precomputed features."""
         return self.train.paths is not None and self.features_file is None
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A user's CSV or Parquet table, or an InputError naming the file and what is wrong with it."""
+    try:
+        return pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=10_000)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise InputError(f"{path} is not a readable {'Parquet' if path.suffix == '.parquet' else 'CSV'} table "
+                         f"({str(error).splitlines()[0][:160]})") from None
 
 
 def check_labels(labels: np.ndarray, num_classes: int, source: str) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from al_core.data.dataset import Dataset, Split, check_labels
+from al_core.data.dataset import Dataset, Split, check_labels, read_table
 from al_core.errors import DatasetMissingError, InputError
 
 FEATURES_NAME = "features.npy"
@@ -42,7 +42,7 @@ def load_feature_dataset(root: str | Path, classes: tuple[str, ...] | None = Non
         raise DatasetMissingError(f"data.dataset features: {root} must hold {FEATURES_NAME} (N x d) and "
                                   f"{' or '.join(TABLE_NAMES)} (id, label, split[, path]; one row per feature row)")
     features = open_features(features_file)
-    frame = pl.read_parquet(table_file) if table_file.suffix == ".parquet" else pl.read_csv(table_file, infer_schema_length=10_000)
+    frame = read_table(table_file)
     missing = {"id", "label", "split"} - set(frame.columns)
     if missing:
         raise InputError(f"{table_file} lacks column(s) {sorted(missing)}; it has {frame.columns}")

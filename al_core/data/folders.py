@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from al_core.data.dataset import Dataset, Split, check_labels
+from al_core.data.dataset import UNLABELED, Dataset, Split, check_labels, read_table
 from al_core.errors import DatasetMissingError, InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -23,7 +23,7 @@ def _image_files(directory: Path) -> list[str]:
     return sorted(found)
 
 
-def _class_tree(directory: Path, classes: tuple[str, ...] | None) -> tuple[list[str], list[int], tuple[str, ...]]:
+def _class_tree(directory: Path, classes: tuple[str, ...] | None, require_images: bool = False) -> tuple[list[str], list[int], tuple[str, ...]]:
     subdirs = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())
     if not subdirs:
         raise InputError(f"{directory} has no class subdirectories; expected {directory}/<class>/<image> "
@@ -36,6 +36,9 @@ def _class_tree(directory: Path, classes: tuple[str, ...] | None) -> tuple[list[
     paths, labels = [], []
     for name in subdirs:
         files = _image_files(directory / name)
+        if require_images and not files:
+            raise InputError(f"{directory / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}): a class that can "
+                             "never be labeled; remove the folder or add its images")
         paths += files
         labels += [index[name]] * len(files)
     return paths, labels, classes
@@ -46,17 +49,37 @@ def load_image_folder(root: str | Path, classes: tuple[str, ...] | None = None, 
 
     Classes are the training subfolders in sorted order (or ``classes``); a test folder naming a
     class not in that list is an error. Ids: position in the sorted file list, train then test.
+
+    An unlabeled pool instead: ``root/pool/**`` (any files, no classes) beside labeled
+    ``root/val/<class>/*`` (validation) and ``root/test/<class>/*`` (test); classes come from ``val``.
     """
     root = Path(root)
+    if (root / "pool").is_dir():
+        return _unlabeled_folder(root, classes)
     train_dir = next((root / name for name in TRAIN_NAMES if (root / name).is_dir()), None)
     test_dir = next((root / name for name in TEST_NAMES if (root / name).is_dir()), None)
     if train_dir is None or test_dir is None:
         raise DatasetMissingError(f"{root} must hold train/<class>/* and val/<class>/* (or test/<class>/*) image folders")
-    train_paths, train_labels, classes = _class_tree(train_dir, classes)
+    train_paths, train_labels, classes = _class_tree(train_dir, classes, require_images=True)
     test_paths, test_labels, _ = _class_tree(test_dir, classes)
     if not train_paths or not test_paths:
         raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {train_dir if not train_paths else test_dir}")
     return _from_files(train_paths, train_labels, test_paths, test_labels, classes)
+
+
+def _unlabeled_folder(root: Path, classes: tuple[str, ...] | None) -> Dataset:
+    if not (root / "val").is_dir() or not (root / "test").is_dir():
+        raise DatasetMissingError(f"{root}/pool holds the unlabeled pool; labeled {root}/val/<class>/* (validation) and "
+                                  f"{root}/test/<class>/* (test) must sit beside it")
+    pool_paths = _image_files(root / "pool")
+    if not pool_paths:
+        raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root / 'pool'}")
+    val_paths, val_labels, classes = _class_tree(root / "val", classes, require_images=True)
+    test_paths, test_labels, _ = _class_tree(root / "test", classes)
+    dataset = _from_files(pool_paths, [UNLABELED] * len(pool_paths), test_paths, test_labels, classes)
+    val_ids = np.arange(len(val_paths), dtype=np.int64) + len(pool_paths) + len(test_paths)
+    return Dataset(train=dataset.train, test=dataset.test, class_names=dataset.class_names,
+                   val=Split(ids=val_ids, labels=np.asarray(val_labels, dtype=np.int64), paths=np.asarray(val_paths, dtype=object)))
 
 
 def _from_files(train_paths, train_labels, test_paths, test_labels, classes) -> Dataset:
@@ -81,11 +104,17 @@ def load_manifest(root: str | Path, classes: tuple[str, ...] | None = None, test
     path = Path(root)
     if not path.is_file():
         raise DatasetMissingError(f"manifest {path} does not exist (expected a .csv or .parquet with path,label[,split])")
-    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=10_000)
+    frame = read_table(path)
     missing = {"path", "label"} - set(frame.columns)
     if missing:
         raise InputError(f"manifest {path} lacks column(s) {sorted(missing)}; it has {frame.columns}")
     files = [str(p) if Path(p).is_absolute() else str(path.parent / p) for p in frame["path"].cast(pl.String)]
+    seen: dict[str, int] = {}
+    for row, file in enumerate(files):
+        if file in seen:
+            raise InputError(f"manifest {path} lists {file} twice (rows {seen[file] + 1} and {row + 1}); "
+                             "each image may appear once (one label, one split)")
+        seen[file] = row
     if "split" in frame.columns:
         split = frame["split"].cast(pl.String).str.to_lowercase().replace({"val": "test", "validation": "test"})
         bad = sorted(set(split.to_list()) - {"train", "test"})

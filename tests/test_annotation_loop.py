@@ -1,0 +1,155 @@
+"""Labeling real images: an unlabeled pool, rounds that wait for annotators, exports and imports.
+
+The annotators here are the test itself (it knows each file's class from its name); the same
+loop against a real Label Studio server is tests/test_label_studio.py.
+"""
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from al_core.annotations import UNUSABLE
+from stages.cli import app
+from tests.test_datasets import write_png
+from tests.test_pipeline import tiny_params
+
+CLASSES = ("cat", "dog", "eel")
+
+
+def unlabeled_folder(root: Path, pool_per_class=20) -> Path:
+    """pool/ of unlabeled files (their class hidden in the name, for the test's annotators) beside
+    labeled val/<class>/ and test/<class>/."""
+    for label, name in enumerate(CLASSES):
+        for i in range(pool_per_class):
+            write_png(root / "pool" / f"{name}_{i:02d}.png", label, seed=100 + i + 37 * label)
+        for split, count in (("val", 4), ("test", 5)):
+            for i in range(count):
+                write_png(root / split / name / f"{i}.png", label, seed=1000 * (split == "test") + i + 10 * label)
+    return root
+
+
+def truth(path: str) -> str:
+    return Path(path).name.split("_")[0]
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    data = unlabeled_folder(tmp_path / "images")
+    params = tiny_params(data)
+    params.update(initial_size=9, budget=6, schedule={"r00": "init", "r01": "r00"})
+    params["data"].update(dataset="imagefolder")
+    params["labels"].update(source="annotations")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(work)
+    return data
+
+
+def al(*args, expect=0):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == expect, result.output + repr(result.exception)
+    return result.output
+
+
+def label_csv(export: Path, out: Path, skip: int = 0) -> Path:
+    """The annotators' answers for an exported CSV batch (the first ``skip`` left unlabeled)."""
+    batch = pl.read_csv(export)
+    pl.DataFrame({"id": batch["id"][skip:], "label": [truth(p) for p in batch["path"][skip:]]}).write_csv(out)
+    return out
+
+
+def test_rounds_wait_for_annotators_and_continue_with_their_labels(workspace, tmp_path):
+    for stage in ("prepare", "embed", "init", "full"):
+        al(stage)
+    table = pl.read_parquet("data/prepare/pool.parquet")
+    assert (table.filter(pl.col("split") == "pool")["label"] == -1).all()
+    assert json.loads(Path("data/full/metrics.json").read_text())["skipped"].startswith("the pool is unlabeled")
+    assert "9 awaiting annotators" in al("labels", "init")
+    message = al("train", "r00", "init", expect=2)
+    assert "9 of the 9 items queried in round init await labels" in message and "al export init" in message
+
+    # s0 goes out as a CSV; all but one come back; then the last one.
+    al("export", "init", "--format", "csv", "--out", str(tmp_path / "out"))
+    answers = label_csv(tmp_path / "out" / "init.csv", tmp_path / "init_labels.csv", skip=1)
+    assert "8 annotations of 8 items added" in al("import", str(answers))
+    assert "already in the store" in al("import", str(answers))  # the same file twice: a no-op
+    al("labels", "init")
+    assert "1 of the 9 items queried in round init await labels" in al("train", "r00", "init", expect=2)
+    al("import", str(label_csv(tmp_path / "out" / "init.csv", tmp_path / "rest.csv")))
+    al("labels", "init")
+    al("train", "r00", "init")
+    al("evaluate", "r00")
+    al("select", "r00")
+    al("labels", "r00")
+
+    # r00's batch goes to Label Studio; its JSON export comes back: one task annotated twice
+    # (a reviewer's correction, later), one marked unusable, one skipped (cancelled).
+    al("export", "r00", "--out", str(tmp_path / "out"))
+    tasks = json.loads((tmp_path / "out" / "r00.tasks.json").read_text())
+    config = (tmp_path / "out" / "config.xml").read_text()
+    assert all(f'<Choice value="{name}"/>' in config for name in (*CLASSES, UNUSABLE))
+    assert len(tasks) == 6 and tasks[0]["data"]["image"].startswith("/data/local-files/?d=pool/")
+    assert tasks[0]["predictions"][0]["result"][0]["value"]["choices"][0] in CLASSES
+    exported = []
+    for index, task in enumerate(tasks):
+        right = truth(task["data"]["path"])
+        if index == 0:
+            annotations = [("dog" if right != "dog" else "cat", "2026-11-25T10:00:00Z", False), (right, "2026-11-25T12:00:00Z", False)]
+        elif index == 1:
+            annotations = [(UNUSABLE, "2026-11-25T10:00:00Z", False)]
+        elif index == 2:
+            annotations = [(right, "2026-11-25T10:00:00Z", True)]
+        else:
+            annotations = [(right, "2026-11-25T10:00:00Z", False)]
+        exported.append({"id": index + 1, "data": task["data"], "annotations": [
+            {"id": 10 * index + k, "completed_by": k + 1, "was_cancelled": cancelled, "created_at": time, "updated_at": time,
+             "result": [] if cancelled else [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [name]}}]}
+            for k, (name, time, cancelled) in enumerate(annotations)]})
+    (tmp_path / "export.json").write_text(json.dumps(exported))
+    report = al("import", str(tmp_path / "export.json"))
+    assert "1 cancelled or empty" in report and "annotators disagree on 1 items" in report
+    al("labels", "r00")
+    assert "1 of the 6 items queried in round r00 await labels" in al("train", "r01", "r00", expect=2)
+    skipped = tasks[2]["data"]
+    (tmp_path / "late.csv").write_text(f"id,label\n{skipped['item_id']},{truth(skipped['path'])}\n")
+    al("import", str(tmp_path / "late.csv"))
+    al("labels", "r00")
+    al("train", "r01", "r00")
+    labeled = pl.read_parquet("runs/r01/labeled.parquet")
+    unusable = tasks[1]["data"]["item_id"]
+    corrected = labeled.filter(pl.col("id") == tasks[0]["data"]["item_id"])["label"][0]
+    assert CLASSES[corrected] == truth(tasks[0]["data"]["path"])  # the later annotation won
+    assert labeled.filter(pl.col("id") == unusable)["label"].to_list() == [-1]
+    al("evaluate", "r01")
+    metrics = json.loads(Path("runs/r01/metrics.json").read_text())
+    assert metrics["labels"] == 9 + 6 - 1  # the unusable item is not a label
+    al("select", "r01")
+    assert unusable not in pl.read_parquet("runs/r01/queried.parquet")["id"].to_list()
+    al("report", "--scope", "run")
+
+
+def test_oracle_samplers_and_simulation_need_labels(workspace):
+    for stage in ("prepare", "embed", "init"):
+        al(stage)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["labels"]["source"] = "oracle"
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    assert "the pool has no labels to simulate annotation with" in al("labels", "init", expect=2)
+
+
+def test_export_of_in_memory_images_is_refused(tmp_path, monkeypatch):
+    from tests.fakes import write_fake_fashion_mnist
+
+    params = tiny_params(write_fake_fashion_mnist(tmp_path / "fashion", n_train=200, n_test=40))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(work)
+    for stage in ("prepare", "embed", "init"):
+        al(stage)
+    assert "annotators need image files" in al("export", "init", expect=2)
