@@ -9,4 +9,7 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = "0" ] && command -v apt-ge
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
         || echo "test: could not install chromium; the screenshot test will be skipped" >&2
 fi
+# Label Studio (its own environment) for the real-server round trip of tests/test_label_studio.py,
+# which is skipped, saying why, when it cannot be installed.
+bash scripts/install_label_studio.sh || echo "test: could not install Label Studio; tests/test_label_studio.py will be skipped" >&2
 python -m pytest -q "$@"

@@ -12,7 +12,7 @@ every round's ``runs/<round>/queried.parquet`` is recomputed from the files alon
 Independent of the pipeline's code: it reads ``params.yaml``, ``data/prepare/pool.parquet``,
 ``data/embed/features.npy`` (or the round's fine-tuned ``model/features.npy``) and the round's
 Parquet/npz files directly, with polars and numpy, and imports nothing from ``al_core`` or
-``stages``. Also reports the logits' absolute error (float32 against float64) and, per round, the
+``stages`` (only the machine description of ``benchmarks/``). Also reports the logits' absolute error (float32 against float64) and, per round, the
 smallest relative gap between an item a class took and the next one it would have taken (how
 close the float64 selection is to a tie). Writes JSON with the machine to ``--out``.
 
@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import yaml
+
+from benchmarks.results_file import machine
 
 CHECKED_SAMPLERS = ("base", "mase")
 
@@ -167,20 +167,6 @@ def check_round(params: dict, table: pl.DataFrame, num_classes: int, round_name:
         "logits_abs_error": {"median": float(np.median(error)), "max": float(error.max())},
         "logits_abs_median": float(np.median(np.abs(logits64))),
     }
-
-
-def machine() -> dict:
-    model, flags = platform.machine(), set()
-    if Path("/proc/cpuinfo").is_file():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    simd = next((name for name in ("avx512f", "avx2", "avx", "sse4_2") if name in flags), "unknown")
-    return {"cpu": model, "simd": simd, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def main(argv: list[str] | None = None) -> None:

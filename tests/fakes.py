@@ -29,3 +29,25 @@ def write_fake_fashion_mnist(root: Path, n_train: int = 400, n_test: int = 100, 
         write_idx(root / f"{prefix}-images-idx3-ubyte", images)
         write_idx(root / f"{prefix}-labels-idx1-ubyte", labels)
     return root
+
+
+def enter_workspace(tmp_path: Path, params: dict, monkeypatch) -> Path:
+    """A fresh working folder with ``params`` as its params.yaml, made the current directory."""
+    import yaml
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(work)
+    return work
+
+
+def invoke_al(*args: str, expect: int = 0):
+    """Run ``al ARGS`` in-process and check its exit code; returns click's result."""
+    from typer.testing import CliRunner
+
+    from stages.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == expect, result.output + repr(result.exception)
+    return result

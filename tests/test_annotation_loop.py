@@ -10,10 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from al_core.annotations import UNUSABLE
-from stages.cli import app
+from tests.fakes import enter_workspace, invoke_al
 from tests.test_datasets import write_png
 from tests.test_pipeline import tiny_params
 
@@ -43,17 +42,12 @@ def workspace(tmp_path, monkeypatch):
     params.update(initial_size=9, budget=6, schedule={"r00": "init", "r01": "r00"})
     params["data"].update(dataset="imagefolder")
     params["labels"].update(source="annotations")
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    monkeypatch.chdir(work)
+    enter_workspace(tmp_path, params, monkeypatch)
     return data
 
 
-def al(*args, expect=0):
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == expect, result.output + repr(result.exception)
-    return result.output
+def al(*args, expect=0) -> str:
+    return invoke_al(*args, expect=expect).output
 
 
 def label_csv(export: Path, out: Path, skip: int = 0) -> Path:
@@ -145,11 +139,7 @@ def test_oracle_samplers_and_simulation_need_labels(workspace):
 def test_export_of_in_memory_images_is_refused(tmp_path, monkeypatch):
     from tests.fakes import write_fake_fashion_mnist
 
-    params = tiny_params(write_fake_fashion_mnist(tmp_path / "fashion", n_train=200, n_test=40))
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    monkeypatch.chdir(work)
+    enter_workspace(tmp_path, tiny_params(write_fake_fashion_mnist(tmp_path / "fashion", n_train=200, n_test=40)), monkeypatch)
     for stage in ("prepare", "embed", "init"):
         al(stage)
     assert "annotators need image files" in al("export", "init", expect=2)

@@ -7,11 +7,10 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from al_core.data import DATASETS
 from al_core.errors import InputError
-from stages.cli import app
+from tests.fakes import enter_workspace, invoke_al
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = 6
@@ -42,17 +41,11 @@ def workspace(tmp_path, monkeypatch):
     params["data"].update(dataset="features", root=str(data), val_size=50)
     params["train"].update(max_epochs=10, patience=5)
     params["select"]["chunk_size"] = 41
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    monkeypatch.chdir(work)
+    enter_workspace(tmp_path, params, monkeypatch)
     return data
 
 
-def al(*args, expect=0):
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == expect, result.output + repr(result.exception)
-    return result
+al = invoke_al
 
 
 def test_pipeline_runs_on_precomputed_features(workspace):

@@ -1,0 +1,89 @@
+"""The annotation loop against a real Label Studio server on localhost.
+
+`test.sh` installs Label Studio into its own virtual environment (`.venv-ls`: ~1 GB of Django
+dependencies that must not meet DVC's) when missing; this test starts the server with SQLite in a
+temporary folder, creates a project with the labeling config `al export` wrote, imports the
+exported tasks (with their predictions), posts annotations through the REST API as annotators'
+browsers do (a correction by a second pass, an "(unusable)" choice, a skipped task), exports JSON,
+JSON_MIN and CSV as a user would, runs `al import` on them and continues the pipeline one round.
+Skipped, saying why, when `.venv-ls/bin/label-studio` is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import polars as pl
+import pytest
+
+from al_core.annotations import UNUSABLE
+from scripts.label_studio_annotators import SERVER, Studio
+from tests.test_annotation_loop import CLASSES, al, truth, workspace  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.skipif(not SERVER.exists(), reason="Label Studio is not installed in .venv-ls (test.sh installs it)")
+
+
+def test_a_round_trip_through_label_studio(workspace, tmp_path):  # noqa: F811  (pytest fixture)
+    for stage in ("prepare", "embed", "init", "full"):
+        al(stage)
+    al("labels", "init")
+    # s0 through CSV, as a team without Label Studio would; then r00 through Label Studio.
+    al("export", "init", "--format", "csv", "--out", str(tmp_path / "out"))
+    batch = pl.read_csv(tmp_path / "out" / "init.csv")
+    pl.DataFrame({"id": batch["id"], "label": [truth(p) for p in batch["path"]]}).write_csv(tmp_path / "s0.csv")
+    al("import", str(tmp_path / "s0.csv"))
+    for command in (["labels", "init"], ["train", "r00", "init"], ["evaluate", "r00"], ["select", "r00"], ["labels", "r00"]):
+        al(*command)
+    al("export", "r00", "--out", str(tmp_path / "out"), "--document-root", str(workspace))
+
+    (tmp_path / "studio").mkdir()
+    studio = Studio(tmp_path / "studio", document_root=workspace)
+    try:
+        tasks = json.loads((tmp_path / "out" / "r00.tasks.json").read_text())
+        project, listed = studio.create_project("al r00", (tmp_path / "out" / "config.xml").read_text(), tasks)
+        assert len(listed) == len(tasks) == 6
+        # The predictions travelled with the tasks (the pre-annotation annotators see).
+        first = studio.call("GET", f"/api/tasks/{listed[0]['id']}")
+        assert first["predictions"] and first["predictions"][0]["result"][0]["value"]["choices"][0] in CLASSES
+        # The image is served from the document root as a local file.
+        image = urllib.request.urlopen(urllib.request.Request(studio.url + listed[0]["data"]["image"],
+                                                              headers={"Authorization": f"Token {studio.token}"}), timeout=30)
+        assert image.status == 200 and image.read(8).startswith(b"\x89PNG")
+        by_item = {task["data"]["item_id"]: task for task in listed}
+        items = [task["data"]["item_id"] for task in tasks]
+        for index, item in enumerate(items):
+            task, right = by_item[item], truth(by_item[item]["data"]["path"])
+            if index == 0:  # a first pass that a reviewer corrects later
+                studio.annotate(task["id"], next(name for name in CLASSES if name != right))
+                time.sleep(1.1)
+                studio.annotate(task["id"], right)
+            elif index == 1:
+                studio.annotate(task["id"], UNUSABLE)
+            elif index == 2:  # skipped by the annotator
+                studio.annotate(task["id"], None, cancelled=True)
+            else:
+                studio.annotate(task["id"], right)
+        for export_type, name in (("JSON", "export.json"), ("JSON_MIN", "export_min.json"), ("CSV", "export.csv")):
+            (tmp_path / name).write_bytes(studio.export(project, export_type))
+    finally:
+        studio.stop()
+
+    report = al("import", str(tmp_path / "export.json"))
+    assert "annotators disagree on 1 items" in report and "cancelled" in report
+    # The other two formats hold the same annotations; importing them adds rows but no new labels.
+    for name in ("export_min.json", "export.csv"):
+        al("import", str(tmp_path / name))
+    al("labels", "r00")
+    assert "1 of the 6 items queried in round r00 await labels" in al("train", "r01", "r00", expect=2)
+    skipped = items[2]
+    (tmp_path / "late.csv").write_text(f"id,label\n{skipped},{truth(by_item[skipped]['data']['path'])}\n")
+    al("import", str(tmp_path / "late.csv"))
+    al("labels", "r00")
+    al("train", "r01", "r00")
+    labeled = pl.read_parquet("runs/r01/labeled.parquet")
+    assert CLASSES[labeled.filter(pl.col("id") == items[0])["label"][0]] == truth(by_item[items[0]]["data"]["path"])
+    assert labeled.filter(pl.col("id") == items[1])["label"].to_list() == [-1]
+    al("evaluate", "r01")
+    al("select", "r01")
