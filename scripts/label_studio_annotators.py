@@ -62,7 +62,7 @@ class Studio:
                 self.call("GET", "/api/projects")
                 self.start_seconds = time.monotonic() - started
                 return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError, RuntimeError):
                 time.sleep(2)
         self.stop()
         raise RuntimeError(f"Label Studio did not answer within {START_TIMEOUT} s: {self.server_log()}")
@@ -74,13 +74,23 @@ class Studio:
         request = urllib.request.Request(self.url + path, method=method,
                                          data=None if payload is None else json.dumps(payload).encode(),
                                          headers={"Authorization": f"Token {self.token}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            body = response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                body = response.read()
+        except urllib.error.HTTPError as error:
+            raise RuntimeError(f"Label Studio answered {error.code} to {method} {path}: {error.read()[:500]!r}") from None
         return body if raw else json.loads(body or b"null")
 
-    def create_project(self, title: str, config: str, tasks: list[dict]) -> tuple[int, list[dict]]:
-        """A project with ``config`` and ``tasks`` imported; returns its id and its tasks as stored."""
+    def create_project(self, title: str, config: str, tasks: list[dict], images: Path | None = None) -> tuple[int, list[dict]]:
+        """A project with ``config`` and ``tasks`` imported; returns its id and its tasks as stored.
+
+        ``images``: the folder (under the document root) the tasks' local-file URLs point into;
+        Label Studio serves local files only from a "Local files" storage of the project, which
+        the UI adds under Settings -> Cloud Storage -> Add Source Storage (no sync needed)."""
         project = self.call("POST", "/api/projects", {"title": title, "label_config": config})
+        if images is not None:
+            self.call("POST", "/api/storages/localfiles", {"project": project["id"], "path": str(Path(images).resolve()),
+                                                           "title": "images", "use_blob_urls": True})
         self.call("POST", f"/api/projects/{project['id']}/import", tasks)
         listed = self.call("GET", f"/api/tasks?project={project['id']}&page_size={len(tasks) + 10}")
         return project["id"], (listed["tasks"] if isinstance(listed, dict) else listed)
@@ -119,7 +129,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         studio = Studio(Path(data_dir), args.document_root)
         try:
-            project, stored = studio.create_project(args.tasks.stem, args.config.read_text(), tasks)
+            project, stored = studio.create_project(f"al {args.tasks.stem}", args.config.read_text(), tasks,
+                                                    images=args.document_root / "pool")
             for task in stored:
                 studio.annotate(task["id"], truth[task["data"]["path"]])
             args.out.write_bytes(studio.export(project, args.export_type))

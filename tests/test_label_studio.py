@@ -42,7 +42,8 @@ def test_a_round_trip_through_label_studio(workspace, tmp_path):  # noqa: F811  
     studio = Studio(tmp_path / "studio", document_root=workspace)
     try:
         tasks = json.loads((tmp_path / "out" / "r00.tasks.json").read_text())
-        project, listed = studio.create_project("al r00", (tmp_path / "out" / "config.xml").read_text(), tasks)
+        project, listed = studio.create_project("al r00", (tmp_path / "out" / "config.xml").read_text(), tasks,
+                                                images=workspace / "pool")
         assert len(listed) == len(tasks) == 6
         # The predictions travelled with the tasks (the pre-annotation annotators see).
         first = studio.call("GET", f"/api/tasks/{listed[0]['id']}")
