@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--export-type", default="JSON", choices=("JSON", "JSON_MIN", "CSV"))
     args = parser.parse_args()
 
-    truth = dict(pl.read_csv(args.truth).iter_rows())
+    truth = {str(Path(path).resolve()): label for path, label in pl.read_csv(args.truth).iter_rows()}
     tasks = json.loads(args.tasks.read_text())
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as data_dir:
@@ -132,7 +132,7 @@ def main() -> None:
             project, stored = studio.create_project(f"al {args.tasks.stem}", args.config.read_text(), tasks,
                                                     images=args.document_root / "pool")
             for task in stored:
-                studio.annotate(task["id"], truth[task["data"]["path"]])
+                studio.annotate(task["id"], truth[str(Path(task["data"]["path"]).resolve())])
             args.out.write_bytes(studio.export(project, args.export_type))
         finally:
             studio.stop()
