@@ -87,16 +87,18 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
     prefix = params.get("labels.image_url", str, "")
     tasks = []
     for index, item in enumerate(ids):
+        score = float(batch["score"][index])
+        score = score if np.isfinite(score) else None  # random picks (s0) have no score; JSON has no NaN
         task = {"data": {"image": image_url(str(batch_paths[index]), prefix, root), "item_id": int(item),
                          "path": str(batch_paths[index]), "round": round_name, "rank": int(batch["rank"][index]),
-                         "score": float(batch["score"][index])}}
+                         "score": score}}
         if predicted_names[index] is not None:
-            task["predictions"] = [{"model_version": f"{batch['sampler'][index]}@{round_name}", "score": float(batch["score"][index]),
+            task["predictions"] = [{"model_version": f"{batch['sampler'][index]}@{round_name}", "score": score,
                                     "result": [{"from_name": "label", "to_name": "image", "type": "choices",
                                                 "value": {"choices": [predicted_names[index]]}}]}]
         tasks.append(task)
     with atomic_path(out / f"{round_name}.tasks.json", suffix=".json") as tmp:
-        tmp.write_text(json.dumps(tasks, indent=1) + "\n")
+        tmp.write_text(json.dumps(tasks, indent=1, allow_nan=False) + "\n")
     with atomic_path(out / "config.xml", suffix=".xml") as tmp:
         tmp.write_text(labeling_config(names))
     print(f"export {round_name}: {len(tasks)} Label Studio tasks to {out / f'{round_name}.tasks.json'}, labeling config "

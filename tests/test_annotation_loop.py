@@ -68,6 +68,8 @@ def test_rounds_wait_for_annotators_and_continue_with_their_labels(workspace, tm
     assert "9 of the 9 items queried in round init await labels" in message and "al export init" in message
 
     # s0 goes out as a CSV; all but one come back; then the last one.
+    al("export", "init", "--out", str(tmp_path / "out"))  # random picks have no score: null, not NaN, in JSON
+    assert all(task["data"]["score"] is None for task in json.loads((tmp_path / "out" / "init.tasks.json").read_text()))
     al("export", "init", "--format", "csv", "--out", str(tmp_path / "out"))
     answers = label_csv(tmp_path / "out" / "init.csv", tmp_path / "init_labels.csv", skip=1)
     assert "8 annotations of 8 items added" in al("import", str(answers))
