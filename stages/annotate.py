@@ -16,7 +16,7 @@ from al_core.annotations import UNUSABLE, append_to_store, parse_export, read_st
 from al_core.artifacts import atomic_path, read_json
 from al_core.errors import InputError
 from stages.common import PREPARE_DIR, Params, PoolTable, load_head, load_queried, pool_positions, round_dir, round_features
-from stages.labels import annotated_labels, store_file
+from stages.labels import annotated_labels, known_labels, store_file
 
 EXPORT_FORMATS = ("label-studio", "csv")
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
@@ -64,6 +64,7 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
     names = class_names()
     queried = load_queried(round_name)
     done = set(annotated_labels(params)["id"].to_list()) if store_file(params).exists() else set()
+    done |= set(known_labels(table)["id"].to_list())
     batch = queried.filter(~pl.col("id").is_in(list(done)))
     ids = batch["id"].to_numpy()
     predicted = _predictions(table, round_name, ids)

@@ -16,10 +16,14 @@ def run_evaluate(params: Params, round_name: str) -> None:
     head = load_head(round_name)
     labeled = load_labeled(round_name)
     metrics = {"round": round_name, "sampler": params.get("sampler", str)}
-    metrics.update(test_metrics(table, round_features(round_name), head["weight"], head["bias"]))
+    if table.rows("test").size:
+        metrics.update(test_metrics(table, round_features(round_name), head["weight"], head["bias"]))
+    else:  # an unlabeled pool without a labeled test set: no accuracy to report, the rest stands
+        metrics.update(top1=None, top5=None, note="no labeled test set: top-1/top-5 not measured")
     labels = labeled["label"].to_numpy()
     metrics.update(label_statistics(labels[labels >= 0], table.num_classes))  # -1: marked unusable, not trained on
     metrics["val_top1"] = float(head.get("val_top1", np.nan))
     write_json(round_dir(round_name) / "metrics.json", metrics)
-    print(f"evaluate {round_name}: {metrics['labels']} labels, top-1 {metrics['top1']:.4f}, "
-          f"top-5 {metrics['top5']:.4f}, imbalance {metrics['imbalance_ratio']:.2f}")
+    accuracy = ("no labeled test set" if metrics["top1"] is None
+                else f"top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}")
+    print(f"evaluate {round_name}: {metrics['labels']} labels, {accuracy}, imbalance {metrics['imbalance_ratio']:.2f}")

@@ -10,7 +10,9 @@ from stages.common import INIT_ROUND, Params, PoolTable, labeled_frame, queried_
 
 
 def run_init(params: Params) -> None:
-    """Write runs/init/labeled.parquet (empty) and runs/init/queried.parquet (s0, seeded random)."""
+    """Write runs/init/labeled.parquet (empty) and runs/init/queried.parquet (s0): ``initial_size``
+    items drawn at random with ``seed``, or, for an unlabeled pool that comes with a labeled seed set
+    (``labels.source: annotations``), exactly the seed set's items."""
     from al_core.samplers import select_with_scores
 
     table = PoolTable.load()
@@ -19,8 +21,14 @@ def run_init(params: Params) -> None:
     seed = params.get("seed", int)
     if size <= 0:
         raise InputError(f"params initial_size must be positive, got {size}")
-    selection = select_with_scores("random", size, labeled_mask=np.zeros(len(pool_ids), dtype=bool), seed=seed)
+    pool_labels = table.labels("pool")
     out = round_dir(INIT_ROUND)
     write_parquet(out / "labeled.parquet", labeled_frame(np.empty(0, np.int64), np.empty(0, np.int64), [], []))
+    seeded = np.flatnonzero(pool_labels >= 0)
+    if params.get("labels.source", str, "oracle") == "annotations" and 0 < seeded.size < pool_labels.size:
+        write_parquet(out / "queried.parquet", queried_frame(table, seeded, np.full(seeded.size, np.nan), INIT_ROUND, "seed set"))
+        print(f"init: the seed set's {seeded.size} labeled items are s0 (initial_size is not used)")
+        return
+    selection = select_with_scores("random", size, labeled_mask=np.zeros(len(pool_ids), dtype=bool), seed=seed)
     write_parquet(out / "queried.parquet", queried_frame(table, selection.indices, selection.scores, INIT_ROUND, "random"))
     print(f"init: {len(selection.indices)} items drawn at random with seed {seed}")

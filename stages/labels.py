@@ -42,6 +42,12 @@ def annotated_labels(params: Params) -> pl.DataFrame:
     return labels
 
 
+def known_labels(table: PoolTable) -> pl.DataFrame:
+    """``id, label`` of the pool items whose label the dataset itself gives (an unlabeled pool's seed set)."""
+    labels = table.labels("pool")
+    return pl.DataFrame({"id": table.ids("pool")[labels >= 0], "label": labels[labels >= 0]}, schema=LABELS_COLUMNS)
+
+
 def run_labels(params: Params, round_name: str) -> None:
     """Write runs/<round>/labels.parquet (id, label; -1: unusable, never trained on) for the round's
     queries that have a label, and labels.json (queried, labeled, awaiting, unusable, source).
@@ -57,9 +63,10 @@ def run_labels(params: Params, round_name: str) -> None:
                              "labels.source: annotations and label each batch (al export / al import)")
         frame = pl.DataFrame({"id": ids, "label": labels}, schema=LABELS_COLUMNS)
     else:
-        answered = annotated_labels(params)
+        # The store's labels, else those the dataset gives (a seed set), for the queried items.
+        answered = pl.concat([annotated_labels(params).select("id", "label"), known_labels(table)]).unique("id", keep="first")
         frame = (pl.DataFrame({"id": ids}, schema={"id": pl.Int64}).with_row_index("rank")
-                 .join(answered.select("id", "label"), on="id", how="inner").sort("rank").select("id", "label"))
+                 .join(answered, on="id", how="inner").sort("rank").select("id", "label"))
     write_parquet(round_dir(round_name) / "labels.parquet", frame)
     summary = {"round": round_name, "source": source, "queried": int(ids.shape[0]), "labeled": frame.height,
                "awaiting": int(ids.shape[0] - frame.height), "unusable": int((frame["label"] < 0).sum())}

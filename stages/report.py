@@ -58,6 +58,8 @@ def collect_rounds(params: Params) -> pl.DataFrame:
 def summarize(frame: pl.DataFrame, full: dict | None) -> dict:
     """The short summary ``dvc exp show`` displays: a handful of columns per experiment."""
     last = frame.row(-1, named=True)
+    if last["top1"] is None:  # no labeled test set
+        return {"labels": last["labels"], "final_imbalance": round(last["imbalance_ratio"], 3)}
     summary = {
         "labels": last["labels"],
         "final_top1": round(last["top1"], 4),

@@ -128,6 +128,19 @@ def test_rounds_wait_for_annotators_and_continue_with_their_labels(workspace, tm
     assert unusable not in pl.read_parquet("runs/r01/queried.parquet")["id"].to_list()
     al("report", "--scope", "run")
 
+    # A label for an item no round queried: accepted, reported, kept in the store (used when a
+    # later round queries the item). An item of a batch that already has a label is not exported.
+    table = pl.read_parquet("data/prepare/pool.parquet").filter(pl.col("split") == "pool")
+    queried = set().union(*(pl.read_parquet(f"runs/{r}/queried.parquet")["id"].to_list() for r in ("init", "r00", "r01")))
+    spare = table.filter(~pl.col("id").is_in(list(queried))).row(0, named=True)
+    (tmp_path / "spare.csv").write_text(f"path,label\n{spare['path']},{truth(spare['path'])}\n")
+    assert "1 items never queried (kept" in al("import", str(tmp_path / "spare.csv"))
+    first = pl.read_parquet("runs/r01/queried.parquet").row(0, named=True)
+    (tmp_path / "early.csv").write_text(f"id,label\n{first['id']},{truth(first['path'])}\n")
+    al("import", str(tmp_path / "early.csv"))
+    assert "(1 already labeled, left out)" in al("export", "r01", "--format", "csv", "--out", str(tmp_path / "out"))
+    assert first["id"] not in pl.read_csv(tmp_path / "out" / "r01.csv")["id"].to_list()
+
 
 def test_oracle_samplers_and_simulation_need_labels(workspace):
     for stage in ("prepare", "embed", "init"):
@@ -145,3 +158,67 @@ def test_export_of_in_memory_images_is_refused(tmp_path, monkeypatch):
     for stage in ("prepare", "embed", "init"):
         al(stage)
     assert "annotators need image files" in al("export", "init", expect=2)
+
+
+def test_a_labeled_seed_set_replaces_the_random_s0(workspace):
+    # images/seed/<class>/* : labeled already; they join the pool and are s0, no annotator needed.
+    for label, name in enumerate(CLASSES):
+        for i in range(2):
+            write_png(workspace / "seed" / name / f"{i}.png", label, seed=500 + i + 7 * label)
+    for stage in ("prepare", "embed"):
+        al(stage)
+    assert "the seed set's 6 labeled items are s0" in al("init")
+    s0 = pl.read_parquet("runs/init/queried.parquet")
+    assert s0.height == 6 and all("/seed/" in path for path in s0["path"])
+    assert "6 of 6 queries labeled (annotations)" in al("labels", "init")
+    al("train", "r00", "init")
+    assert pl.read_parquet("runs/r00/labeled.parquet")["label"].sort().to_list() == [0, 0, 1, 1, 2, 2]
+    al("select", "r00")
+    assert not any("/seed/" in path for path in pl.read_parquet("runs/r00/queried.parquet")["path"])
+
+
+def test_a_manifest_with_unlabeled_pool_rows(tmp_path):
+    from al_core.data import DATASETS
+
+    rows = []
+    for label, name in enumerate(CLASSES):
+        for i in range(3):
+            for split, value in (("pool", ""), ("val", name), ("test", name)):
+                path = tmp_path / split / f"{name}_{i}.png"
+                write_png(path, label, seed=i)
+                rows.append({"path": str(path.relative_to(tmp_path)), "label": value, "split": split})
+    rows[0]["label"] = CLASSES[0]  # one pool row labeled already: the seed set
+    pl.DataFrame(rows).write_csv(tmp_path / "manifest.csv")
+    dataset = DATASETS["manifest"](tmp_path / "manifest.csv")
+    assert dataset.class_names == CLASSES and dataset.unlabeled_pool
+    assert (dataset.train.labels == -1).sum() == 8 and dataset.train.labels.max() == 0
+    assert len(dataset.val) == 9 and len(dataset.test) == 9
+    rows[1]["label"], rows[1]["split"] = "", "val"
+    pl.DataFrame(rows).write_csv(tmp_path / "broken.csv")
+    with pytest.raises(Exception, match="row 2 \\(val\\) has no label; only pool rows may be unlabeled"):
+        DATASETS["manifest"](tmp_path / "broken.csv")
+
+
+def test_without_a_labeled_test_set_rounds_still_train_select_and_report(workspace):
+    import shutil
+
+    shutil.rmtree(workspace / "test")
+    for stage in ("prepare", "embed", "init", "full"):
+        al(stage)
+    batch = pl.read_parquet("runs/init/queried.parquet")
+    pl.DataFrame({"id": batch["id"], "label": [truth(p) for p in batch["path"]]}).write_csv("s0.csv")
+    al("import", "s0.csv")
+    al("labels", "init")
+    al("train", "r00", "init")
+    assert "no labeled test set" in al("evaluate", "r00")
+    al("select", "r00")
+    assert pl.read_parquet("runs/r00/queried.parquet").height == 6
+    metrics = json.loads(Path("runs/r00/metrics.json").read_text())
+    assert metrics["top1"] is None and metrics["labels"] == 9
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["schedule"] = {"r00": "init"}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    al("report", "--scope", "run")
+    summary = json.loads(Path("metrics.json").read_text())
+    assert summary == {"labels": 9, "final_imbalance": round(metrics["imbalance_ratio"], 3)}
+    assert Path("reports/figures/learning_curves.png").exists() and "| r00 | 9 |" in Path("reports/table.md").read_text()

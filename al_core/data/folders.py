@@ -52,6 +52,8 @@ def load_image_folder(root: str | Path, classes: tuple[str, ...] | None = None, 
 
     An unlabeled pool instead: ``root/pool/**`` (any files, no classes) beside labeled
     ``root/val/<class>/*`` (validation) and ``root/test/<class>/*`` (test); classes come from ``val``.
+    An optional ``root/seed/<class>/*`` holds images labeled already: they join the pool with
+    their labels (the seed set that replaces the random s0).
     """
     root = Path(root)
     if (root / "pool").is_dir():
@@ -68,15 +70,20 @@ def load_image_folder(root: str | Path, classes: tuple[str, ...] | None = None, 
 
 
 def _unlabeled_folder(root: Path, classes: tuple[str, ...] | None) -> Dataset:
-    if not (root / "val").is_dir() or not (root / "test").is_dir():
-        raise DatasetMissingError(f"{root}/pool holds the unlabeled pool; labeled {root}/val/<class>/* (validation) and "
-                                  f"{root}/test/<class>/* (test) must sit beside it")
+    if not (root / "val").is_dir():
+        raise DatasetMissingError(f"{root}/pool holds the unlabeled pool; labeled {root}/val/<class>/* (validation) must "
+                                  f"sit beside it (and {root}/test/<class>/* for test accuracy)")
     pool_paths = _image_files(root / "pool")
     if not pool_paths:
         raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root / 'pool'}")
     val_paths, val_labels, classes = _class_tree(root / "val", classes, require_images=True)
-    test_paths, test_labels, _ = _class_tree(root / "test", classes)
-    dataset = _from_files(pool_paths, [UNLABELED] * len(pool_paths), test_paths, test_labels, classes)
+    # Without a labeled test set the rounds still train and select; evaluate says what it cannot report.
+    test_paths, test_labels, _ = _class_tree(root / "test", classes) if (root / "test").is_dir() else ([], [], classes)
+    pool_labels = [UNLABELED] * len(pool_paths)
+    if (root / "seed").is_dir():
+        seed_paths, seed_labels, _ = _class_tree(root / "seed", classes)
+        pool_paths, pool_labels = seed_paths + pool_paths, seed_labels + pool_labels
+    dataset = _from_files(pool_paths, pool_labels, test_paths, test_labels, classes)
     val_ids = np.arange(len(val_paths), dtype=np.int64) + len(pool_paths) + len(test_paths)
     return Dataset(train=dataset.train, test=dataset.test, class_names=dataset.class_names,
                    val=Split(ids=val_ids, labels=np.asarray(val_labels, dtype=np.int64), paths=np.asarray(val_paths, dtype=object)))
@@ -100,6 +107,10 @@ def load_manifest(root: str | Path, classes: tuple[str, ...] | None = None, test
     is an error), else the sorted distinct labels of the train rows (then a test label unseen in
     training is an error). ``split`` is train or test (``val`` counts as test, as ImageNet's);
     without it, a seeded ``test_fraction`` of the rows is the test set.
+
+    An unlabeled pool: ``split`` holds ``pool`` rows, whose ``label`` may be empty (unlabeled; a
+    labeled one belongs to the seed set), ``val`` rows (the validation set) and ``test`` rows;
+    classes: ``classes``, else the sorted labels of the val and seed rows.
     """
     path = Path(root)
     if not path.is_file():
@@ -115,6 +126,8 @@ def load_manifest(root: str | Path, classes: tuple[str, ...] | None = None, test
             raise InputError(f"manifest {path} lists {file} twice (rows {seen[file] + 1} and {row + 1}); "
                              "each image may appear once (one label, one split)")
         seen[file] = row
+    if "split" in frame.columns and "pool" in set(frame["split"].cast(pl.String).str.to_lowercase().to_list()):
+        return _unlabeled_manifest(path, frame, np.asarray(files, dtype=object), classes)
     if "split" in frame.columns:
         split = frame["split"].cast(pl.String).str.to_lowercase().replace({"val": "test", "validation": "test"})
         bad = sorted(set(split.to_list()) - {"train", "test"})
@@ -141,3 +154,29 @@ def load_manifest(root: str | Path, classes: tuple[str, ...] | None = None, test
         labels = np.array([index[name] for name in names], dtype=np.int64)
     files = np.asarray(files, dtype=object)
     return _from_files(list(files[~is_test]), labels[~is_test], list(files[is_test]), labels[is_test], classes)
+
+
+def _unlabeled_manifest(path: Path, frame: pl.DataFrame, files: np.ndarray, classes: tuple[str, ...] | None) -> Dataset:
+    split = frame["split"].cast(pl.String).str.to_lowercase().replace({"validation": "val"}).to_numpy()
+    bad = sorted(set(split.tolist()) - {"pool", "val", "test"})
+    if bad:
+        raise InputError(f"manifest {path}: with pool rows, column split holds pool, val or test; got {bad[:5]}")
+    names = frame["label"].cast(pl.String).fill_null("").to_numpy()
+    unlabeled = names == ""
+    if unlabeled[split != "pool"].any():
+        row = int(np.flatnonzero(unlabeled & (split != "pool"))[0])
+        raise InputError(f"manifest {path}: row {row + 1} ({split[row]}) has no label; only pool rows may be unlabeled")
+    classes = classes or tuple(sorted(set(names[(split == "val") | ((split == "pool") & ~unlabeled)].tolist())))
+    index = {name: position for position, name in enumerate(classes)}
+    unknown = sorted({name for name in names[~unlabeled] if name not in index})
+    if unknown:
+        raise InputError(f"manifest {path}: labels {unknown[:5]} are not among the {len(classes)} classes")
+    labels = np.array([index.get(name, UNLABELED) for name in names], dtype=np.int64)
+    ids = np.arange(frame.height, dtype=np.int64)
+
+    def take(mask: np.ndarray) -> Split:
+        return Split(ids=ids[mask], labels=labels[mask], paths=files[mask])
+
+    if not (split == "val").any():
+        raise InputError(f"manifest {path}: an unlabeled pool needs labeled val rows (the validation set)")
+    return Dataset(train=take(split == "pool"), test=take(split == "test"), class_names=tuple(classes), val=take(split == "val"))
