@@ -35,15 +35,16 @@ def labeling_config(names: tuple[str, ...]) -> str:
             f"{choices}\n  </Choices>\n</View>\n")
 
 
-def _predictions(table: PoolTable, round_name: str, ids: np.ndarray) -> np.ndarray | None:
-    """Predicted class of each queried item by the head that selected it (None for s0)."""
+def _predictions(table: PoolTable, round_name: str, positions: np.ndarray) -> np.ndarray | None:
+    """Predicted class of each queried item (``positions`` in the pool split) by the head that
+    selected it (None for s0)."""
     if not (round_dir(round_name) / "head.npz").exists():
         return None
     head = load_head(round_name)
-    rows = table.split_range("pool").start + pool_positions(table.ids("pool"), ids, round_dir(round_name) / "queried.parquet")
+    rows = table.split_range("pool").start + positions
     order = np.argsort(rows)
     features = np.asarray(round_features(round_name)[rows[order]], dtype=np.float32)
-    predicted = np.empty(ids.shape[0], dtype=np.int64)
+    predicted = np.empty(positions.shape[0], dtype=np.int64)
     predicted[order] = np.argmax(features @ head["weight"].T + head["bias"], axis=1)
     return predicted
 
@@ -67,13 +68,14 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
     done |= set(known_labels(table)["id"].to_list())
     batch = queried.filter(~pl.col("id").is_in(list(done)))
     ids = batch["id"].to_numpy()
-    predicted = _predictions(table, round_name, ids)
-    predicted_names = [None] * len(ids) if predicted is None else [names[c] for c in predicted]
     paths = table.paths("pool")
     if paths is None:
         raise InputError("this dataset's images are not files (fashion_mnist, cifar10 in memory): annotators need "
                          "image files; use data.dataset imagefolder or manifest (or features with a path column)")
-    batch_paths = paths[pool_positions(table.ids("pool"), ids, round_dir(round_name) / "queried.parquet")]
+    positions = pool_positions(table.ids("pool"), ids, round_dir(round_name) / "queried.parquet")
+    predicted = _predictions(table, round_name, positions)
+    predicted_names = [None] * len(ids) if predicted is None else [names[c] for c in predicted]
+    batch_paths = paths[positions]
     out.mkdir(parents=True, exist_ok=True)
     if export_format == "csv":
         frame = pl.DataFrame({"id": ids, "path": list(batch_paths), "predicted": predicted_names,

@@ -7,7 +7,6 @@ from dataclasses import replace
 import numpy as np
 
 from al_core.artifacts import write_json
-from al_core.errors import InputError
 from stages.common import FULL_DIR, Params, PoolTable, load_features, round_seed
 from stages.heads import fit_head, head_config, test_metrics
 
@@ -30,9 +29,7 @@ def run_full(params: Params) -> None:
     features = load_features()
     pool = table.split_range("pool")
     config = head_config(params)
-    max_epochs = params.get("full.max_epochs", int, 0)
-    if max_epochs < 0:
-        raise InputError(f"params full.max_epochs must be >= 0 (0: train.max_epochs), got {max_epochs}")
+    max_epochs = params.get("full.max_epochs", int, 0)  # >= 0, checked by stages/params_schema.py
     if max_epochs:
         config = replace(config, max_epochs=max_epochs)
     head = fit_head(params, table, features, np.arange(pool.start, pool.stop), table.labels("pool"),

@@ -19,19 +19,11 @@ from al_core.artifacts import write_json, write_parquet
 from al_core.errors import InputError
 from stages.common import Params, PoolTable, load_queried, pool_positions, round_dir
 
-LABEL_SOURCES = ("oracle", "annotations")
 LABELS_COLUMNS = {"id": pl.Int64, "label": pl.Int64}
 
 
 def store_file(params: Params) -> Path:
     return Path(params.get("labels.store", str, "data/annotations")) / "labels.parquet"
-
-
-def label_source(params: Params) -> str:
-    source = params.get("labels.source", str, "oracle")
-    if source not in LABEL_SOURCES:
-        raise InputError(f"params labels.source must be one of {LABEL_SOURCES}, got {source!r}")
-    return source
 
 
 def annotated_labels(params: Params) -> pl.DataFrame:
@@ -52,7 +44,7 @@ def run_labels(params: Params, round_name: str) -> None:
     """Write runs/<round>/labels.parquet (id, label; -1: unusable, never trained on) for the round's
     queries that have a label, and labels.json (queried, labeled, awaiting, unusable, source).
     Memory O(N) for the pool ids and O(store) for the annotations."""
-    source = label_source(params)
+    source = params.get("labels.source", str, "oracle")  # its values are checked by stages/params_schema.py
     table = PoolTable.load()
     ids = load_queried(round_name)["id"].to_numpy()
     if source == "oracle":

@@ -109,6 +109,7 @@ PARAM_CASES = [
     ("data.val_size", -5, ["prepare"], "data.val_size must be > 0"),
     ("data.imbalance_ratio", 0.5, ["prepare"], "data.imbalance_ratio must be >= 1"),
     ("full.max_epochs", -1, ["full"], "full.max_epochs must be >= 0"),
+    ("labels.source", "humans", ["labels", "init"], "labels.source must be one of oracle, annotations"),
     ("finetune.schedule", "linear", ["train", "r01", "r00"], "finetune.schedule must be one of cosine, step"),
     ("sampler", "bayesian", ["select", "r01"], "unknown sampler 'bayesian'"),
 ]
