@@ -12,8 +12,8 @@ random initialisation: for tests only, never for results.
 from __future__ import annotations
 
 import pickle
-import zipfile
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple

@@ -17,8 +17,15 @@ import numpy as np
 from tqdm import tqdm
 
 from al_core.errors import InputError
+from al_core.schema import positive
 
 MAX_CODEBOOK = 16_384  # the (K, K) float64 linkage matrix stays within 2 GiB
+# The settings of :func:`pool_clusters_from_options` (margin_clustering's clustering options).
+CLUSTERING_OPTIONS = {
+    "clusters": positive(default=100, help="average-linkage clusters of the pool"),
+    "codebook_size": positive(default=1000, help="k-means centroids the linkage runs on (capped at the pool size; = pool size is exact HAC)"),
+    "iterations": positive(default=10, help="Lloyd iterations of the codebook"),
+}
 
 
 def _nearest_centroids(points: np.ndarray, centroids: np.ndarray, centroid_norms: np.ndarray) -> np.ndarray:
@@ -174,3 +181,10 @@ def cluster_pool(
     codeword_label = np.full(codebook_size, -1, dtype=np.int64)
     codeword_label[used] = labels
     return codeword_label[assignments]
+
+
+def pool_clusters_from_options(features: np.ndarray, options: dict, seed: int, progress: bool = False) -> np.ndarray:
+    """:func:`cluster_pool` with the settings of ``CLUSTERING_OPTIONS`` (``options`` holds each,
+    checked; the codebook is capped at the pool size). Same cost as :func:`cluster_pool`."""
+    return cluster_pool(features, options["clusters"], codebook_size=min(options["codebook_size"], features.shape[0]),
+                        seed=seed, iterations=options["iterations"], progress=progress)

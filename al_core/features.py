@@ -64,7 +64,7 @@ def to_model_input(images: np.ndarray, image_size: int, preprocessing: Preproces
     return ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-def process_group() -> tuple[int, int]:
+def rank_and_world_size() -> tuple[int, int]:
     """(rank, world size) of the current torch.distributed group; (0, 1) without one."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -103,7 +103,7 @@ def extract_features(
     model = model.to(torch_device).to(memory_format=torch.channels_last).eval()
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    rank, world_size = process_group()
+    rank, world_size = rank_and_world_size()
     total = len(images)
     starts = list(range(0, total, shard_size))
     mine = [index for index in range(len(starts)) if index % world_size == rank]

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from al_core.backbones import Preprocessing
 from al_core.errors import InputError
-from al_core.features import default_threads, pick_device, process_group, to_model_input
+from al_core.features import default_threads, pick_device, rank_and_world_size, to_model_input
 from al_core.train import inverse_frequency_weights
 
 SCHEDULES = ("cosine", "step")
@@ -87,7 +87,7 @@ def augment(batch: torch.Tensor, generator: torch.Generator, min_scale: float = 
 
 
 def _top1_correct(model, images, rows, labels, image_size, preprocessing, device, batch_size) -> tuple[int, int]:
-    rank, world_size = process_group()
+    rank, world_size = rank_and_world_size()
     mine = np.arange(rank, rows.shape[0], world_size)
     correct = 0
     model.eval()
@@ -129,7 +129,7 @@ def finetune(
         raise InputError("rows and labels must have the same length")
     torch_device = pick_device(device)
     torch.set_num_threads(default_threads())
-    rank, world_size = process_group()
+    rank, world_size = rank_and_world_size()
     if train_rows.shape[0] < 2 * world_size:
         raise InputError(f"fine-tuning needs at least {2 * world_size} labeled items (BatchNorm needs 2 per process)")
     torch.manual_seed(int(seed))

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from al_core.errors import InputError
+from al_core.linear import chunked_logits
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,7 @@ class LinearHead:
 
     def logits(self, features: np.ndarray, chunk_size: int = 65536) -> np.ndarray:
         """``(N, C) float32`` logits, computed in chunks (features may be memory-mapped)."""
-        out = np.empty((features.shape[0], self.weight.shape[0]), dtype=np.float32)
-        for start in range(0, features.shape[0], chunk_size):
-            block = np.asarray(features[start:start + chunk_size], dtype=np.float32)
-            out[start:start + chunk_size] = block @ self.weight.T + self.bias
-        return out
+        return chunked_logits(features, self.weight, self.bias, chunk_size)
 
 
 def feature_statistics(features: np.ndarray, chunk_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:

@@ -104,7 +104,7 @@ def make_workspace(work: Path, data: Path, args) -> dict:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    for package in ("al_core", "stages"):
+    for package in ("al_core", "stages", "pipeline", "reporting"):
         shutil.copytree(ROOT / package, work / package, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, work / name)

@@ -4,7 +4,7 @@ In a workspace that holds a run's artifacts (after ``dvc repro``, or ``dvc exp a
 every round's ``runs/<round>/queried.parquet`` is recomputed from the files alone and compared:
 
 - "float64": logits from the float16 features and the saved head in float64, then BASE (paper
-  Alg. 2, in the order ``select.base_order`` names) or MASE (Eq. 2) over the whole pool with
+  Alg. 2, in the order ``select.base.order`` names) or MASE (Eq. 2) over the whole pool with
   plain numpy;
 - "float64 on float32 logits": the same float64 distances and turns on a float32 logits product
   (the pipeline's arithmetic for the logits), which isolates the float32 product's part.
@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 import yaml
 
+from al_core.samplers import SAMPLERS
 from benchmarks.results_file import machine
 
 CHECKED_SAMPLERS = ("base", "mase")
@@ -145,7 +146,8 @@ def check_round(params: dict, table: pl.DataFrame, num_classes: int, round_name:
     logits64 = np.asarray(features, dtype=np.float64) @ weight64.T + bias32.astype(np.float64)
     logits32 = (np.asarray(features, dtype=np.float32) @ weight32.T + bias32).astype(np.float64)
     count = min(int(params["budget"]), int((~labeled_mask).sum()))
-    settings = {"order": params.get("select", {}).get("base_order", "round_robin"), "labeled_counts": labeled_counts,
+    base_options = (params.get("select") or {}).get("base") or {}
+    settings = {"order": base_options.get("order", SAMPLERS["base"].options["order"].default), "labeled_counts": labeled_counts,
                 "seed": round_seed(int(params["seed"]), round_name)}
     exact, gap = reference_selection(sampler, boundary_distances_float64(logits64, weight64), labeled_mask, count, **settings)
     on_float32, _ = reference_selection(sampler, boundary_distances_float64(logits32, weight64), labeled_mask, count, **settings)

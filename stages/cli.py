@@ -32,7 +32,7 @@ def friendly_errors(fn):
 
 
 def _params(path: Path):
-    from stages.common import Params
+    from pipeline.params import Params
 
     return Params(path)
 
@@ -138,7 +138,7 @@ def export(
     OUT/ROUND.tasks.json (Label Studio task import: data.image, data.item_id, the prediction and the
     sampler's score) and OUT/config.xml (the labeling config), or OUT/ROUND.csv (id, path, predicted,
     score, rank)."""
-    from stages.annotate import run_export
+    from pipeline.annotate import run_export
 
     run_export(_params(params), round_name, format.value, out, document_root)
 
@@ -153,7 +153,7 @@ def import_command(
     none: a file with an unknown item, an unknown class or a malformed row changes nothing and names
     the first bad rows; the same file twice is a no-op; the store is only appended to. Then
     `dvc repro` continues with the new labels."""
-    from stages.annotate import run_import
+    from pipeline.annotate import run_import
 
     run_import(_params(params), file)
 
@@ -164,6 +164,7 @@ class ReportScope(str, Enum):
 
 
 HEAD_ONLY_OPTION = typer.Option(False, "--head-only", help="only experiments based on the current commit")
+ANY_CODE_OPTION = typer.Option(False, "--any-code", help="also compare runs made by other versions of the code (told apart by a code column)")
 
 
 @app.command()
@@ -173,43 +174,50 @@ def report(
     head_only: bool = HEAD_ONLY_OPTION,
     out: Path = typer.Option(Path("reports/compare"), help="where scope 'all' writes index.html, summary.md and figures"),
     check: bool = typer.Option(False, "--check", help="open index.html in headless Chromium and fail unless every figure shows"),
+    any_code: bool = ANY_CODE_OPTION,
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Figures and tables: of this run (metrics.json, reports/) or of every experiment (reports/compare/)."""
-    from stages.report import run_report, run_report_all
-
     if scope is ReportScope.run:
+        from stages.report import run_report
+
         run_report(_params(params))
     else:
-        run_report_all(head_only=head_only, out=out, check=check)
+        from reporting.report import run_report_all
+
+        run_report_all(head_only=head_only, out=out, check=check, any_code=any_code)
 
 
 @app.command()
 @friendly_errors
-def compare(head_only: bool = HEAD_ONLY_OPTION) -> None:
+def compare(head_only: bool = HEAD_ONLY_OPTION, any_code: bool = ANY_CODE_OPTION) -> None:
     """Print top-1 per label count and final imbalance for the workspace and every DVC experiment."""
-    from stages.report import run_compare
+    from reporting.report import run_compare
 
-    run_compare(head_only=head_only)
+    run_compare(head_only=head_only, any_code=any_code)
 
 
 @app.command()
 @friendly_errors
 def schedule(rounds: int = typer.Argument(..., help="number of AL rounds"), params: Path = PARAMS_OPTION) -> None:
     """Rewrite the schedule block of params.yaml for ROUNDS rounds (r00 .. r{ROUNDS-1})."""
-    from stages.schedule import write_schedule
+    from pipeline.schedule import write_schedule
 
     write_schedule(params, rounds)
 
 
 @app.command()
 def samplers() -> None:
-    """List the registered samplers and what each needs."""
+    """List the registered samplers, what each needs, and its options (set them in params.yaml
+    as select.<sampler>.<option>)."""
     from al_core.samplers import SAMPLERS
 
     for name, spec in sorted(SAMPLERS.items()):
         needs = ", ".join(sorted(spec.needs)) or "-"
         typer.echo(f"{name:20s} needs: {needs:22s} {spec.summary}")
+        for option, setting in spec.options.items():
+            where = f"select.{name}.{option}" if setting.settable else f"{option} (library only)"
+            typer.echo(f"{'':22s}{where}: {setting.describe()}; {setting.help}")
 
 
 if __name__ == "__main__":

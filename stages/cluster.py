@@ -1,6 +1,7 @@
 """cluster: the pool's features clustered once per embedding, for ``margin_clustering``.
 
-Reads data/embed/features.npy (pool rows) and params ``seed``, ``cluster.*``; writes
+Reads data/embed/features.npy (pool rows) and params ``seed``, ``select.margin_clustering``
+(its clustering options: clusters, codebook_size, iterations; defaults in the sampler); writes
 data/cluster/clusters.npy ``(N_pool,) int64`` (cluster of each pool row, rows as in the pool
 table) and data/cluster/meta.json (sizes, timing). Every round's select reuses it.
 """
@@ -12,18 +13,28 @@ import time
 import numpy as np
 
 from al_core.artifacts import write_json, write_npy
-from al_core.clustering import cluster_pool
-from stages.common import CLUSTER_DIR, CLUSTERS, Params, PoolTable, load_features, round_seed
+from al_core.clustering import CLUSTERING_OPTIONS, pool_clusters_from_options
+from pipeline.artifacts import CLUSTER_DIR, CLUSTERS, PoolTable, load_features, round_seed
+from pipeline.params import Params
+
+
+def clustering_options(params: Params) -> dict:
+    """clusters, codebook_size, iterations: from ``select.margin_clustering`` or their defaults.
+    Only these keys are read here; the select stage checks the sampler's other options."""
+    section = (params.data.get("select") or {}).get("margin_clustering") or {}
+    return {
+        key: setting.check(f"select.margin_clustering.{key}", section[key], str(params.path)) if key in section else setting.default
+        for key, setting in CLUSTERING_OPTIONS.items()
+    }
 
 
 def run_cluster(params: Params) -> None:
     table = PoolTable.load()
     features = load_features()[table.split_range("pool")]
-    clusters = params.get("cluster.clusters", int)
-    codebook = min(params.get("cluster.codebook_size", int), features.shape[0])
+    options = clustering_options(params)
+    codebook = min(options["codebook_size"], features.shape[0])
     started = time.perf_counter()
-    cluster_ids = cluster_pool(features, clusters, codebook_size=codebook, seed=round_seed(params.get("seed", int), "cluster"),
-                               iterations=params.get("cluster.iterations", int), progress=True)
+    cluster_ids = pool_clusters_from_options(features, options, seed=round_seed(params.get("seed", int), "cluster"), progress=True)
     seconds = time.perf_counter() - started
     sizes = np.bincount(cluster_ids)
     write_npy(CLUSTERS, cluster_ids)

@@ -8,16 +8,16 @@ import shutil
 import time
 from pathlib import Path
 
-import polars as pl
-
 import numpy as np
+import polars as pl
 
 from al_core.artifacts import atomic_path, read_json, write_json, write_npy, write_npz
 from al_core.backbones import load_backbone
-from al_core.features import extraction_fingerprint, extract_features, pick_device
+from al_core.features import extract_features, extraction_fingerprint, pick_device
 from al_core.train import feature_statistics
-from stages.common import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, PREPARE_DIR, Params, PoolTable, load_images
-from stages.distributed import process_group, relaunch, under_torchrun
+from pipeline.artifacts import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, PREPARE_DIR, PoolTable, load_images
+from pipeline.distributed import process_group, relaunch, under_torchrun
+from pipeline.params import Params
 
 PARTIAL_ROOT = Path("data/.embed-partial")
 UNREADABLE = EMBED_DIR / "unreadable.csv"

@@ -6,8 +6,9 @@ import numpy as np
 
 from al_core.artifacts import write_json
 from al_core.metrics import label_statistics
-from stages.common import Params, PoolTable, load_head, load_labeled, round_dir, round_features
-from stages.heads import test_metrics
+from pipeline.artifacts import PoolTable, load_head, load_labeled, round_dir, round_features
+from pipeline.heads import test_metrics
+from pipeline.params import Params
 
 
 def run_evaluate(params: Params, round_name: str) -> None:

@@ -7,8 +7,9 @@ from dataclasses import replace
 import numpy as np
 
 from al_core.artifacts import write_json
-from stages.common import FULL_DIR, Params, PoolTable, load_features, round_seed
-from stages.heads import fit_head, head_config, test_metrics
+from pipeline.artifacts import FULL_DIR, PoolTable, load_features, round_seed
+from pipeline.heads import fit_head, head_config, test_metrics
+from pipeline.params import Params
 
 
 def run_full(params: Params) -> None:

@@ -6,7 +6,8 @@ import numpy as np
 
 from al_core.artifacts import write_parquet
 from al_core.errors import InputError
-from stages.common import INIT_ROUND, Params, PoolTable, labeled_frame, queried_frame, round_dir
+from pipeline.artifacts import INIT_ROUND, PoolTable, labeled_frame, queried_frame, round_dir
+from pipeline.params import Params
 
 
 def run_init(params: Params) -> None:

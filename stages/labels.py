@@ -10,41 +10,20 @@ re-runs nothing downstream.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import polars as pl
 
 from al_core.artifacts import write_json, write_parquet
 from al_core.errors import InputError
-from stages.common import Params, PoolTable, load_queried, pool_positions, round_dir
-
-LABELS_COLUMNS = {"id": pl.Int64, "label": pl.Int64}
-
-
-def store_file(params: Params) -> Path:
-    return Path(params.get("labels.store", str, "data/annotations")) / "labels.parquet"
-
-
-def annotated_labels(params: Params) -> pl.DataFrame:
-    """``id, label, label_name, annotations``: one label per annotated item (the store, resolved)."""
-    from al_core.annotations import read_store, resolve
-
-    labels, _ = resolve(read_store(store_file(params)), params.get("labels.conflicts", str, "latest"))
-    return labels
-
-
-def known_labels(table: PoolTable) -> pl.DataFrame:
-    """``id, label`` of the pool items whose label the dataset itself gives (an unlabeled pool's seed set)."""
-    labels = table.labels("pool")
-    return pl.DataFrame({"id": table.ids("pool")[labels >= 0], "label": labels[labels >= 0]}, schema=LABELS_COLUMNS)
+from pipeline.artifacts import PoolTable, load_queried, pool_positions, round_dir
+from pipeline.label_store import LABELS_COLUMNS, annotated_labels, known_labels
+from pipeline.params import Params
 
 
 def run_labels(params: Params, round_name: str) -> None:
     """Write runs/<round>/labels.parquet (id, label; -1: unusable, never trained on) for the round's
     queries that have a label, and labels.json (queried, labeled, awaiting, unusable, source).
     Memory O(N) for the pool ids and O(store) for the annotations."""
-    source = params.get("labels.source", str, "oracle")  # its values are checked by stages/params_schema.py
+    source = params.get("labels.source", str, "oracle")  # its values are checked by pipeline/params.py
     table = PoolTable.load()
     ids = load_queried(round_name)["id"].to_numpy()
     if source == "oracle":
@@ -65,19 +44,3 @@ def run_labels(params: Params, round_name: str) -> None:
     write_json(round_dir(round_name) / "labels.json", summary)
     waiting = f", {summary['awaiting']} awaiting annotators (al export {round_name})" if summary["awaiting"] else ""
     print(f"labels {round_name}: {summary['labeled']} of {summary['queried']} queries labeled ({source}){waiting}")
-
-
-def new_labels(round_name: str) -> pl.DataFrame:
-    """The labels of ``round_name``'s queries, checked complete: the next round trains on them."""
-    from al_core.artifacts import read_json, read_parquet
-
-    queried = load_queried(round_name)
-    labels = read_parquet(round_dir(round_name) / "labels.parquet", {"id": (pl.Int64,), "label": (pl.Int64,)})
-    missing = np.setdiff1d(queried["id"].to_numpy(), labels["id"].to_numpy())
-    if missing.size:
-        source = read_json(round_dir(round_name) / "labels.json").get("source", "oracle")
-        raise InputError(
-            f"{missing.size} of the {queried.height} items queried in round {round_name} await labels (e.g. id "
-            f"{int(missing[0])}; source {source}): run `al export {round_name}`, have them labeled, `al import FILE`, "
-            "then dvc repro again (nothing computed so far is lost)")
-    return queried.select("id", "round", "sampler").join(labels, on="id", how="left")

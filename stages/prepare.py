@@ -9,7 +9,8 @@ from al_core.artifacts import atomic_path, write_json, write_npy, write_parquet
 from al_core.data import DATASETS, listed_index, long_tail_index
 from al_core.data.images import check_images
 from al_core.errors import InputError
-from stages.common import IMAGES, POOL_TABLE, PREPARE_DIR, Params
+from pipeline.artifacts import IMAGES, POOL_TABLE, PREPARE_DIR
+from pipeline.params import Params
 
 SKIPPED = PREPARE_DIR / "skipped.csv"
 

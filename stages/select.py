@@ -8,32 +8,43 @@ import numpy as np
 
 from al_core.artifacts import read_npy, write_parquet
 from al_core.errors import InputError
-from stages.common import (
-    CLUSTERS, Params, PoolTable, labeled_mask, load_head, load_images, load_labeled, queried_frame, round_dir,
-    round_features, round_seed,
+from al_core.samplers import SAMPLERS, BudgetWarning, select_with_scores
+from pipeline.artifacts import (
+    CLUSTERS,
+    PoolTable,
+    labeled_mask,
+    load_head,
+    load_images,
+    load_labeled,
+    queried_frame,
+    round_dir,
+    round_features,
+    round_seed,
 )
+from pipeline.params import Params
+from pipeline.sampler_options import sampler_options
 
 
-SELECT_OPTIONS = {"partitions": int, "candidates_factor": int, "base_order": str}  # params.yaml select.<key> -> sampler option
+def load_cluster_ids(pool_size: int) -> np.ndarray:
+    cluster_ids = read_npy(CLUSTERS, mmap=False)
+    if cluster_ids.shape != (pool_size,):
+        raise InputError(f"{CLUSTERS} has {cluster_ids.shape[0]} entries but the pool has {pool_size} items; "
+                         "run `dvc repro cluster` (or `al cluster`) again")
+    return cluster_ids
 
 
-VAAL_OPTIONS = ("steps", "batch_size", "latent_dim", "crop_size")  # params.yaml vaal.<key> -> vaal's option
+ARTIFACT_OPTIONS = {"cluster_ids": load_cluster_ids}  # options params.yaml cannot hold: arrays a stage computed
 
 
-def sampler_options(params: Params, spec, pool_size: int) -> dict | None:
-    """The options ``spec`` takes, from ``select.*`` in params and the cached pool clustering."""
-    if spec is None:
-        return None
-    options = {key: params.get(f"select.{key}", kind) for key, kind in SELECT_OPTIONS.items() if key in spec.options}
-    if spec.name == "vaal":
-        options.update({key: params.get(f"vaal.{key}", int) for key in VAAL_OPTIONS})
-    if "cluster_ids" in spec.options:
-        cluster_ids = read_npy(CLUSTERS, mmap=False)
-        if cluster_ids.shape != (pool_size,):
-            raise InputError(f"{CLUSTERS} has {cluster_ids.shape[0]} entries but the pool has {pool_size} items; "
-                             "run `dvc repro cluster` (or `al cluster`) again")
-        options["cluster_ids"] = cluster_ids
-    return options or None
+def options_for(params: Params, name: str, pool_size: int) -> dict:
+    """What ``params.yaml`` sets for sampler ``name`` (``select.<name>``), plus the arrays it
+    takes from artifacts; the sampler's schema checks them and defaults the rest."""
+    options = sampler_options(params, name)
+    spec = SAMPLERS[name]
+    for option, load in ARTIFACT_OPTIONS.items():
+        if option in spec.options:
+            options[option] = load(pool_size)
+    return options
 
 
 def pool_images(table: PoolTable, params: Params):
@@ -48,20 +59,18 @@ def pool_images(table: PoolTable, params: Params):
 def run_select(params: Params, round_name: str) -> None:
     """Write runs/<round>/queried.parquet: the ``budget`` items to label next (id, round,
     sampler, score, rank), chosen by ``sampler`` from the unlabeled pool."""
-    from al_core.samplers import SAMPLERS, BudgetWarning, select_with_scores
-
     table = PoolTable.load()
     pool_ids = table.ids("pool")
     head = load_head(round_name)
     sampler = params.get("sampler", str)
     budget = params.get("budget", int)
-    spec = SAMPLERS.get(sampler)
+    options = options_for(params, sampler, len(pool_ids))  # also refuses an unknown sampler
+    spec = SAMPLERS[sampler]
     # Only samplers that declare it (the oracle, and balancing's sequential annotation) read labels.
-    reads_labels = spec is not None and "labels" in spec.needs
+    reads_labels = "labels" in spec.needs
     if reads_labels and params.get("labels.source", str, "oracle") != "oracle":
         raise InputError(f"sampler {sampler!r} reads the true labels of unlabeled items (a simulation), which do not "
                          "exist with labels.source: annotations; pick a sampler that does not (al samplers)")
-    options = sampler_options(params, spec, len(pool_ids))
     labeled = labeled_mask(table, round_name)
     labels = load_labeled(round_name)["label"].to_numpy()
     labeled_counts = np.bincount(labels[labels >= 0], minlength=table.num_classes)  # -1: marked unusable
@@ -74,7 +83,7 @@ def run_select(params: Params, round_name: str) -> None:
             labeled_mask=labeled, seed=round_seed(params.get("seed", int), round_name),
             labels=table.labels("pool") if reads_labels else None,
             chunk_size=params.get("select.chunk_size", int), options=options, labeled_class_counts=labeled_counts,
-            images=pool_images(table, params) if spec is not None and "images" in spec.needs else None,
+            images=pool_images(table, params) if "images" in spec.needs else None,
         )
     for warning in caught:
         print(f"warning: select {round_name}: {warning.message}")

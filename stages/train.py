@@ -10,14 +10,22 @@ import polars as pl
 
 from al_core.artifacts import write_json, write_npy, write_npz, write_parquet
 from al_core.errors import InputError
-from stages.common import (
-    FEATURES, Params, PoolTable, labeled_frame, load_features, load_images, load_labeled, model_dir,
-    pool_positions, round_dir, round_seed,
+from pipeline.artifacts import (
+    FEATURES,
+    PoolTable,
+    labeled_frame,
+    load_features,
+    load_images,
+    load_labeled,
+    model_dir,
+    pool_positions,
+    round_dir,
+    round_seed,
 )
-from stages.distributed import process_group, relaunch, under_torchrun
-from stages.heads import fit_head
-from stages.labels import new_labels
-
+from pipeline.distributed import process_group, relaunch, under_torchrun
+from pipeline.heads import fit_head
+from pipeline.label_store import new_labels
+from pipeline.params import Params
 
 TRAIN_MODES = ("linear", "finetune")
 

@@ -24,7 +24,7 @@ def test_reference_selection_matches_al_core(sampler, order, seed):
                                         order or "round_robin", counts, seed=11)
     got = select(sampler, budget, features=features.astype(np.float32), head_weight=weight.astype(np.float32),
                  head_bias=bias.astype(np.float32), labeled_mask=labeled_mask, seed=11, labeled_class_counts=counts,
-                 options={"base_order": order} if order else None)
+                 options={"order": order} if order else None)
     assert gap > 1e-4  # no near-tie at any cutoff on this data, so float32 cannot change the picks
     assert np.array_equal(got, expected)
     assert len(set(expected.tolist())) == budget and not labeled_mask[expected].any()

@@ -183,7 +183,7 @@ def test_dvc_repro_then_experiment_reuses_embeddings(workspace):
         return result.stdout + result.stderr
 
     # dvc.yaml lists the code each stage depends on.
-    for package in ("al_core", "stages"):
+    for package in ("al_core", "stages", "pipeline", "reporting"):
         shutil.copytree(ROOT / package, workspace / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "data" / "annotations", workspace / "data" / "annotations")  # the (empty) annotation store
     shutil.copy(ROOT / ".dvcignore", workspace / ".dvcignore")

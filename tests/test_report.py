@@ -8,9 +8,10 @@ import pytest
 
 from al_core.curves import labels_to_reach, mean_confidence_band, sorted_class_counts, student_t_quantile
 from al_core.errors import InputError
-from stages import report
-from stages.report import Comparison, Experiment
-from stages.report_pages import check_in_browser, chromium_binary
+from reporting import report
+from reporting.comparison import Comparison
+from reporting.experiments import Experiment, Gathered, code_version, select_runs
+from reporting.pages import check_in_browser, chromium_binary
 
 
 @pytest.mark.parametrize("dof, expected", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (30, 2.0423)])
@@ -54,10 +55,10 @@ def rounds_frame(sampler: str, top1: list[float], counts: list[list[int]]) -> pl
     })
 
 
-def experiment(name, sampler, seed, top1, counts=None, full=0.8, **params):
+def experiment(name, sampler, seed, top1, counts=None, full=0.8, code="c0de", **params):
     counts = counts or [[5 * (i + 1), 5 * (i + 1), 10 * (i + 1)] for i in range(len(top1))]
     return Experiment(name, {"sampler": sampler, "seed": seed, "budget": 10, **params},
-                      rounds_frame(sampler, top1, counts), {"top1": full, "top5": 0.99})
+                      rounds_frame(sampler, top1, counts), {"top1": full, "top5": 0.99}, code)
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def experiments():
 
 def test_comparison_groups_seeds_into_bands(experiments):
     comparison = Comparison.of(experiments)
-    assert comparison.groups == ["random", "base"]  # registry order
+    assert comparison.groups == ["random", "base"]  # the baselines first, then by name
     bands = comparison.bands("top1", "labels")
     row = bands.filter((pl.col("group") == "base") & (pl.col("labels") == 40)).row(0, named=True)
     expected = mean_confidence_band(np.array([0.70, 0.74]))
@@ -103,16 +104,60 @@ def test_histograms_pick_evenly_spaced_rounds_first_and_last():
     assert histograms["counts"][-1].to_list() == [8.0, 16.0]
 
 
-def test_one_run_per_parameter_set_the_first_seen_wins(monkeypatch):
-    newest = experiment("workspace", "base", 0, [0.5, 0.6], added_later=3)
-    older = experiment("older", "base", 0, [0.4, 0.5])  # same params, from before a key was added
+def test_one_run_per_code_and_params_the_first_seen_wins():
+    newest = experiment("workspace", "base", 0, [0.5, 0.6])
+    reproduction = experiment("queued", "base", 0, [0.5, 0.6])  # the experiment that reproduced the baseline
     other_seed = experiment("other", "base", 1, [0.4, 0.5])
-    monkeypatch.setattr(report, "workspace_experiment", lambda: newest)
-    revs = [{"name": e.name, "rev": e.name, "params": e.params} for e in (older, other_seed)]
-    monkeypatch.setattr(report, "_dvc_experiment_revs", lambda head_only: revs)
-    texts = {e.name: e.rounds.write_csv() for e in (older, other_seed)}
-    monkeypatch.setattr(report, "_git_show", lambda rev, path: texts[rev] if path.endswith(".csv") else None)
-    assert [e.name for e in report.gather_experiments()] == ["workspace", "other"]
+    gathered = select_runs([newest, reproduction, other_seed], any_code=False)
+    assert [e.name for e in gathered.experiments] == ["workspace", "other"]
+    assert gathered.left_out == [("queued", "same code and params as workspace (a reproduction, not another seed)")]
+
+
+def test_a_param_added_later_never_merges_distinct_runs():
+    """The measured failure: 6 samplers x 2 seeds on long-tailed data plus the default, where
+    `random, seed 0, imbalance_ratio 10` vanished because old commits lacked data.imbalance_ratio."""
+    old = experiment("old-commit", "random", 0, [0.4, 0.5], code="old")  # before the key existed
+    balanced = experiment("balanced", "random", 0, [0.5, 0.6], **{"data.imbalance_ratio": 1})
+    long_tailed = experiment("long-tailed", "random", 0, [0.3, 0.4], **{"data.imbalance_ratio": 10})
+    gathered = select_runs([balanced, long_tailed, old], any_code=False)
+    assert [e.name for e in gathered.experiments] == ["balanced", "long-tailed"]
+    assert gathered.left_out[0][0] == "old-commit" and "other code" in gathered.left_out[0][1]
+    assert Comparison.of(gathered.experiments).groups == ["random, data.imbalance_ratio=1", "random, data.imbalance_ratio=10"]
+    # Asked to, runs of other code are compared too, told apart by the key they lack and their code.
+    everything = select_runs([balanced, long_tailed, old], any_code=True)
+    assert len(everything.experiments) == 3 and not everything.left_out
+    groups = Comparison.of(everything.experiments).groups
+    assert len(groups) == 3 and "random, data.imbalance_ratio=(absent), code=old" in groups
+
+
+def test_code_version_follows_the_code_of_result_stages_only():
+    lock = """
+schema: '2.0'
+stages:
+  select@r00:
+    deps:
+    - path: al_core/samplers
+      md5: aaa.dir
+    - path: runs/r00/head.npz
+      md5: fff
+  report:
+    deps:
+    - path: reporting
+      md5: bbb.dir
+"""
+    version = code_version(lock)
+    assert version == code_version(lock.replace("bbb", "ccc"))  # drawing code: same results
+    assert version != code_version(lock.replace("aaa", "abc"))  # sampler code: other results
+    assert version == code_version(lock.replace("fff", "eee"))  # data, not code
+    assert code_version(None) == "unknown"
+
+
+def test_report_lists_what_it_left_out(experiments, tmp_path, monkeypatch):
+    gathered = Gathered(experiments=experiments, left_out=[("stale", "other code (version x, compared: y)")])
+    monkeypatch.setattr(report, "gather_experiments", lambda head_only=False, any_code=False: gathered)
+    index = report.run_report_all(out=tmp_path / "compare")
+    assert pl.read_csv(tmp_path / "compare" / "left_out.csv").rows() == [("stale", "other code (version x, compared: y)")]
+    assert "Runs left out" in index.read_text()
 
 
 def test_no_experiments_is_a_clear_error():
@@ -122,7 +167,7 @@ def test_no_experiments_is_a_clear_error():
 
 @pytest.fixture
 def written_report(experiments, tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "gather_experiments", lambda head_only=False: experiments)
+    monkeypatch.setattr(report, "gather_experiments", lambda head_only=False, any_code=False: Gathered(experiments))
     return report.run_report_all(out=tmp_path / "compare")
 
 

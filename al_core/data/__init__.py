@@ -13,8 +13,8 @@ import numpy as np
 
 from al_core.data.cifar10 import load_cifar10
 from al_core.data.dataset import Dataset, Split, check_labels, listed_index, long_tail_index
-from al_core.data.features import load_feature_dataset
 from al_core.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from al_core.data.features import load_feature_dataset
 from al_core.data.folders import load_image_folder, load_manifest
 
 

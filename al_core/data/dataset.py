@@ -17,7 +17,6 @@ import polars as pl
 
 from al_core.errors import InputError
 
-
 UNLABELED = -1  # the label of a pool item nobody has labeled yet (labels then come from annotators)
 
 

@@ -7,18 +7,27 @@
 Every sampler returns exactly ``min(budget, #unlabeled)`` distinct unlabeled pool indices, in
 selection order, deterministically for a seed; ``select_with_scores`` also returns the score
 each item was picked by.
+
+Adding a sampler is adding one module to this package: every public module here is imported below,
+and a module registers its samplers (with their options' schema) by decorating them with
+``register_sampler``. Importing this package does not import torch (``vaal`` loads it when run).
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import warnings
 
 import numpy as np
 
 from al_core.errors import InputError
-from al_core.samplers import badge, balancing, boundary, cluster_margin, coreset, oracle, uncertainty, vaal  # noqa: F401  (registers the samplers)
 from al_core.samplers.pool import DEFAULT_CHUNK_SIZE, Pool, make_pool
-from al_core.samplers.registry import SAMPLERS, Selection, SamplerSpec
+from al_core.samplers.registry import SAMPLERS, SamplerSpec, Selection
+from al_core.schema import resolve
+
+for _module in sorted(module.name for module in pkgutil.iter_modules(__path__) if not module.name.startswith("_")):
+    importlib.import_module(f"{__name__}.{_module}")  # registers the module's samplers
 
 
 class BudgetWarning(UserWarning):
@@ -75,8 +84,10 @@ def select_with_scores(
         labeled_class_counts: ``(C,) int`` labels per class in the labeled set; ``base`` and
             ``balanced_random`` give the budget's remainder (b mod C) to the classes with the
             fewest (ties by class index; classes 0, 1, ... when not given).
-        options: sampler-specific settings, e.g. ``{"partitions": 10}`` for the partitioned
-            samplers, ``{"cluster_ids": ids}`` for ``margin_clustering``; unknown keys are an error.
+        options: the sampler's options, e.g. ``{"partitions": 10}`` for the partitioned samplers,
+            ``{"cluster_ids": ids}`` for ``margin_clustering``; each is checked against the
+            sampler's schema (``SAMPLERS[name].options``, listed by ``al samplers``), absent ones
+            take their default, and a key the sampler does not declare is an error.
     """
     if name not in SAMPLERS:
         raise InputError(f"unknown sampler {name!r}; known samplers: {', '.join(sorted(SAMPLERS))}")
@@ -84,17 +95,12 @@ def select_with_scores(
         raise InputError(f"budget must be a non-negative integer, got {budget!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise InputError(f"seed must be an integer, got {seed!r}")
+    spec = SAMPLERS[name]
     pool = make_pool(
         labeled_mask=labeled_mask, features=features, head_weight=head_weight, head_bias=head_bias,
-        logits=logits, labels=labels, chunk_size=chunk_size, options=options, images=images,
-        labeled_class_counts=labeled_class_counts,
+        logits=logits, labels=labels, chunk_size=chunk_size, options=resolve(spec.options, options, f"sampler {name!r}"),
+        images=images, labeled_class_counts=labeled_class_counts,
     )
-    spec = SAMPLERS[name]
-    unknown = sorted(set(pool.options) - set(spec.options))
-    if unknown:
-        raise InputError(
-            f"sampler {name!r} takes no option(s) {unknown}; it takes {sorted(spec.options) or 'none'}"
-        )
     _check_available(spec, pool)
     available = int((~pool.labeled_mask).sum())
     if budget > available:

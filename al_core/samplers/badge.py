@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from al_core.errors import InputError
-from al_core.samplers.quotas import split_evenly
-from al_core.samplers.coreset import DEFAULT_PARTITIONS, split_pool
-from al_core.samplers.pool import Pool, progress
+from al_core.samplers.partitions import PARTITIONS, select_in_parts, split_pool
+from al_core.samplers.pool import MEMORY_LIMIT, Pool, progress
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import softmax
 
@@ -80,13 +78,13 @@ def kmeans_plus_plus(u: np.ndarray, x: np.ndarray, budget: int, rng: np.random.G
     return picked, scores
 
 
-@register_sampler("badge", needs=("logits", "features"), options=("memory_limit_bytes",),
+@register_sampler("badge", needs=("logits", "features"), options={"memory_limit_bytes": MEMORY_LIMIT},
                   summary="k-means++ seeding on last-layer gradient embeddings (factorised, never formed)")
 def badge_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """BADGE over the whole unlabeled pool.
 
     Cost O(U*d*C) logits + O(b * U * (C + d)) seeding; memory O(U * (C + d)). Refuses pools whose
-    factors exceed the memory limit (option memory_limit_bytes, default 4 GiB).
+    factors exceed option memory_limit_bytes.
     """
     unlabeled = pool.unlabeled_indices
     pool.check_memory(unlabeled.shape[0] * (pool.num_classes + pool.features.shape[1]) * 4,
@@ -100,7 +98,8 @@ def badge_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     return Selection(indices=unlabeled[positions], scores=scores)
 
 
-@register_sampler("partitioned_badge", needs=("logits", "features"), options=("partitions", "memory_limit_bytes"),
+@register_sampler("partitioned_badge", needs=("logits", "features"),
+                  options={"partitions": PARTITIONS, "memory_limit_bytes": MEMORY_LIMIT},
                   summary="BADGE in p random partitions on 512-d sketches of the gradient embeddings")
 def partitioned_badge_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """Sketch every unlabeled gradient embedding to 512 dimensions (one streaming pass), split
@@ -109,9 +108,6 @@ def partitioned_badge_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     Cost O(U*d*C) logits + O(U * 512 * (C + d)) sketch + O(b * U * 512 / p) seeding;
     memory O(U * 512) + O(chunk * (C + d)).
     """
-    partitions = pool.option("partitions", DEFAULT_PARTITIONS, int)
-    if partitions < 1:
-        raise InputError(f"sampler option 'partitions' must be >= 1, got {partitions}")
     unlabeled = pool.unlabeled_indices
     pool.check_memory(unlabeled.shape[0] * SKETCH_DIM * 4,
                       f"partitioned_badge's {SKETCH_DIM}-d sketch of {unlabeled.shape[0]} items",
@@ -125,14 +121,11 @@ def partitioned_badge_sampler(pool: Pool, budget: int, seed: int) -> Selection:
         sketch[cursor:cursor + rows.shape[0]] = sketch_gradients(
             gradient_residuals(logits), block_features, class_projection, feature_projection)
         cursor += rows.shape[0]
-    parts = [part for part, _ in split_pool(pool, min(partitions, unlabeled.shape[0]), rng)]
+    parts = split_pool(pool, pool.option("partitions"), rng)
     ones = np.ones((unlabeled.shape[0], 1), dtype=np.float32)
-    picked, scores = [], []
-    for part, quota, part_seed in zip(parts, split_evenly(budget, len(parts)), rng.integers(0, 2**63, size=len(parts))):
-        if quota == 0:
-            continue
-        positions = np.searchsorted(unlabeled, part)
-        chosen, part_scores = kmeans_plus_plus(sketch[positions], ones[positions], int(quota), np.random.default_rng(int(part_seed)))
-        picked.append(part[chosen])
-        scores.append(part_scores)
-    return Selection(indices=np.concatenate(picked), scores=np.concatenate(scores))
+
+    def pick(part, quota: int, part_seed: int):
+        positions = np.searchsorted(unlabeled, part[0])
+        return kmeans_plus_plus(sketch[positions], ones[positions], quota, np.random.default_rng(part_seed))
+
+    return select_in_parts(parts, budget, rng, pick)

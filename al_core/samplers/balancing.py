@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from al_core.clustering import group_sums
-from al_core.samplers.pool import Pool, progress
+from al_core.samplers.pool import MEMORY_LIMIT, Pool, progress
 from al_core.samplers.registry import Selection, register_sampler
 
 
@@ -66,13 +66,13 @@ def needs_balancing(counts: np.ndarray, remaining: int) -> bool:
     "balancing",
     needs=("features", "labels"),
     summary="Aggarwal et al.: random while balanced w.r.t. the budget left, else near the rarest class's centre",
-    options=("memory_limit_bytes",),
+    options={"memory_limit_bytes": MEMORY_LIMIT},
 )
 def balancing_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """Scores: NaN for random picks, the distance ratio for balancing picks.
 
     Cost: gathers the U unlabeled features, O(U d) memory plus O(U C) for their products with the
-    class centres (refuses above ``memory_limit_bytes``, default 4 GiB); each balancing pick
+    class centres (refuses above option ``memory_limit_bytes``); each balancing pick
     O(U (d + C)) (one centre moves per pick), each random pick O(1); labeled centres O(L d).
     """
     labels = pool.labels

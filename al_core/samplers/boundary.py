@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from al_core.samplers.pool import Pool
-from al_core.samplers.quotas import class_quotas, turn_order, turns_needed
-from al_core.samplers.ranking import RunningSmallestPerClass
+from al_core.samplers.quotas import TURN_ORDERS, class_quotas, turn_order, turns_needed
+from al_core.samplers.ranking import RunningSmallestPerClass, select_smallest_scores
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import boundary_distances, inverse_weight_distances
-from al_core.samplers.uncertainty import select_smallest_scores
+from al_core.schema import one_of
 
 
 @register_sampler("mase", needs=("logits", "head_weight"), summary="smallest feature-space distance to the nearest decision boundary (Eq. 2)")
@@ -38,14 +38,18 @@ BASE_SLACK_FACTOR = 32  # candidates kept per class in the first pass: (1 + this
 BASE_SLACK_EXTRA = 64
 
 
-@register_sampler("base", needs=("logits", "head_weight"), options=("base_order",),
+ORDER = one_of(*TURN_ORDERS, default="round_robin",
+                help="order of the classes' turns: round_robin (the paper's Alg. 2) | sequential (the authors' released code)")
+
+
+@register_sampler("base", needs=("logits", "head_weight"), options={"order": ORDER},
                   summary="per-class quotas of items closest to each class's boundary (Eq. 3, Alg. 2)")
 def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """BASE: classes take turns, each turn taking the class's nearest item not taken yet.
 
     An item's distance to class c's boundary (DCSDB) is its MASE margin when it is predicted as
     c, and |z_p - z_c| / ||w_p - w_c|| otherwise. Each class has a quota (:func:`class_quotas`:
-    b/C, the remainder to the classes with the fewest labels so far, seeded ties). Option ``base_order``:
+    b/C, the remainder to the classes with the fewest labels so far, seeded ties). Option ``order``:
     ``round_robin`` (default, the paper's Alg. 2: passes over the classes, one item per class per
     pass) or ``sequential`` (the authors' released code: class 0's whole quota, then class 1's...).
     The two differ when classes compete for the same items.
@@ -62,7 +66,7 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """
     num_classes = pool.num_classes
     quotas = class_quotas(budget, num_classes, pool.labeled_class_counts, seed)
-    turns = turn_order(quotas, pool.option("base_order", "round_robin", str))
+    turns = turn_order(quotas, pool.option("order"))
     geometry = inverse_weight_distances(pool.head_weight)
     keep = np.minimum(turns_needed(turns, num_classes), (1 + BASE_SLACK_FACTOR) * quotas + BASE_SLACK_EXTRA)
     taken = np.zeros(pool.size, dtype=bool)

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from al_core.clustering import cluster_pool
+from al_core.clustering import CLUSTERING_OPTIONS, pool_clusters_from_options
 from al_core.errors import InputError
 from al_core.samplers.pool import Pool
+from al_core.samplers.ranking import select_smallest_scores
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import margin_score
-from al_core.samplers.uncertainty import select_smallest_scores
+from al_core.schema import Setting, positive
 
-DEFAULT_CLUSTERS = 100
-DEFAULT_CODEBOOK_SIZE = 1000
-DEFAULT_CANDIDATES_FACTOR = 10
+OPTIONS = {
+    "candidates_factor": positive(default=10, help="smallest-margin candidates per item of the budget"),
+    **CLUSTERING_OPTIONS,  # used when cluster_ids is not given; the `cluster` stage reads the same ones
+    "cluster_ids": Setting(np.ndarray, settable=False, help="(N,) cluster of each pool item, computed once by the caller; "
+                                                             "clustered from the features at each call when absent"),
+}
 
 
 def pool_clusters(pool: Pool, seed: int) -> np.ndarray:
     """``(N,) int64`` cluster ids: option ``cluster_ids`` when given, else clustered here."""
-    given = pool.options.get("cluster_ids")
+    given = pool.option("cluster_ids")
     if given is not None:
         cluster_ids = np.asarray(given)
         if cluster_ids.shape != (pool.size,) or cluster_ids.dtype.kind not in "iu" or (cluster_ids.size and cluster_ids.min() < 0):
@@ -35,9 +39,7 @@ def pool_clusters(pool: Pool, seed: int) -> np.ndarray:
         return cluster_ids.astype(np.int64, copy=False)
     if pool.features is None:
         raise InputError("sampler 'margin_clustering' needs features to cluster the pool, or option cluster_ids")
-    clusters = pool.option("clusters", DEFAULT_CLUSTERS, int)
-    codebook = min(pool.option("codebook_size", DEFAULT_CODEBOOK_SIZE, int), pool.size)
-    return cluster_pool(pool.features, clusters, codebook_size=codebook, seed=seed)
+    return pool_clusters_from_options(pool.features, pool.options, seed)
 
 
 def round_robin(candidates: np.ndarray, cluster_of: np.ndarray, budget: int) -> np.ndarray:
@@ -60,20 +62,18 @@ def round_robin(candidates: np.ndarray, cluster_of: np.ndarray, budget: int) -> 
     "margin_clustering",
     needs=("logits",),
     summary="Cluster-Margin: smallest-margin candidates, round-robin over their average-linkage clusters",
-    options=("cluster_ids", "clusters", "codebook_size", "candidates_factor"),
+    options=OPTIONS,
 )
 def margin_clustering_sampler(pool: Pool, budget: int, seed: int) -> Selection:
-    """Cluster-Margin with ``candidates_factor`` (default 10) x budget margin candidates.
+    """Cluster-Margin with ``candidates_factor`` x budget margin candidates.
 
     Cost: one streamed margin pass, O(N d C) from features (O(N C) from logits), memory
     O(chunk (d + C) + m) for m = factor * budget candidates; plus, when ``cluster_ids`` is not
     given, the clustering of ``al_core.clustering.cluster_pool`` (k-means codebook of
-    ``codebook_size``, default 1000, then average linkage into ``clusters``, default 100).
+    ``codebook_size``, then average linkage into ``clusters``).
     Scores: each item's margin.
     """
-    factor = pool.option("candidates_factor", DEFAULT_CANDIDATES_FACTOR, int)
-    if factor < 1:
-        raise InputError(f"option candidates_factor must be >= 1, got {factor}")
+    factor = pool.option("candidates_factor")
     cluster_ids = pool_clusters(pool, seed)
     available = int((~pool.labeled_mask).sum())
     candidates = select_smallest_scores(pool, min(available, factor * budget), margin_score)

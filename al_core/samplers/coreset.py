@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from al_core.errors import InputError
-from al_core.samplers.quotas import split_evenly
-from al_core.samplers.pool import Pool, progress
+from al_core.samplers.partitions import PARTITIONS, select_in_parts, split_pool
+from al_core.samplers.pool import MEMORY_LIMIT, Pool, progress
 from al_core.samplers.registry import Selection, register_sampler
 
-DEFAULT_PARTITIONS = 10
 MAX_DISTANCE_BLOCK_ELEMENTS = 2**26
 
 
@@ -66,7 +64,7 @@ def _check_memory(pool: Pool, rows: int, name: str) -> None:
     )
 
 
-@register_sampler("coreset", needs=("features",), options=("memory_limit_bytes",),
+@register_sampler("coreset", needs=("features",), options={"memory_limit_bytes": MEMORY_LIMIT},
                   summary="greedy k-center in feature space, labeled items as initial centers")
 def coreset_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """Greedy k-center over the whole unlabeled pool. O((L + b) * U * d) time, O(U * d) memory."""
@@ -79,17 +77,8 @@ def coreset_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     return Selection(indices=unlabeled[positions], scores=scores)
 
 
-def split_pool(pool: Pool, partitions: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Random, paired partitions ``[(unlabeled_part, labeled_part)]`` of the pool, sorted by
-    pool index within each part; unlabeled parts differ in size by at most one, largest first."""
-    unlabeled = pool.unlabeled_indices
-    labeled = np.flatnonzero(pool.labeled_mask).astype(np.int64)
-    unlabeled_parts = np.array_split(unlabeled[rng.permutation(unlabeled.shape[0])], partitions)
-    labeled_parts = np.array_split(labeled[rng.permutation(labeled.shape[0])], partitions)
-    return [(np.sort(u), np.sort(lab)) for u, lab in zip(unlabeled_parts, labeled_parts)]
-
-
-@register_sampler("partitioned_coreset", needs=("features",), options=("partitions", "memory_limit_bytes"),
+@register_sampler("partitioned_coreset", needs=("features",),
+                  options={"partitions": PARTITIONS, "memory_limit_bytes": MEMORY_LIMIT},
                   summary="coreset in p random partitions of the pool, b/p each (paper's scalable variant)")
 def partitioned_coreset_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """Split unlabeled and labeled items into p random parts, pair them, run greedy k-center in
@@ -97,21 +86,12 @@ def partitioned_coreset_sampler(pool: Pool, budget: int, seed: int) -> Selection
 
     Cost O((L + b) * U * d / p) time, O(U * d / p) memory.
     """
-    partitions = pool.option("partitions", DEFAULT_PARTITIONS, int)
-    if partitions < 1:
-        raise InputError(f"sampler option 'partitions' must be >= 1, got {partitions}")
     rng = np.random.default_rng(seed)
-    parts = split_pool(pool, min(partitions, int((~pool.labeled_mask).sum())), rng)
-    # array_split puts the larger parts first, so the +1 quotas go where there is room.
-    quotas = split_evenly(budget, len(parts))
+    parts = split_pool(pool, pool.option("partitions"), rng)
     _check_memory(pool, parts[0][0].shape[0] + min(parts[0][1].shape[0], pool.chunk_size), "partitioned_coreset")
-    picked, scores = [], []
-    for (unlabeled, labeled), quota, part_seed in zip(parts, quotas, rng.integers(0, 2**63, size=len(parts))):
-        if quota == 0:
-            continue
-        positions, part_scores = greedy_k_center(
-            pool.gather_features(unlabeled), pool.gather_features(labeled), int(quota), int(part_seed), pool.chunk_size
-        )
-        picked.append(unlabeled[positions])
-        scores.append(part_scores)
-    return Selection(indices=np.concatenate(picked), scores=np.concatenate(scores))
+
+    def pick(part, quota: int, part_seed: int):
+        unlabeled, labeled = part
+        return greedy_k_center(pool.gather_features(unlabeled), pool.gather_features(labeled), quota, part_seed, pool.chunk_size)
+
+    return select_in_parts(parts, budget, rng, pick)

@@ -18,11 +18,13 @@ import numpy as np
 from tqdm import tqdm
 
 from al_core.errors import InputError
+from al_core.linear import linear_logits
+from al_core.schema import at_least
 
 DEFAULT_CHUNK_SIZE = 8192
 STREAM_WORKERS = 2  # threads scoring blocks of precomputed logits
 PROGRESS_MIN_WORK = 2e10  # element operations above which a loop shows a progress bar (on a terminal)
-DEFAULT_MEMORY_LIMIT_BYTES = 4 * 2**30
+MEMORY_LIMIT = at_least(1, default=4 * 2**30, help="bytes the sampler may hold in memory before it refuses the pool")
 
 
 def progress(iterable, *, total: int, work: float, desc: str, unit: str):
@@ -67,7 +69,7 @@ class Pool:
         labeled_class_counts: ``(C,) int64`` or None: how many labeled items each class has
             (known to any real user); quota rules give a budget's remainder to the rarest classes.
         chunk_size: rows per streamed block.
-        options: sampler-specific settings (e.g. ``partitions``), validated by the sampler.
+        options: the sampler's options, every declared one present (validated and defaulted).
     """
 
     labeled_mask: np.ndarray
@@ -81,15 +83,15 @@ class Pool:
     images: Any = None  # (N, H, W[, 3]) uint8 array-like, for samplers that look at pixels (vaal)
     options: Mapping[str, Any] = field(default_factory=dict)
 
-    def option(self, name: str, default: Any, kind: type) -> Any:
-        value = self.options.get(name, default)
-        if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-            raise InputError(f"sampler option {name!r} must be {kind.__name__}, got {value!r}")
-        return value
+    def option(self, name: str) -> Any:
+        """Option ``name``, already checked against the sampler's schema and defaulted by ``select``."""
+        if name not in self.options:
+            raise AssertionError(f"option {name!r} is not declared in this sampler's register_sampler(options=...)")
+        return self.options[name]
 
     def check_memory(self, needed_bytes: int, what: str, advice: str) -> None:
-        """Refuse work that would hold more than option ``memory_limit_bytes`` (default 4 GiB)."""
-        limit = self.option("memory_limit_bytes", DEFAULT_MEMORY_LIMIT_BYTES, int)
+        """Refuse work that would hold more than option ``memory_limit_bytes`` (:data:`MEMORY_LIMIT`)."""
+        limit = self.option("memory_limit_bytes")
         if needed_bytes > limit:
             raise InputError(
                 f"{what} would take {needed_bytes / 2**30:.1f} GiB of memory, above the limit of "
@@ -143,8 +145,7 @@ class Pool:
         if self.logits is not None:
             logits = self._finite_block(self.logits, "logits", start, stop, keep, rows)
         else:
-            logits = features @ self.head_weight.T
-            logits += self.head_bias
+            logits = linear_logits(features, self.head_weight, self.head_bias)
         return rows, (features if with_features else None), logits
 
     def _check_streamable(self, with_features: bool) -> None:

@@ -1,7 +1,6 @@
 """Per-class quotas of a budget and the order in which classes take their turns.
 
-Shared by BASE, the balanced-random oracle and the partitioned samplers (where the "classes"
-are partitions of the pool). Cost of everything here: O(C log C + b).
+Shared by BASE and the balanced-random oracle. Cost of everything here: O(C log C + b).
 """
 
 from __future__ import annotations
@@ -11,14 +10,6 @@ import numpy as np
 from al_core.errors import InputError
 
 TURN_ORDERS = ("round_robin", "sequential")
-
-
-def split_evenly(budget: int, parts: int) -> np.ndarray:
-    """``(parts,) int64``: floor(b/p) each, one more for the first b mod p (partitioned samplers,
-    whose first parts are the larger ones)."""
-    quotas = np.full(parts, budget // parts, dtype=np.int64)
-    quotas[: budget % parts] += 1
-    return quotas
 
 
 def class_priority(num_classes: int, labeled_counts: np.ndarray | None, seed: int) -> np.ndarray:

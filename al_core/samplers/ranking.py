@@ -7,7 +7,12 @@ how the pool was chunked or on an unstable sort.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from al_core.samplers.pool import Pool
+from al_core.samplers.registry import Selection
 
 
 def smallest_k(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +77,18 @@ class RunningSmallest:
         merged_scores = np.concatenate([self.scores, scores.astype(np.float64, copy=False)])
         merged_indices = np.concatenate([self.indices, indices])
         self.indices, self.scores = smallest_k(merged_scores, merged_indices, self.k)
+
+
+def select_smallest_scores(pool: Pool, budget: int, score_fn: Callable[[np.ndarray], np.ndarray]) -> Selection:
+    """Stream the unlabeled pool's logits and keep the ``budget`` smallest ``score_fn(logits)``.
+
+    The selection rule of every score-then-rank sampler. Cost: one streamed pass (see
+    ``Pool.map_unlabeled_logits``) plus O(N + budget log budget) ranking; memory O(chunk*C + budget).
+    """
+    running = RunningSmallest(budget)
+    for rows, scores in pool.map_unlabeled_logits(lambda rows, logits: (rows, score_fn(logits))):
+        running.push(scores, rows)
+    return Selection(indices=running.indices, scores=running.scores)
 
 
 class RunningSmallestPerClass:

@@ -1,13 +1,22 @@
-"""The sampler registry (timm style): every sampler is one name away."""
+"""The sampler registry (timm style): every sampler is one name away, with its options' schema.
+
+A sampler is one module in this package (imported automatically) holding a function
+``(pool, budget, seed) -> Selection`` decorated with :func:`register_sampler`, which names what
+it reads and declares each option as an :class:`~al_core.schema.Setting` (type, default, valid
+range, help). ``select`` validates options against that schema and fills in the defaults, so a
+sampler reads ``pool.option(name)`` and never checks or defaults a value itself.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
 from al_core.samplers.pool import Pool
+from al_core.schema import Setting
 
 
 @dataclass(frozen=True)
@@ -32,27 +41,36 @@ SamplerFn = Callable[[Pool, int, int], Selection]
 class SamplerSpec:
     """A registered sampler: its function ``(pool, budget, seed) -> Selection`` and its inputs.
 
-    needs: subset of {"logits", "head_weight", "features", "labels"}; "logits" is satisfied by
-    logits or by features together with head_weight. options: the option names it accepts.
+    needs: subset of {"logits", "head_weight", "features", "labels", "images"}; "logits" is
+    satisfied by logits or by features together with head_weight. options: name -> Setting.
     """
 
     name: str
     fn: SamplerFn
     needs: frozenset[str]
     summary: str
-    options: frozenset[str] = frozenset()
+    options: Mapping[str, Setting] = field(default_factory=dict)
 
 
 SAMPLERS: dict[str, SamplerSpec] = {}
 
 
+NEEDS = frozenset({"logits", "head_weight", "features", "labels", "images"})
+
+
 def register_sampler(
-    name: str, *, needs: tuple[str, ...] = (), summary: str, options: tuple[str, ...] = ()
+    name: str, *, needs: tuple[str, ...] = (), summary: str, options: Mapping[str, Setting] | None = None
 ) -> Callable[[SamplerFn], SamplerFn]:
+    """Register ``fn`` as sampler ``name``; ``options`` maps each option name to its Setting."""
+    unknown = set(needs) - NEEDS
+    if unknown:
+        raise ValueError(f"sampler {name!r} needs unknown inputs {sorted(unknown)}; known: {sorted(NEEDS)}")
+
     def decorator(fn: SamplerFn) -> SamplerFn:
         if name in SAMPLERS:
             raise ValueError(f"sampler {name!r} is registered twice")
-        SAMPLERS[name] = SamplerSpec(name=name, fn=fn, needs=frozenset(needs), summary=summary, options=frozenset(options))
+        SAMPLERS[name] = SamplerSpec(name=name, fn=fn, needs=frozenset(needs), summary=summary,
+                                     options=MappingProxyType(dict(options or {})))
         return fn
 
     return decorator

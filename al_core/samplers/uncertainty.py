@@ -6,22 +6,12 @@ O(N*C) for the scores; memory O(chunk*(d + C) + budget).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from al_core.samplers.pool import Pool
-from al_core.samplers.ranking import RunningSmallest
+from al_core.samplers.ranking import select_smallest_scores
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import confidence_score, entropy_score, margin_score
-
-
-def select_smallest_scores(pool: Pool, budget: int, score_fn: Callable[[np.ndarray], np.ndarray]) -> Selection:
-    """Stream the unlabeled pool's logits and keep the ``budget`` smallest scores."""
-    running = RunningSmallest(budget)
-    for rows, scores in pool.map_unlabeled_logits(lambda rows, logits: (rows, score_fn(logits))):
-        running.push(scores, rows)
-    return Selection(indices=running.indices, scores=running.scores)
 
 
 @register_sampler("random", summary="uniformly random unlabeled items (seeded)")

@@ -80,7 +80,7 @@ def test_base_streams_again_when_a_class_runs_out_of_candidates(monkeypatch, see
     for chunk_size in (17, 10_000):
         passes.clear()
         got = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0,
-                     chunk_size=chunk_size, options={"base_order": order})
+                     chunk_size=chunk_size, options={"order": order})
         assert got.tolist() == expected, chunk_size
         assert len(passes) > 1  # the case under test happened
 
@@ -93,7 +93,7 @@ def test_base_orders_match_the_reference(order, budget, seed):
     expected = reference_selection("base", features, weight, bias, mask, budget, order)
     for chunk_size in (17, 10_000):
         got = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
-                     seed=0, chunk_size=chunk_size, options={"base_order": order})
+                     seed=0, chunk_size=chunk_size, options={"order": order})
         assert got.tolist() == expected, (order, chunk_size)
 
 
@@ -109,7 +109,7 @@ def test_round_robin_and_sequential_pick_different_sets_on_competing_classes():
     picks = {}
     for order in ("round_robin", "sequential"):
         got = select("base", 30, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
-                     seed=0, chunk_size=64, options={"base_order": order})
+                     seed=0, chunk_size=64, options={"order": order})
         assert got.tolist() == reference_selection("base", features, weight, bias, mask, 30, order)
         picks[order] = got
     assert set(picks["round_robin"].tolist()) != set(picks["sequential"].tolist())
@@ -128,7 +128,7 @@ def test_base_gives_the_remainder_to_the_classes_with_fewest_labels(order):
     logits = reference.logits_of(features, weight.astype(np.float64), bias.astype(np.float64))
     for budget in (3, 13):
         got = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
-                     seed=0, labeled_class_counts=counts, options={"base_order": order})
+                     seed=0, labeled_class_counts=counts, options={"order": order})
         assert got.tolist() == reference.base(logits, weight.astype(np.float64), mask, budget, order, counts.tolist())
 
 
@@ -136,5 +136,5 @@ def test_unknown_base_order_is_refused():
     from al_core.errors import InputError
 
     features, weight, bias, mask, _ = make_problem(seed=0)
-    with pytest.raises(InputError, match="base_order must be one of"):
-        select("base", 5, features=features, head_weight=weight, labeled_mask=mask, seed=0, options={"base_order": "zigzag"})
+    with pytest.raises(InputError, match="order.* must be one of"):
+        select("base", 5, features=features, head_weight=weight, labeled_mask=mask, seed=0, options={"order": "zigzag"})

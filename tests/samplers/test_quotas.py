@@ -3,7 +3,8 @@
 import numpy as np
 
 from al_core.samplers import select_with_scores
-from al_core.samplers.quotas import class_quotas, split_evenly, turn_order, turns_needed
+from al_core.samplers.partitions import split_evenly
+from al_core.samplers.quotas import class_quotas, turn_order, turns_needed
 
 
 def test_quotas_are_equal_when_the_classes_divide_the_budget():

@@ -1,4 +1,4 @@
-"""Paths and schemas of the pipeline's artifacts, the per-round seed, and typed access to ``params.yaml``."""
+"""Paths and schemas of the pipeline's artifacts, their typed loaders, and the per-round seed."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import yaml
 
 from al_core.artifacts import read_json, read_npy, read_npz, read_parquet
 from al_core.errors import InputError
-from stages.params_schema import validate_params
 
-PARAMS_FILE = Path("params.yaml")
 PREPARE_DIR = Path("data/prepare")
 EMBED_DIR = Path("data/embed")
 FULL_DIR = Path("data/full")
@@ -35,52 +32,6 @@ QUERIED_COLUMNS = {"id": (pl.Int64,), "round": (pl.String,), "sampler": (pl.Stri
 
 def round_dir(round_name: str) -> Path:
     return RUNS_DIR / round_name
-
-
-class Params:
-    """``params.yaml`` with lookups that name the missing or ill-typed key."""
-
-    def __init__(self, path: Path = PARAMS_FILE):
-        if not path.exists():
-            raise InputError(f"{path} not found; run from the project root (where dvc.yaml is)")
-        self.path = path
-        try:
-            self.data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            raise InputError(f"{path} is not valid YAML{where}: {getattr(error, 'problem', None) or error}") from None
-        if not isinstance(self.data, dict):
-            raise InputError(f"{path} must be a mapping of settings (key: value), got {type(self.data).__name__}")
-        validate_params(self.data, str(path))
-        if "schedule" in self.data:
-            self.schedule()
-
-    def get(self, dotted: str, kind: type, default=None):
-        node = self.data
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                if default is not None:
-                    return default
-                raise InputError(f"{self.path} has no key {dotted!r}")
-            node = node[part]
-        if kind is float and isinstance(node, int) and not isinstance(node, bool):
-            node = float(node)
-        if not isinstance(node, kind) or (kind is int and isinstance(node, bool)):
-            raise InputError(f"{self.path}: {dotted} must be {kind.__name__}, got {node!r}")
-        return node
-
-    def schedule(self) -> dict[str, str]:
-        schedule = self.get("schedule", dict)
-        rounds = list(schedule)
-        for index, (current, previous) in enumerate(schedule.items()):
-            expected = INIT_ROUND if index == 0 else rounds[index - 1]
-            if previous != expected:
-                raise InputError(
-                    f"{self.path}: schedule.{current} is {previous!r}, expected {expected!r} "
-                    "(each round maps to the one before it; the first to 'init')"
-                )
-        return schedule
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ import numpy as np
 
 from al_core.artifacts import read_npz
 from al_core.errors import InputError
+from al_core.linear import linear_logits
 from al_core.metrics import topk_correct
-from stages.common import FEATURE_STATS, Params, PoolTable
+from pipeline.artifacts import FEATURE_STATS, PoolTable
+from pipeline.params import Params
 
 
 def head_config(params: Params):
@@ -62,7 +64,7 @@ def test_metrics(table: PoolTable, features: np.ndarray, weight: np.ndarray, bia
         if not finite.all():
             raise InputError(f"the features of test item id {int(ids[start + np.argmin(finite)])} hold NaN or inf; "
                              "re-run the stage that wrote them, or drop that item from the test set")
-        logits = block @ weight.T + bias
+        logits = linear_logits(block, weight, bias)
         for k in hits:
             hits[k] += topk_correct(logits, labels[start:start + TEST_CHUNK], k)
     return {"top1": hits[1] / labels.shape[0], "top5": hits[5] / labels.shape[0]}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from al_core.artifacts import atomic_path
 from al_core.errors import InputError
-from stages.common import INIT_ROUND
+from pipeline.artifacts import INIT_ROUND
 
 
 def schedule_lines(rounds: int) -> list[str]:

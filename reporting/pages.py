@@ -24,6 +24,7 @@ CAPTIONS = {
 TABLE_TITLES = {
     "labels_needed": "Labels needed to reach a fraction of the full-data top-1 (paper Table 3)",
     "experiments": "Experiments",
+    "left_out": "Runs left out, and why",
 }
 # Marks <body data-images-loaded="k/n">: how many figures actually decoded (read by the screenshot check).
 IMAGE_CHECK = """<script>

@@ -15,8 +15,18 @@ import polars as pl
 from al_core.annotations import UNUSABLE, append_to_store, parse_export, read_store, resolve
 from al_core.artifacts import atomic_path, read_json
 from al_core.errors import InputError
-from stages.common import PREPARE_DIR, Params, PoolTable, load_head, load_queried, pool_positions, round_dir, round_features
-from stages.labels import annotated_labels, known_labels, store_file
+from al_core.linear import linear_logits
+from pipeline.artifacts import (
+    PREPARE_DIR,
+    PoolTable,
+    load_head,
+    load_queried,
+    pool_positions,
+    round_dir,
+    round_features,
+)
+from pipeline.label_store import annotated_labels, known_labels, store_file
+from pipeline.params import Params
 
 EXPORT_FORMATS = ("label-studio", "csv")
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
@@ -43,9 +53,8 @@ def _predictions(table: PoolTable, round_name: str, positions: np.ndarray) -> np
     head = load_head(round_name)
     rows = table.split_range("pool").start + positions
     order = np.argsort(rows)
-    features = np.asarray(round_features(round_name)[rows[order]], dtype=np.float32)
     predicted = np.empty(positions.shape[0], dtype=np.int64)
-    predicted[order] = np.argmax(features @ head["weight"].T + head["bias"], axis=1)
+    predicted[order] = np.argmax(linear_logits(round_features(round_name)[rows[order]], head["weight"], head["bias"]), axis=1)
     return predicted
 
 

@@ -1,0 +1,38 @@
+"""Sampler options from ``params.yaml``: the ``select.<sampler>`` mappings, checked against the registry.
+
+Only the ``select`` stage imports this module, so the other stages do not depend on the samplers
+(``cluster`` reads margin_clustering's clustering options through ``al_core.clustering`` alone).
+An option left out of ``params.yaml`` takes the default its sampler declares (``al samplers``).
+"""
+
+from __future__ import annotations
+
+from al_core.errors import InputError
+from al_core.samplers import SAMPLERS
+from pipeline.params import Params
+
+
+def sampler_options(params: Params, name: str) -> dict:
+    """The options ``select.<name>`` sets for sampler ``name`` (the others keep their defaults).
+
+    Checks every ``select.<sampler>`` mapping of the file first (a misspelled sampler or option
+    anywhere is an error naming it, whichever sampler runs).
+    """
+    section = params.data.get("select") or {}
+    for sampler, settings in section.items():
+        if not isinstance(settings, dict):
+            continue
+        if sampler not in SAMPLERS:
+            raise InputError(f"{params.path}: select.{sampler} is not a sampler (known: {', '.join(sorted(SAMPLERS))}); "
+                             "sampler options go in select.<sampler>.<option>")
+        spec = SAMPLERS[sampler]
+        settable = [option for option, setting in spec.options.items() if setting.settable]
+        for option, value in settings.items():
+            if option not in settable:
+                raise InputError(f"{params.path}: select.{sampler}.{option} is not an option of sampler {sampler!r} "
+                                 f"(its options: {', '.join(settable) or 'none'}; `al samplers` lists them)")
+            spec.options[option].check(f"select.{sampler}.{option}", value, str(params.path))
+    if name not in SAMPLERS:
+        raise InputError(f"{params.path}: unknown sampler {name!r}; known samplers: {', '.join(sorted(SAMPLERS))} (`al samplers`)")
+    return dict(section.get(name) or {})
+
