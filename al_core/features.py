@@ -57,7 +57,8 @@ def to_model_input(images: np.ndarray, image_size: int, preprocessing: Preproces
     batch = batch.unsqueeze(1) if batch.ndim == 3 else batch.permute(0, 3, 1, 2)
     batch = batch.float().div_(255.0)
     if batch.shape[-1] != image_size or batch.shape[-2] != image_size:
-        batch = F.interpolate(batch, size=(image_size, image_size), mode="bilinear", align_corners=False)
+        batch = F.interpolate(batch, size=(image_size, image_size), mode=preprocessing.interpolation,
+                              **({} if preprocessing.interpolation == "nearest" else {"align_corners": False}))
     batch = batch.expand(-1, 3, -1, -1)
     mean = torch.tensor(preprocessing.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(preprocessing.std, device=device).view(1, 3, 1, 1)

@@ -68,22 +68,24 @@ class FinetunedModel:
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator, min_scale: float = 0.35) -> torch.Tensor:
-    """Random resized crop (area 35-100%, aspect 3/4-4/3) and horizontal flip of ``(B, 3, S, S)``."""
+    """Random resized crop (area 35-100%, aspect 3/4-4/3, bilinear) and horizontal flip of each
+    image of ``(B, 3, S, S)``, by torchvision's transforms v2, seeded from ``generator``.
+
+    v2 draws from torch's global generator, so one seed drawn from ``generator`` seeds a forked
+    global state for this batch: the same generator state gives the same crops, and the caller's
+    global random state is left as it was.
+    """
+    from torchvision.transforms import v2
+
     size = batch.shape[-1]
-    out = torch.empty_like(batch)
-    for index in range(batch.shape[0]):
-        area = float(torch.empty(1).uniform_(min_scale, 1.0, generator=generator))
-        ratio = math.exp(float(torch.empty(1).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator)))
-        height = max(1, min(size, round(size * math.sqrt(area / ratio))))
-        width = max(1, min(size, round(size * math.sqrt(area * ratio))))
-        top = int(torch.randint(0, size - height + 1, (1,), generator=generator))
-        left = int(torch.randint(0, size - width + 1, (1,), generator=generator))
-        crop = batch[index:index + 1, :, top:top + height, left:left + width]
-        crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False)
-        if float(torch.rand(1, generator=generator)) < 0.5:
-            crop = crop.flip(-1)
-        out[index] = crop[0]
-    return out
+    transform = v2.Compose([
+        v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(3 / 4, 4 / 3), interpolation=v2.InterpolationMode.BILINEAR),
+        v2.RandomHorizontalFlip(),
+    ])
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torch.stack([transform(image) for image in batch])
 
 
 def _top1_correct(model, images, rows, labels, image_size, preprocessing, device, batch_size) -> tuple[int, int]:

@@ -33,6 +33,7 @@ SCHEMA: dict[str, Setting | dict[str, Setting]] = {
     "backbone": {
         "name": Setting(str), "checkpoint": Setting(str), "checkpoint_part": Setting(str), "image_size": at_least(8),
         "batch_size": positive(), "device": Setting(str), "shard_size": positive(), "processes": positive(),
+        "mean": Setting(list), "std": Setting(list), "interpolation": one_of("auto", "bilinear", "bicubic", "nearest"),
     },
     "train": {
         "mode": one_of("linear", "finetune"), "lr": positive(NUMBER), "momentum": UNIT, "weight_decay": at_least(0, NUMBER),
@@ -131,3 +132,17 @@ class Params:
                     "(each round maps to the one before it; the first to 'init')"
                 )
         return schedule
+
+
+def preprocessing_overrides(params: Params) -> dict:
+    """``backbone.mean`` / ``.std`` / ``.interpolation`` where set (``[]`` and ``auto``: the
+    checkpoint's own preprocessing, else timm's pretrained config of ``backbone.name``)."""
+    overrides = {}
+    for key in ("mean", "std"):
+        value = params.get(f"backbone.{key}", list, [])
+        if value:
+            overrides[key] = value
+    interpolation = params.get("backbone.interpolation", str, "auto")
+    if interpolation != "auto":
+        overrides["interpolation"] = interpolation
+    return overrides

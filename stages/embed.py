@@ -17,7 +17,7 @@ from al_core.features import extract_features, extraction_fingerprint, pick_devi
 from al_core.train import feature_statistics
 from pipeline.artifacts import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, PREPARE_DIR, PoolTable, load_images
 from pipeline.distributed import process_group, relaunch, under_torchrun
-from pipeline.params import Params
+from pipeline.params import Params, preprocessing_overrides
 
 PARTIAL_ROOT = Path("data/.embed-partial")
 UNREADABLE = EMBED_DIR / "unreadable.csv"
@@ -54,11 +54,10 @@ def _embed(params: Params) -> None:
     images, content = load_images(table, image_size)
     # The whole id order and image content name the resumable work: any change starts afresh.
     shard_size = params.get("backbone.shard_size", int, 8192)
+    model, preprocessing, load_report = load_backbone(name, checkpoint, part, preprocessing_overrides(params))
     fingerprint = extraction_fingerprint(name, f"{checkpoint}#{part}", image_size, shard_size,
-                                         hashlib.sha256(ids.tobytes()).hexdigest(), content)
+                                         hashlib.sha256(ids.tobytes()).hexdigest(), content, preprocessing)
     work_dir = PARTIAL_ROOT / fingerprint
-
-    model, preprocessing, load_report = load_backbone(name, checkpoint, part)
     if load_report is not None:
         print(f"embed: {checkpoint}: {load_report.summary()}")
     started = time.perf_counter()
@@ -81,6 +80,7 @@ def _embed(params: Params) -> None:
         "backbone": name,
         "checkpoint": checkpoint,
         "checkpoint_load": None if load_report is None else load_report.summary(),
+        "preprocessing": {"mean": list(preprocessing.mean), "std": list(preprocessing.std), "interpolation": preprocessing.interpolation},
         "image_size": image_size,
         "device": str(pick_device(device)),
         "rows": int(features.shape[0]),

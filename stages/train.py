@@ -25,7 +25,7 @@ from pipeline.artifacts import (
 from pipeline.distributed import process_group, relaunch, under_torchrun
 from pipeline.heads import fit_head
 from pipeline.label_store import new_labels
-from pipeline.params import Params
+from pipeline.params import Params, preprocessing_overrides
 
 TRAIN_MODES = ("linear", "finetune")
 
@@ -111,7 +111,7 @@ def finetune_round(params: Params, table: PoolTable, labeled_rows: np.ndarray, l
 
     image_size = params.get("backbone.image_size", int)
     backbone, preprocessing, _ = load_backbone(params.get("backbone.name", str), params.get("backbone.checkpoint", str),
-                                               params.get("backbone.checkpoint_part", str, "auto"))
+                                               params.get("backbone.checkpoint_part", str, "auto"), preprocessing_overrides(params))
     images, content = load_images(table, image_size)
     labels = table.frame["label"].to_numpy()
     val_rows = table.rows("val")

