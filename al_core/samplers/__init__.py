@@ -79,7 +79,9 @@ def select_with_scores(
         logits: ``(N, C)`` instead of (or beside) features: used for the scores when given.
         labels: ``(N,) int`` true labels, read only by the oracle ``balanced_random`` and by
             ``balancing`` (labeled items' labels, and each pick's as if annotated at once).
-        chunk_size: rows per streamed block; results do not depend on it.
+        chunk_size: rows per streamed block. From given ``logits`` the picks do not depend on it;
+            from features, the BLAS product's last bit may change with a block's row count, which
+            can swap items tied to within that bit (measured: any row count, d >= 64).
         images: ``(N, H, W[, 3]) uint8`` array-like (may decode files lazily), for ``vaal``.
         labeled_class_counts: ``(C,) int`` labels per class in the labeled set; ``base`` and
             ``balanced_random`` give the budget's remainder (b mod C) to the classes with the

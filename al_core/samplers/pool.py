@@ -164,8 +164,9 @@ class Pool:
         for unlabeled rows, in pool order.
 
         Cost: O(N*d*C) time for features @ W.T (or O(N*C) from given logits); memory
-        O(chunk_size*(d + C)). Each row's logits depend only on that row, so the values do not
-        depend on ``chunk_size``. Raises InputError naming the first row holding NaN or inf.
+        O(chunk_size*(d + C)). Given logits are read as they are; logits from features come from
+        the BLAS product of each block, whose last bit can depend on the block's row count (not
+        on the other rows' values). Raises InputError naming the first row holding NaN or inf.
         """
         self._check_streamable(with_features)
         for start in self._starts():
