@@ -1,6 +1,6 @@
 """Static figures of the report (matplotlib, Agg): PNG and SVG that open with no network.
 
-Each function takes tidy polars frames built by ``stages.report`` and writes ``<stem>.png`` and
+Each function takes tidy polars frames built by ``reporting.comparison`` and writes ``<stem>.png`` and
 ``<stem>.svg``. Files are byte-stable for the same inputs and matplotlib version (no dates,
 fixed SVG ids).
 """

@@ -30,7 +30,7 @@ def run_full(params: Params) -> None:
     features = load_features()
     pool = table.split_range("pool")
     config = head_config(params)
-    max_epochs = params.get("full.max_epochs", int, 0)  # >= 0, checked by stages/params_schema.py
+    max_epochs = params.get("full.max_epochs", int, 0)  # >= 0, checked by pipeline/params.py
     if max_epochs:
         config = replace(config, max_epochs=max_epochs)
     head = fit_head(params, table, features, np.arange(pool.start, pool.stop), table.labels("pool"),
