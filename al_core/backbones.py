@@ -14,9 +14,9 @@ from __future__ import annotations
 import pickle
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch

@@ -206,6 +206,35 @@ def schedule(rounds: int = typer.Argument(..., help="number of AL rounds"), para
     write_schedule(params, rounds)
 
 
+study_app = typer.Typer(no_args_is_help=True, help="A grid of experiments (datasets x samplers x seeds) and its statistics.")
+app.add_typer(study_app, name="study")
+GRID_OPTION = typer.Option(Path("reports/study/grid.yaml"), "--grid", help="the study's grid (datasets, samplers, seeds)")
+
+
+@study_app.command("run")
+@friendly_errors
+def study_run(
+    grid: Path = GRID_OPTION,
+    only: list[str] = typer.Option(None, "--only", help="run only this cell (dataset/sampler/seed<k>); repeatable"),
+    limit: int = typer.Option(None, "--limit", help="run at most this many cells, then stop"),
+    force: bool = typer.Option(False, "--force", help="run cells that have results again (to check they reproduce)"),
+    results: Path = typer.Option(Path("reports/study/runs"), "--results", help="where finished cells' results go"),
+) -> None:
+    """Run every cell of the grid without results yet, one after another (resumable)."""
+    from pipeline.study import run_study
+
+    run_study(grid, only=only or None, limit=limit, force=force, results=results)
+
+
+@study_app.command("report")
+@friendly_errors
+def study_report(grid: Path = GRID_OPTION) -> None:
+    """Statistics of the finished cells: reports/study/summary.md, CSVs and study.png."""
+    from reporting.study import run_study_report
+
+    run_study_report(grid)
+
+
 @app.command()
 def samplers() -> None:
     """List the registered samplers, what each needs, and its options (set them in params.yaml
