@@ -93,7 +93,9 @@ def command_entries() -> dict[str, list[Path]]:
             continue
         name = None
         for decorator in node.decorator_list:
-            if isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", None) == "command":
+            # Only the top-level app's commands: sub-apps (`al study report`) have their own names.
+            if (isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", None) == "command"
+                    and getattr(decorator.func.value, "id", None) == "app"):
                 name = decorator.args[0].value if decorator.args else node.name.replace("_", "-")
         if name is None:
             continue
