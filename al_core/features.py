@@ -72,6 +72,23 @@ def rank_and_world_size() -> tuple[int, int]:
     return 0, 1
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``float32`` or ``bfloat16``: ``auto`` is bfloat16 autocast on CUDA and on CPUs with bfloat16
+    instructions (AMX or AVX512-BF16, where torch's CPU kernels use them), float32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise InputError(f"backbone.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bfloat16"
+    from al_core.hardware import machine
+
+    return "bfloat16" if machine()["bf16"] else "float32"
+
+
 def extraction_fingerprint(*parts: object) -> str:
     """A short hash naming a resumable extraction (backbone, size, input identity...)."""
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
@@ -90,16 +107,20 @@ def extract_features(
     device: str = "auto",
     num_threads: int | None = None,
     progress: bool = True,
+    precision: str = "float32",
 ) -> np.ndarray | None:
     """Return ``(N, num_features) float16`` features of ``images``, in input order (None on
     torchrun ranks other than 0, which only compute their shards).
 
     Finished shards stay in ``work_dir`` until the caller removes it; calling again with the same
-    ``work_dir`` skips them. Raises InputError on an empty or non-uint8 input.
+    ``work_dir`` skips them (name the precision in it: shards of two precisions must not mix).
+    ``precision``: ``float32``, ``bfloat16`` (autocast; on CPU fast only with AMX/AVX512-BF16) or
+    ``auto`` (:func:`resolve_precision`). Raises InputError on an empty or non-uint8 input.
     """
     if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) == 0:
         raise InputError(f"images must be a non-empty (N, H, W[, 3]) uint8 array, got {images.dtype} {images.shape}")
     torch_device = pick_device(device)
+    use_bf16 = resolve_precision(precision, torch_device) == "bfloat16"
     torch.set_num_threads(num_threads or default_threads())
     model = model.to(torch_device).to(memory_format=torch.channels_last).eval()
     work_dir = Path(work_dir)
@@ -121,7 +142,6 @@ def extract_features(
             for batch_start in range(start, stop, batch_size):
                 batch_stop = min(batch_start + batch_size, stop)
                 inputs = to_model_input(images[batch_start:batch_stop], image_size, preprocessing, torch_device)
-                use_bf16 = torch_device.type == "cuda"
                 with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     outputs = model(inputs)
                 parts.append(outputs.float().cpu().numpy().astype(np.float16))

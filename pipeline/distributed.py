@@ -46,3 +46,17 @@ def process_group():
         yield
     finally:
         dist.destroy_process_group()
+
+
+def rank_and_processes() -> tuple[int, int]:
+    """(rank, number of processes) of the initialised process group; (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_gather_object(value):
+    """``value`` of every process of the group, in rank order (pickled through the backend)."""
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values

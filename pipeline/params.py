@@ -34,6 +34,7 @@ SCHEMA: dict[str, Setting | dict[str, Setting]] = {
         "name": Setting(str), "checkpoint": Setting(str), "checkpoint_part": Setting(str), "image_size": at_least(8),
         "batch_size": positive(), "device": Setting(str), "shard_size": positive(), "processes": positive(),
         "mean": Setting(list), "std": Setting(list), "interpolation": one_of("auto", "bilinear", "bicubic", "nearest"),
+        "precision": one_of("auto", "float32", "bfloat16"),
     },
     "train": {
         "mode": one_of("linear", "finetune"), "lr": positive(NUMBER), "momentum": UNIT, "weight_decay": at_least(0, NUMBER),
@@ -49,7 +50,7 @@ SCHEMA: dict[str, Setting | dict[str, Setting]] = {
         "source": one_of("oracle", "annotations"), "store": Setting(str), "conflicts": one_of("latest", "majority", "refuse"),
         "image_url": Setting(str),
     },
-    "select": {"chunk_size": positive()},
+    "select": {"chunk_size": positive(), "processes": positive()},
 }
 
 

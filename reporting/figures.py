@@ -46,10 +46,10 @@ def _plot_bands(axis, bands: pl.DataFrame, x: str, colors: dict[str, tuple]) -> 
         if rows.height == 0:
             continue
         seeds = int(rows["seeds"].max())
-        label = group if seeds == 1 else f"{group} (mean of {seeds} seeds, 95% CI)"
+        label = group if seeds == 1 else f"{group} ({seeds} seeds)"
         axis.plot(rows[x], rows["mean"], marker="o", markersize=3, color=colors[group], label=label)
-        if seeds > 1:
-            axis.fill_between(rows[x], rows["low"], rows["high"], color=colors[group], alpha=0.2, linewidth=0)
+        if seeds > 1:  # light bands: with many groups they overlap, and the lines must stay readable
+            axis.fill_between(rows[x], rows["low"], rows["high"], color=colors[group], alpha=0.12, linewidth=0)
 
 
 def learning_curves(bands: dict[str, pl.DataFrame], full: pl.DataFrame, colors: dict[str, tuple], directory: Path) -> list[Path]:
@@ -77,7 +77,9 @@ def learning_curves(bands: dict[str, pl.DataFrame], full: pl.DataFrame, colors: 
 def _legend_below(figure: Figure, axes) -> None:
     """One legend for both panels, under them, so it never hides a curve."""
     handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, max(1, len(labels))), fontsize=8)
+    figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, max(1, len(labels))), fontsize=8,
+                  title="mean over seeds; bands: 95% t-interval" if any("seeds)" in label for label in labels) else None,
+                  title_fontsize=8)
 
 
 def _full_levels(full: pl.DataFrame, metric: str) -> list[tuple[float, list[str]]]:

@@ -13,7 +13,7 @@ import polars as pl
 
 from al_core.artifacts import atomic_path, read_json, write_json, write_npy, write_npz
 from al_core.backbones import load_backbone
-from al_core.features import extract_features, extraction_fingerprint, pick_device
+from al_core.features import extract_features, extraction_fingerprint, pick_device, resolve_precision
 from al_core.train import feature_statistics
 from pipeline.artifacts import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, PREPARE_DIR, PoolTable, load_images
 from pipeline.distributed import process_group, relaunch, under_torchrun
@@ -55,15 +55,16 @@ def _embed(params: Params) -> None:
     # The whole id order and image content name the resumable work: any change starts afresh.
     shard_size = params.get("backbone.shard_size", int, 8192)
     model, preprocessing, load_report = load_backbone(name, checkpoint, part, preprocessing_overrides(params))
+    precision = resolve_precision(params.get("backbone.precision", str, "float32"), pick_device(device))
     fingerprint = extraction_fingerprint(name, f"{checkpoint}#{part}", image_size, shard_size,
-                                         hashlib.sha256(ids.tobytes()).hexdigest(), content, preprocessing)
+                                         hashlib.sha256(ids.tobytes()).hexdigest(), content, preprocessing, precision)
     work_dir = PARTIAL_ROOT / fingerprint
     if load_report is not None:
         print(f"embed: {checkpoint}: {load_report.summary()}")
     started = time.perf_counter()
     features = extract_features(
         model, images, image_size=image_size, preprocessing=preprocessing, work_dir=work_dir,
-        batch_size=batch_size, device=device, shard_size=shard_size,
+        batch_size=batch_size, device=device, shard_size=shard_size, precision=precision,
     )
     seconds = time.perf_counter() - started
     if features is None:  # a torchrun rank other than 0: its shards are written, rank 0 assembles
@@ -83,6 +84,7 @@ def _embed(params: Params) -> None:
         "preprocessing": {"mean": list(preprocessing.mean), "std": list(preprocessing.std), "interpolation": preprocessing.interpolation},
         "image_size": image_size,
         "device": str(pick_device(device)),
+        "precision": precision,
         "rows": int(features.shape[0]),
         "dim": int(features.shape[1]),
         "dtype": str(features.dtype),

@@ -21,6 +21,7 @@ from pipeline.artifacts import (
     round_features,
     round_seed,
 )
+from pipeline.distributed import all_gather_object, process_group, rank_and_processes, relaunch, under_torchrun
 from pipeline.params import Params
 from pipeline.sampler_options import sampler_options
 
@@ -58,11 +59,32 @@ def pool_images(table: PoolTable, params: Params):
 
 def run_select(params: Params, round_name: str) -> None:
     """Write runs/<round>/queried.parquet: the ``budget`` items to label next (id, round,
-    sampler, score, rank), chosen by ``sampler`` from the unlabeled pool."""
+    sampler, score, rank), chosen by ``sampler`` from the unlabeled pool.
+
+    With ``select.processes`` > 1 it runs itself under torchrun (gloo on CPU): each process
+    streams every W-th block of ``select.chunk_size`` rows, the shards' candidates are merged
+    exactly, and rank 0 writes the file one process would (samplers with sharded support; the
+    others run in rank 0 alone). Multi-node: start ``torchrun ... -m stages.cli select rK`` yourself.
+    """
+    processes = params.get("select.processes", int, 1)
+    if processes > 1 and not under_torchrun():
+        relaunch("select", processes, params.path, (round_name,))
+        return
+    with process_group():
+        _select(params, round_name)
+
+
+def _select(params: Params, round_name: str) -> None:
+    rank, processes = rank_and_processes()
+    sampler = params.get("sampler", str)
+    if processes > 1 and (sampler not in SAMPLERS or not SAMPLERS[sampler].shardable):
+        if rank != 0:
+            return
+        print(f"select {round_name}: {sampler} does not run sharded; rank 0 selects alone")
+        processes = 1
     table = PoolTable.load()
     pool_ids = table.ids("pool")
     head = load_head(round_name)
-    sampler = params.get("sampler", str)
     budget = params.get("budget", int)
     options = options_for(params, sampler, len(pool_ids))  # also refuses an unknown sampler
     spec = SAMPLERS[sampler]
@@ -84,7 +106,10 @@ def run_select(params: Params, round_name: str) -> None:
             labels=table.labels("pool") if reads_labels else None,
             chunk_size=params.get("select.chunk_size", int), options=options, labeled_class_counts=labeled_counts,
             images=pool_images(table, params) if "images" in spec.needs else None,
+            shard=(rank, processes), gather=all_gather_object if processes > 1 else None,
         )
+    if rank != 0:
+        return
     for warning in caught:
         print(f"warning: select {round_name}: {warning.message}")
     write_parquet(round_dir(round_name) / "queried.parquet",

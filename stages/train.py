@@ -118,10 +118,12 @@ def finetune_round(params: Params, table: PoolTable, labeled_rows: np.ndarray, l
     model = finetune(backbone, images, labeled_rows, labeled_labels, val_rows, labels[val_rows],
                      num_classes=table.num_classes, image_size=image_size, preprocessing=preprocessing,
                      config=finetune_config(params), seed=seed, device=params.get("backbone.device", str))
-    work_dir = Path("data/.finetune-partial") / extraction_fingerprint(round_name, seed, content, labeled_rows.tobytes())
+    work_dir = Path("data/.finetune-partial") / extraction_fingerprint(round_name, seed, content, labeled_rows.tobytes(),
+                                                                       params.get("backbone.precision", str, "float32"))
     features = extract_features(model.backbone, images, image_size=image_size, preprocessing=preprocessing, work_dir=work_dir,
                                 batch_size=params.get("backbone.batch_size", int), device=params.get("backbone.device", str),
-                                shard_size=params.get("backbone.shard_size", int, 8192))
+                                shard_size=params.get("backbone.shard_size", int, 8192),
+                                precision=params.get("backbone.precision", str, "float32"))
     if features is None:
         return None
     write_npy(model_dir(round_name) / "features.npy", features)

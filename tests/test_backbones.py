@@ -70,3 +70,25 @@ def test_extraction_is_resumable_and_in_order(tmp_path):
     np.testing.assert_array_equal(resumed[8:], full[8:])
     one_by_one = np.concatenate([extract_features(model, images[i:i + 1], work_dir=tmp_path / f"c{i}", **kwargs) for i in (0, 22)])
     np.testing.assert_allclose(one_by_one.astype(np.float32), full[[0, 22]].astype(np.float32), rtol=1e-2, atol=1e-2)
+
+
+def test_bfloat16_extraction_is_close_to_float32_and_auto_follows_the_hardware(tmp_path, monkeypatch):
+    from al_core import hardware
+    from al_core.features import resolve_precision
+
+    torch.manual_seed(0)
+    model, preprocessing, _ = load_backbone("resnet10t", "none")
+    images = np.random.default_rng(1).integers(0, 255, size=(12, 28, 28)).astype(np.uint8)
+    kwargs = dict(image_size=32, preprocessing=preprocessing, batch_size=4, progress=False, num_threads=1)
+    exact = extract_features(model, images, work_dir=tmp_path / "f32", precision="float32", **kwargs).astype(np.float32)
+    low = extract_features(model, images, work_dir=tmp_path / "bf16", precision="bfloat16", **kwargs).astype(np.float32)
+    assert not np.array_equal(exact, low)  # autocast did run in bfloat16
+    cosine = (exact * low).sum(1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(low, axis=1)
+    assert cosine.min() > 0.99
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(hardware, "cpu_model_and_flags", lambda: ("test CPU", {"avx2"}))
+    assert resolve_precision("auto", cpu) == "float32"
+    monkeypatch.setattr(hardware, "cpu_model_and_flags", lambda: ("test CPU", {"avx512f", "avx512_bf16"}))
+    assert resolve_precision("auto", cpu) == "bfloat16" and resolve_precision("float32", cpu) == "float32"
+    with pytest.raises(InputError, match="backbone.precision must be one of auto, float32, bfloat16"):
+        resolve_precision("fp8", cpu)

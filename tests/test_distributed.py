@@ -43,3 +43,35 @@ def test_two_process_embed_equals_one_process(tmp_path, monkeypatch):
     assert meta["processes"] == 2
     assert not any(Path("data/.embed-partial").iterdir())  # rank 0 cleaned up the shards
     assert np.load("data/embed/features.npy").shape[0] == 190
+
+
+def test_two_process_select_equals_one_process(tmp_path, monkeypatch):
+    data_root = write_fake_fashion_mnist(tmp_path / "fashion", n_train=300, n_test=60)
+    params = tiny_params(data_root)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
+
+    def write(sampler: str, processes: int) -> None:
+        params.update(sampler=sampler)
+        params["select"]["processes"] = processes
+        (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    write("base", 1)
+    for command in (["prepare"], ["embed"], ["init"], ["labels", "init"], ["train", "r00", "init"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0, result.output + repr(result.exception)
+
+    def select() -> tuple[bytes, str]:
+        result = subprocess.run([sys.executable, "-m", "stages.cli", "select", "r00"], env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return Path("runs/r00/queried.parquet").read_bytes(), result.stdout + result.stderr
+
+    for sampler in ("base", "random"):  # random does not shard: rank 0 selects alone
+        write(sampler, 1)
+        single, _ = select()
+        write(sampler, 2)
+        sharded, output = select()
+        assert "starting 2 processes" in output
+        assert sharded == single, sampler

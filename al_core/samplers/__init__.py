@@ -65,6 +65,8 @@ def select_with_scores(
     options: dict | None = None,
     images=None,
     labeled_class_counts: np.ndarray | None = None,
+    shard: tuple[int, int] = (0, 1),
+    gather=None,
 ) -> Selection:
     """Run sampler ``name`` and return its :class:`Selection` (indices and scores).
 
@@ -90,6 +92,10 @@ def select_with_scores(
             ``{"cluster_ids": ids}`` for ``margin_clustering``; each is checked against the
             sampler's schema (``SAMPLERS[name].options``, listed by ``al samplers``), absent ones
             take their default, and a key the sampler does not declare is an error.
+        shard, gather: ``(rank, processes)`` and an all-gather function (``gather(obj)`` -> the list
+            of every process's ``obj``): each process streams every ``processes``-th block of
+            ``chunk_size`` rows and the shards are merged exactly, so every process returns the
+            selection one process would (samplers with ``SAMPLERS[name].shardable``; others refuse).
     """
     if name not in SAMPLERS:
         raise InputError(f"unknown sampler {name!r}; known samplers: {', '.join(sorted(SAMPLERS))}")
@@ -98,10 +104,14 @@ def select_with_scores(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise InputError(f"seed must be an integer, got {seed!r}")
     spec = SAMPLERS[name]
+    if shard[1] > 1 and not spec.shardable:
+        shardable = sorted(n for n, s in SAMPLERS.items() if s.shardable)
+        raise InputError(f"sampler {name!r} does not run sharded over processes; run it in one process "
+                         f"(samplers that do: {', '.join(shardable)})")
     pool = make_pool(
         labeled_mask=labeled_mask, features=features, head_weight=head_weight, head_bias=head_bias,
         logits=logits, labels=labels, chunk_size=chunk_size, options=resolve(spec.options, options, f"sampler {name!r}"),
-        images=images, labeled_class_counts=labeled_class_counts,
+        images=images, labeled_class_counts=labeled_class_counts, shard=shard, gather=gather,
     )
     _check_available(spec, pool)
     available = int((~pool.labeled_mask).sum())

@@ -12,13 +12,13 @@ import numpy as np
 
 from al_core.samplers.pool import Pool
 from al_core.samplers.quotas import TURN_ORDERS, class_quotas, turn_order, turns_needed
-from al_core.samplers.ranking import RunningSmallestPerClass, select_smallest_scores
+from al_core.samplers.ranking import RunningSmallestPerClass, select_smallest_scores, smallest_k
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import boundary_distances, inverse_weight_distances
 from al_core.schema import one_of
 
 
-@register_sampler("mase", needs=("logits", "head_weight"), summary="smallest feature-space distance to the nearest decision boundary (Eq. 2)")
+@register_sampler("mase", shardable=True, needs=("logits", "head_weight"), summary="smallest feature-space distance to the nearest decision boundary (Eq. 2)")
 def mase_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """MASE: score_i = min_{c != p} |z_p - z_c| / ||w_p - w_c||, take the ``budget`` smallest.
 
@@ -42,7 +42,7 @@ ORDER = one_of(*TURN_ORDERS, default="round_robin",
                 help="order of the classes' turns: round_robin (the paper's Alg. 2) | sequential (the authors' released code)")
 
 
-@register_sampler("base", needs=("logits", "head_weight"), options={"order": ORDER},
+@register_sampler("base", shardable=True, needs=("logits", "head_weight"), options={"order": ORDER},
                   summary="per-class quotas of items closest to each class's boundary (Eq. 3, Alg. 2)")
 def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """BASE: classes take turns, each turn taking the class's nearest item not taken yet.
@@ -96,7 +96,12 @@ def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.nd
 
     for found in pool.map_unlabeled_logits(score):
         running.push_candidates(*found)
-    return running.finish()
+    shards = pool.all_gather(running.finish())
+    if len(shards) == 1:
+        return shards[0]
+    # Each process kept, per class, its shard's keep[c] nearest; the nearest of their union are the pool's.
+    return [smallest_k(np.concatenate([shard[c][1] for shard in shards]), np.concatenate([shard[c][0] for shard in shards]), int(keep[c]))
+            for c in range(keep.shape[0])]
 
 
 def _take_turns(candidates, turns, first_turn, keep, taken, picked, picked_scores) -> int:

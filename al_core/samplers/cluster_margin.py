@@ -60,6 +60,7 @@ def round_robin(candidates: np.ndarray, cluster_of: np.ndarray, budget: int) -> 
 
 @register_sampler(
     "margin_clustering",
+    shardable=True,
     needs=("logits",),
     summary="Cluster-Margin: smallest-margin candidates, round-robin over their average-linkage clusters",
     options=OPTIONS,

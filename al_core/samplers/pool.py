@@ -70,6 +70,11 @@ class Pool:
             (known to any real user); quota rules give a budget's remainder to the rarest classes.
         chunk_size: rows per streamed block.
         options: the sampler's options, every declared one present (validated and defaulted).
+        shard: ``(rank, processes)``: this process streams blocks ``rank, rank + processes, ...``
+            of ``chunk_size`` rows (``(0, 1)``: all of them). Blocks are cut at the same rows
+            whatever the number of processes, so every row's logits are the same numbers.
+        gather: for a sharded pool, a function returning the list of one picklable object from
+            every process (an all-gather, e.g. over ``torch.distributed``); None in one process.
     """
 
     labeled_mask: np.ndarray
@@ -82,6 +87,12 @@ class Pool:
     labeled_class_counts: np.ndarray | None = None
     images: Any = None  # (N, H, W[, 3]) uint8 array-like, for samplers that look at pixels (vaal)
     options: Mapping[str, Any] = field(default_factory=dict)
+    shard: tuple[int, int] = (0, 1)
+    gather: Callable[[Any], list] | None = None
+
+    def all_gather(self, value: Any) -> list:
+        """``value`` of every process, in rank order (``[value]`` in one process)."""
+        return [value] if self.gather is None else list(self.gather(value))
 
     def option(self, name: str) -> Any:
         """Option ``name``, already checked against the sampler's schema and defaulted by ``select``."""
@@ -156,8 +167,9 @@ class Pool:
 
     def _starts(self):
         width = (self.features.shape[1] if self.features is not None else 1) * (self.num_classes or 1)
-        blocks = range(0, self.size, self.chunk_size)
-        return progress(blocks, total=len(blocks), work=self.size * width, desc="scoring the pool", unit="block")
+        rank, processes = self.shard
+        blocks = range(rank * self.chunk_size, self.size, processes * self.chunk_size)
+        return progress(blocks, total=len(blocks), work=self.size * width / processes, desc="scoring the pool", unit="block")
 
     def iter_unlabeled_blocks(self, with_features: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
         """Yield ``(pool_indices (B,) int64, features (B, d) float32 or None, logits (B, C) float32)``
@@ -219,6 +231,8 @@ def make_pool(
     options: Mapping[str, Any] | None = None,
     images=None,
     labeled_class_counts=None,
+    shard: tuple[int, int] = (0, 1),
+    gather: Callable[[Any], list] | None = None,
 ) -> Pool:
     """Check shapes and dtypes of the sampler inputs and return a :class:`Pool`."""
     labeled_mask = np.asarray(labeled_mask)
@@ -285,7 +299,14 @@ def make_pool(
             f"images must be a (N, H, W[, 3]) uint8 array-like of pool size {size}, got dtype "
             f"{getattr(images, 'dtype', type(images).__name__)} and {len(images)} rows"
         )
+    rank, processes = shard
+    if not (isinstance(rank, (int, np.integer)) and isinstance(processes, (int, np.integer)) and 0 <= rank < processes):
+        raise InputError(f"shard must be (rank, processes) with 0 <= rank < processes, got {shard!r}")
+    if processes > 1 and gather is None:
+        raise InputError("a sharded pool (processes > 1) needs gather, a function collecting one object from every process")
     return Pool(
+        shard=(int(rank), int(processes)),
+        gather=gather,
         labeled_mask=labeled_mask,
         features=features,
         head_weight=head_weight,

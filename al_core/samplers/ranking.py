@@ -84,11 +84,18 @@ def select_smallest_scores(pool: Pool, budget: int, score_fn: Callable[[np.ndarr
 
     The selection rule of every score-then-rank sampler. Cost: one streamed pass (see
     ``Pool.map_unlabeled_logits``) plus O(N + budget log budget) ranking; memory O(chunk*C + budget).
+    On a sharded pool each process streams its blocks and the shards' ``budget`` smallest are
+    merged: the same items, scores and order as one process.
     """
     running = RunningSmallest(budget)
     for rows, scores in pool.map_unlabeled_logits(lambda rows, logits: (rows, score_fn(logits))):
         running.push(scores, rows)
-    return Selection(indices=running.indices, scores=running.scores)
+    parts = pool.all_gather((running.indices, running.scores))
+    if len(parts) == 1:
+        return Selection(indices=running.indices, scores=running.scores)
+    # Each process kept its shard's smallest; the smallest of their union are the pool's.
+    indices, scores = smallest_k(np.concatenate([part[1] for part in parts]), np.concatenate([part[0] for part in parts]), budget)
+    return Selection(indices=indices, scores=scores)
 
 
 class RunningSmallestPerClass:

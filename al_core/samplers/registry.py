@@ -43,6 +43,8 @@ class SamplerSpec:
 
     needs: subset of {"logits", "head_weight", "features", "labels", "images"}; "logits" is
     satisfied by logits or by features together with head_weight. options: name -> Setting.
+    shardable: the sampler gives the same selection on a pool sharded over processes (it reads
+    the pool only through ``Pool``'s streamed blocks and merges what the shards keep).
     """
 
     name: str
@@ -50,6 +52,7 @@ class SamplerSpec:
     needs: frozenset[str]
     summary: str
     options: Mapping[str, Setting] = field(default_factory=dict)
+    shardable: bool = False  # streams the pool through Pool's blocks and merges shards exactly
 
 
 SAMPLERS: dict[str, SamplerSpec] = {}
@@ -59,7 +62,8 @@ NEEDS = frozenset({"logits", "head_weight", "features", "labels", "images"})
 
 
 def register_sampler(
-    name: str, *, needs: tuple[str, ...] = (), summary: str, options: Mapping[str, Setting] | None = None
+    name: str, *, needs: tuple[str, ...] = (), summary: str, options: Mapping[str, Setting] | None = None,
+    shardable: bool = False,
 ) -> Callable[[SamplerFn], SamplerFn]:
     """Register ``fn`` as sampler ``name``; ``options`` maps each option name to its Setting."""
     unknown = set(needs) - NEEDS
@@ -70,7 +74,7 @@ def register_sampler(
         if name in SAMPLERS:
             raise ValueError(f"sampler {name!r} is registered twice")
         SAMPLERS[name] = SamplerSpec(name=name, fn=fn, needs=frozenset(needs), summary=summary,
-                                     options=MappingProxyType(dict(options or {})))
+                                     options=MappingProxyType(dict(options or {})), shardable=shardable)
         return fn
 
     return decorator

@@ -22,16 +22,16 @@ def random_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     return Selection(indices=picked, scores=np.full(budget, np.nan))
 
 
-@register_sampler("confidence", needs=("logits",), summary="smallest top softmax probability")
+@register_sampler("confidence", shardable=True, needs=("logits",), summary="smallest top softmax probability")
 def confidence_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     return select_smallest_scores(pool, budget, confidence_score)
 
 
-@register_sampler("margin", needs=("logits",), summary="smallest gap between the two largest softmax probabilities")
+@register_sampler("margin", shardable=True, needs=("logits",), summary="smallest gap between the two largest softmax probabilities")
 def margin_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     return select_smallest_scores(pool, budget, margin_score)
 
 
-@register_sampler("entropy", needs=("logits",), summary="largest softmax entropy")
+@register_sampler("entropy", shardable=True, needs=("logits",), summary="largest softmax entropy")
 def entropy_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     return select_smallest_scores(pool, budget, entropy_score)
