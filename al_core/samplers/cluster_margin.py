@@ -12,31 +12,24 @@ import numpy as np
 
 from al_core.clustering import CLUSTERING_OPTIONS, pool_clusters_from_options
 from al_core.errors import InputError
-from al_core.samplers.pool import Pool
+from al_core.samplers.pool import CLUSTER_IDS, Pool
 from al_core.samplers.ranking import select_smallest_scores
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import margin_score
-from al_core.schema import Setting, positive
+from al_core.schema import positive
 
 OPTIONS = {
     "candidates_factor": positive(default=10, help="smallest-margin candidates per item of the budget"),
     **CLUSTERING_OPTIONS,  # used when cluster_ids is not given; the `cluster` stage reads the same ones
-    "cluster_ids": Setting(np.ndarray, settable=False, help="(N,) cluster of each pool item, computed once by the caller; "
-                                                             "clustered from the features at each call when absent"),
+    "cluster_ids": CLUSTER_IDS,
 }
 
 
 def pool_clusters(pool: Pool, seed: int) -> np.ndarray:
     """``(N,) int64`` cluster ids: option ``cluster_ids`` when given, else clustered here."""
-    given = pool.option("cluster_ids")
+    given = pool.cluster_ids()
     if given is not None:
-        cluster_ids = np.asarray(given)
-        if cluster_ids.shape != (pool.size,) or cluster_ids.dtype.kind not in "iu" or (cluster_ids.size and cluster_ids.min() < 0):
-            raise InputError(
-                f"option cluster_ids must be a non-negative integer array of pool size {pool.size}, "
-                f"got dtype {cluster_ids.dtype} and shape {cluster_ids.shape}"
-            )
-        return cluster_ids.astype(np.int64, copy=False)
+        return given
     if pool.features is None:
         raise InputError("sampler 'margin_clustering' needs features to cluster the pool, or option cluster_ids")
     return pool_clusters_from_options(pool.features, pool.options, seed)

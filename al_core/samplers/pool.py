@@ -19,12 +19,14 @@ from tqdm import tqdm
 
 from al_core.errors import InputError
 from al_core.linear import linear_logits
-from al_core.schema import at_least
+from al_core.schema import Setting, at_least
 
 DEFAULT_CHUNK_SIZE = 8192
 STREAM_WORKERS = 2  # threads scoring blocks of precomputed logits
 PROGRESS_MIN_WORK = 2e10  # element operations above which a loop shows a progress bar (on a terminal)
 MEMORY_LIMIT = at_least(1, default=4 * 2**30, help="bytes the sampler may hold in memory before it refuses the pool")
+CLUSTER_IDS = Setting(np.ndarray, settable=False,
+                      help="(N,) cluster of each pool item, computed once by the caller; the sampler clusters the pool itself when absent")
 
 
 def progress(iterable, *, total: int, work: float, desc: str, unit: str):
@@ -99,6 +101,16 @@ class Pool:
         if name not in self.options:
             raise AssertionError(f"option {name!r} is not declared in this sampler's register_sampler(options=...)")
         return self.options[name]
+
+    def cluster_ids(self) -> np.ndarray | None:
+        """Option ``cluster_ids`` (:data:`CLUSTER_IDS`) as ``(N,) int64``, checked; None when not given."""
+        given = self.option("cluster_ids")
+        if given is None:
+            return None
+        if given.shape != (self.size,) or given.dtype.kind not in "iu" or (given.size and given.min() < 0):
+            raise InputError(f"option cluster_ids must be a non-negative integer array of pool size {self.size}, "
+                             f"got dtype {given.dtype} and shape {given.shape}")
+        return given.astype(np.int64, copy=False)
 
     def check_memory(self, needed_bytes: int, what: str, advice: str) -> None:
         """Refuse work that would hold more than option ``memory_limit_bytes`` (:data:`MEMORY_LIMIT`)."""

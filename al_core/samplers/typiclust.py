@@ -29,10 +29,9 @@ from __future__ import annotations
 import numpy as np
 
 from al_core.clustering import kmeans_codebook
-from al_core.errors import InputError
-from al_core.samplers.pool import Pool, progress
+from al_core.samplers.pool import CLUSTER_IDS, Pool, progress
 from al_core.samplers.registry import Selection, register_sampler
-from al_core.schema import Setting, at_least, one_of, positive
+from al_core.schema import at_least, one_of, positive
 
 OPTIONS = {
     "max_clusters": positive(default=500, help="cap on the |L| + B k-means clusters (the authors' code: 500)"),
@@ -41,7 +40,7 @@ OPTIONS = {
     "distance": one_of("euclidean", "squared", default="euclidean",
                        help="typicality from mean euclidean (the paper) or squared euclidean (the authors' code) kNN distances"),
     "iterations": positive(default=10, help="Lloyd iterations of the k-means"),
-    "cluster_ids": Setting(np.ndarray, settable=False, help="(N,) cluster of each pool item, skipping the k-means"),
+    "cluster_ids": CLUSTER_IDS,
 }
 TYPICALITY_BLOCK = 1024  # rows of the (block, m) distance matrix computed at once
 
@@ -75,12 +74,9 @@ def visiting_order(cluster_ids: np.ndarray, labeled_mask: np.ndarray, min_cluste
 
 def pool_cluster_ids(pool: Pool, budget: int, seed: int) -> np.ndarray:
     """Option ``cluster_ids`` when given, else k-means of the whole pool into min(|L| + B, max_clusters, N)."""
-    given = pool.option("cluster_ids")
+    given = pool.cluster_ids()
     if given is not None:
-        if given.shape != (pool.size,) or given.dtype.kind not in "iu" or (given.size and given.min() < 0):
-            raise InputError(f"option cluster_ids must be a non-negative integer array of pool size {pool.size}, "
-                             f"got dtype {given.dtype} and shape {given.shape}")
-        return given.astype(np.int64, copy=False)
+        return given
     clusters = min(int(pool.labeled_mask.sum()) + budget, pool.option("max_clusters"), pool.size)
     _, assignments = kmeans_codebook(pool.features, clusters, seed=seed, iterations=pool.option("iterations"),
                                      chunk_size=pool.chunk_size)
