@@ -138,39 +138,45 @@ def class_histograms(histograms: pl.DataFrame, colors: dict[str, tuple], directo
 
 def study_figures(curves: pl.DataFrame, paired: pl.DataFrame, cells: pl.DataFrame, datasets: list[str], samplers: list[str],
                   directory: Path) -> list[Path]:
-    """One column per dataset, three rows: mean top-1 (95% band), the paired top-1 difference to
-    random (95% band; 0 dashed), and the mean class imbalance ratio, against labels. One legend,
-    below, of sampler names only, so 11 samplers do not crowd the panels.
+    """One column per dataset, three rows against labels: the mean top-1 (lines only: with 11
+    samplers, overlapping bands would hide them), the paired top-1 difference to random with its
+    95% t-band (0 dashed: where a band leaves it, the seeds support a difference), and the mean
+    class imbalance ratio (log scale). One legend, below, of sampler names.
 
     ``curves``: dataset, sampler, labels, mean, low, high. ``paired``: the same for top1 - random.
-    ``cells``: dataset, sampler, seed, labels, imbalance_ratio.
+    ``cells``: dataset, sampler, seed, round_index, labels, imbalance_ratio.
     """
     colors = group_colors(samplers)
     present = [dataset for dataset in datasets if dataset in set(curves["dataset"].to_list())]
-    figure = Figure(figsize=(6.2 * len(present), 11))
+    figure = Figure(figsize=(6.0 * len(present), 11), layout="constrained")
     axes = np.atleast_2d(figure.subplots(3, len(present), squeeze=False))
     imbalance = (cells.group_by(["dataset", "sampler", "round_index"]).agg(pl.col("labels").mean(), pl.col("imbalance_ratio").mean())
                  .sort("dataset", "sampler", "round_index"))
+    panels = ((curves, "mean test top-1 over seeds", "mean"),
+              (paired, "top-1 minus random's, same seed (mean, 95% band)", "mean"),
+              (imbalance, "class imbalance ratio, mean over seeds (log)", "imbalance_ratio"))
     for column, dataset in enumerate(present):
-        for row, (frame, ylabel) in enumerate(((curves, "test top-1 (mean over seeds)"),
-                                               (paired, "top-1 minus random's (same seed)"),
-                                               (imbalance, "class imbalance ratio (mean)"))):
+        for row, (frame, title, value) in enumerate(panels):
             axis = axes[row, column]
             for sampler in samplers:
                 part = frame.filter((pl.col("dataset") == dataset) & (pl.col("sampler") == sampler)).sort("labels")
                 if part.height == 0:
                     continue
-                value = part["imbalance_ratio"] if row == 2 else part["mean"]
-                axis.plot(part["labels"], value, marker="o", markersize=2.5, linewidth=1.2, color=colors[sampler], label=sampler)
-                if row < 2 and int(part["n"].max()) > 1:
-                    axis.fill_between(part["labels"], part["low"], part["high"], color=colors[sampler], alpha=0.12, linewidth=0)
+                axis.plot(part["labels"], part[value], marker="o", markersize=2.5, linewidth=1.2, color=colors[sampler], label=sampler)
+                if row == 1 and int(part["n"].max()) > 1:
+                    axis.fill_between(part["labels"], part["low"], part["high"], color=colors[sampler], alpha=0.10, linewidth=0)
             if row == 1:
                 axis.axhline(0.0, color="black", linestyle="--", linewidth=0.8)
-            axis.set_title(f"{dataset}: {ylabel}", fontsize=9)
+            if row == 2:
+                axis.set_yscale("log")
+                top = max(2.0, float(frame.filter(pl.col("dataset") == dataset)[value].max()))
+                ticks = [tick for tick in (1, 1.5, 2, 3, 5, 10, 20, 50, 100, 200) if tick <= top * 1.2]
+                axis.set_yticks(ticks, [f"{tick:g}" for tick in ticks])
+                axis.minorticks_off()
+            axis.set_title(f"{dataset}: {title}", fontsize=9)
             axis.set_xlabel("labels used", fontsize=8)
             axis.tick_params(labelsize=7)
             axis.grid(alpha=0.3)
     handles = {label: handle for axis in axes.flat for handle, label in zip(*axis.get_legend_handles_labels())}
-    figure.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
-                  ncol=min(6, max(1, len(handles))), fontsize=8)
+    figure.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(6, max(1, len(handles))), fontsize=8)
     return save(figure, directory, "study")
