@@ -94,7 +94,7 @@ def paired_differences(cells: pl.DataFrame, baseline: str = BASELINE) -> pl.Data
     return pl.DataFrame(rows, schema=schema).sort("dataset", "sampler", "round_index")
 
 
-def summary(cells: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
+def summary(cells: pl.DataFrame, baseline: str = BASELINE, curve: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per dataset and sampler: AUC, its paired difference to random, final top-1,
     final imbalance and entropy (mean [95% interval]), labels to reach 90/95/99% of full."""
     runs = cells.group_by(["dataset", "sampler", "seed"], maintain_order=True).agg(
@@ -103,7 +103,7 @@ def summary(cells: pl.DataFrame, baseline: str = BASELINE) -> pl.DataFrame:
     runs = runs.with_columns(pl.struct("labels", "top1").map_elements(
         lambda row: area_under_curve(np.asarray(row["labels"]), np.asarray(row["top1"])), return_dtype=pl.Float64).alias("auc"),
         pl.col("top1").list.last().alias("final_top1"))
-    curve = curves(cells)
+    curve = curves(cells) if curve is None else curve
     rows = []
     for (dataset, sampler), part in runs.group_by(["dataset", "sampler"], maintain_order=True):
         row = {"dataset": dataset, "sampler": sampler, "seeds": part.height}
@@ -139,7 +139,8 @@ def run_study_report(grid_path: Path = GRID, results: Path = RESULTS, out: Path 
     order = {name: index for index, name in enumerate(grid.samplers)}
     cells = cells.filter(pl.col("sampler").is_in(grid.samplers) & pl.col("dataset").is_in(list(grid.datasets)))
     codes = cells["code"].unique().to_list()
-    tables = {"summary": summary(cells), "curves": curves(cells), "paired_differences": paired_differences(cells)}
+    curve = curves(cells)
+    tables = {"summary": summary(cells, curve=curve), "curves": curve, "paired_differences": paired_differences(cells)}
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         with atomic_path(out / f"{name}.csv", suffix=".csv") as tmp:
