@@ -217,8 +217,10 @@ def finished(results: Path, cell: Cell) -> bool:
 def run_study(grid_path: Path = GRID, only: list[str] | None = None, limit: int | None = None, force: bool = False,
               results: Path = RESULTS, work: Path = WORK) -> list[str]:
     """Run every cell of the grid that has no results yet (or the ``only`` ones); returns the cells run."""
+    from pipeline.params import Params
+
     grid = load_grid(grid_path)
-    base = yaml.safe_load(Path("params.yaml").read_text())
+    base = Params(Path("params.yaml")).data  # checked against the schema now, not inside the first cell
     cells = grid.cells()
     if only:
         names = {cell.name for cell in cells}
