@@ -7,6 +7,8 @@ the product is computed (precision, threads) changes all of them together.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 DEFAULT_CHUNK_ROWS = 65536
@@ -31,3 +33,145 @@ def chunked_logits(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, c
     for start in range(0, features.shape[0], chunk_rows):
         out[start:start + chunk_rows] = linear_logits(features[start:start + chunk_rows], weight, bias)
     return out
+
+
+# Exact logits and cheap bounds on how far a fast product is from them ("filter and refine").
+#
+# A BLAS float32 product gives a row last bits that depend on the block's row count and the row's
+# position in it (measured: OpenBLAS, any row count, d >= 64), so "the float32 logits" of an item
+# are not a function of the item. The reference below is: the float32 nearest to the exact real
+# x.w + b. It is the same whatever the chunking, the number of processes or the host, so a
+# sampler can score most rows with a fast product plus a rigorous error bound and compute the
+# reference only for the rows the bounds cannot settle.
+
+UNIT_ROUNDOFF_32 = 2.0**-24
+UNIT_ROUNDOFF_64 = 2.0**-53
+BFLOAT16_UNIT_ROUNDOFF = 2.0**-8
+SAFETY = 1.0 + 2.0**-20  # covers the float64 rounding of the bound arithmetic itself
+
+
+def accumulation_factor(terms: int, unit_roundoff: float) -> float:
+    """gamma_n = n u / (1 - n u): |computed sum of n products - exact| <= gamma_n * sum |x_k w_k|
+    for any summation order, with or without fused multiply-add (Higham, Accuracy and Stability
+    of Numerical Algorithms, Eq. 3.4)."""
+    return terms * unit_roundoff / (1.0 - terms * unit_roundoff)
+
+
+def row_norms(matrix: np.ndarray) -> np.ndarray:
+    """``(B,) float64`` Euclidean norms of the rows, slightly rounded up (never below the true norm)."""
+    as64 = np.asarray(matrix, dtype=np.float64)
+    return np.sqrt(np.einsum("ij,ij->i", as64, as64)) * SAFETY
+
+
+def reference_logits(features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``(B, C) float32``: each logit the float32 nearest (ties to even) to the exact x.w + b, with
+    x the row converted to float32.
+
+    A function of the row alone, unlike a BLAS float32 product. Computed as a float64 product
+    (each product x_k w_k of float32 values is exact in float64), certified element by element:
+    the float64 result lies within gamma_(d+1) (||x|| ||w_c|| + |b_c|) of the exact value, and
+    where that whole interval rounds to one float32 that float32 is the answer. The rest (about
+    1 element in 10^4-10^5) are summed exactly (``math.fsum``, with a check for the one case where
+    rounding twice differs from rounding once). Cost: O(B*d*C) in float64 (about 2.3x the float32
+    product), O(B*C) memory.
+    """
+    x = np.asarray(features, dtype=np.float32).astype(np.float64)
+    w = np.asarray(weight, dtype=np.float32).astype(np.float64)
+    b = np.asarray(bias, dtype=np.float32).astype(np.float64)
+    values = x @ w.T
+    values += b
+    bound = np.multiply.outer(row_norms(x), row_norms(w))
+    bound += np.abs(b)
+    bound *= accumulation_factor(x.shape[1] + 1, UNIT_ROUNDOFF_64) * SAFETY
+    bound += np.abs(values) * 2.0**-51 + 2.0**-1000  # the float64 rounding of values -/+ bound below
+    result = values.astype(np.float32)
+    unsettled = (values - bound).astype(np.float32) != (values + bound).astype(np.float32)
+    for row, column in zip(*np.nonzero(unsettled)):
+        result[row, column] = _exact_float32_dot(x[row], w[column], b[column])
+    return result
+
+
+def _exact_float32_dot(x: np.ndarray, w: np.ndarray, b: float) -> np.float32:
+    """float32 nearest to the exact x.w + b (x, w hold float32 values as float64: products exact)."""
+    terms = [*(x * w).tolist(), float(b)]
+    nearest64 = math.fsum(terms)  # the float64 nearest to the exact sum
+    rounded = np.float32(nearest64)
+    if float(rounded) == nearest64 or not np.isfinite(rounded):
+        return rounded
+    neighbour = np.nextafter(rounded, np.float32(np.inf) if nearest64 > float(rounded) else np.float32(-np.inf))
+    if nearest64 != (float(rounded) + float(neighbour)) / 2:
+        return rounded  # not a float32 midpoint: rounding the float64 once more is exact
+    # nearest64 is a midpoint between two float32; which side the exact sum lies on decides.
+    side = math.fsum([*terms, -nearest64])
+    if side == 0.0:
+        return rounded  # a true tie: numpy's conversion already rounded it to even
+    return max(rounded, neighbour) if side > 0 else min(rounded, neighbour)
+
+
+class Float32Filter:
+    """Fast logits for the filter: the BLAS float32 product, with per-row error bounds.
+
+    ``approximate(block)`` returns ``(logits (B, C) float32, bound (B,) float64)`` with
+    ``|logits[i, c] - reference_logits[i, c]| <= bound[i]`` for every class: gamma_d ||x_i||
+    max_c ||w_c|| for the product, plus the float32 rounding of adding the bias and of the
+    reference itself. Cost: the product plus O(B*d) for the norms.
+    """
+
+    name = "float32"
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray):
+        self.weight = np.asarray(weight, dtype=np.float32)
+        self.bias = np.asarray(bias, dtype=np.float32)
+        self.largest_weight_norm = float(row_norms(self.weight).max(initial=0.0))
+        self.factor = accumulation_factor(self.weight.shape[1], UNIT_ROUNDOFF_32) * SAFETY
+
+    def approximate(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        block = np.asarray(block, dtype=np.float32)
+        logits = linear_logits(block, self.weight, self.bias)
+        bound = self.factor * row_norms(block) * self.largest_weight_norm
+        bound += 2.01 * UNIT_ROUNDOFF_32 * np.abs(logits).max(axis=1, initial=0.0)
+        return logits, bound
+
+
+class BFloat16Filter:
+    """Fast logits from a bfloat16 product (torch; AMX or AVX512-BF16 on CPUs that have them).
+
+    Features and weights are rounded to bfloat16 (x' = x + dx, w' = w + dw, dx and dw exact in
+    float32), multiplied with float32 accumulation, and the product comes back rounded to
+    bfloat16. Bound per row: ||dx|| max||w|| + ||x'|| max||dw|| (Cauchy-Schwarz on the rounding
+    residuals) + gamma_d ||x'|| max||w'|| (accumulation) + 2^-8 |product| (the bfloat16 output)
+    + the float32 roundings of the bias and the reference. It assumes torch accumulates bfloat16
+    products in float32, as its CPU kernels (oneDNN and the fallback) do.
+    """
+
+    name = "bfloat16"
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray):
+        import torch  # only this filter needs torch
+
+        self.torch = torch
+        self.bias = np.asarray(bias, dtype=np.float32)
+        weight32 = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32))
+        self.weight16 = weight32.to(torch.bfloat16)
+        rounded = self.weight16.to(torch.float32).numpy()
+        self.largest_weight_norm = float(row_norms(weight32.numpy()).max(initial=0.0))
+        self.largest_rounded_norm = float(row_norms(rounded).max(initial=0.0))
+        self.largest_residual_norm = float(row_norms(rounded - weight32.numpy()).max(initial=0.0))
+        self.factor = accumulation_factor(weight.shape[1], UNIT_ROUNDOFF_32) * SAFETY
+
+    def approximate(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self.torch
+        block32 = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
+        block16 = block32.to(torch.bfloat16)
+        product = (block16 @ self.weight16.T).to(torch.float32).numpy()
+        rounded = block16.to(torch.float32).numpy()
+        rounded_norms = row_norms(rounded)
+        bound = row_norms(rounded - block32.numpy()) * self.largest_weight_norm
+        bound += rounded_norms * (self.largest_residual_norm + self.factor * self.largest_rounded_norm)
+        bound += BFLOAT16_UNIT_ROUNDOFF * SAFETY * np.abs(product).max(axis=1, initial=0.0)
+        logits = product + self.bias
+        bound += 2.01 * UNIT_ROUNDOFF_32 * np.abs(logits).max(axis=1, initial=0.0)
+        return logits, bound * SAFETY
+
+
+LOGIT_FILTERS = {"float32": Float32Filter, "bfloat16": BFloat16Filter}

@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("--naive-slice", type=int, default=5_000)
     parser.add_argument("--samplers", default=",".join(HEAD_SAMPLERS + ("random",)))
     parser.add_argument("--sources", default="features,logits", help="inputs to time each sampler from")
+    parser.add_argument("--precisions", default="float32", help="fast products to filter features with (float32, bfloat16)")
     parser.add_argument("--partitions", type=int, default=10, help="p of the partitioned samplers")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     parser.add_argument("--clusters", type=int, default=1000, help="margin_clustering: average-linkage clusters")
@@ -203,32 +204,36 @@ def main() -> None:
                       "peak_traced_gib": round(peak / 2**30, 3),
                       "peak_anonymous_rss_gib": None if rss is None else round(rss / 2**30, 3), "largest": int(sizes.max()), "median": float(np.median(sizes))}
         print(f"clustering (once, cached across rounds): {clustering}", flush=True)
-    for name in args.samplers.split(","):
-        for source in args.sources.split(","):
-            if source == "logits" and "logits" not in SAMPLERS[name].needs:
-                continue  # the sampler reads no logits: its features-run is the only one
-            inputs = dict(labeled_mask=labeled_mask, seed=args.seed, chunk_size=args.chunk_size, head_weight=weight, labels=labels)
-            if "partitions" in SAMPLERS[name].options:
-                inputs["options"] = {"partitions": args.partitions}
-            if name == "margin_clustering":
-                inputs["options"] = {"cluster_ids": cluster_ids}
-            if source == "features" or name in FEATURE_SAMPLERS:
-                inputs.update(features=features, head_bias=bias)
-            if source == "logits":
-                inputs.update(logits=logits)
-            try:
-                selection, seconds, peak, rss = timed(lambda: select_with_scores(name, args.budget, **inputs))
-            except InputError as refused:  # e.g. a pool above a sampler's memory limit
-                results.append({"sampler": name, "from": source, "refused": str(refused)})
-                print(results[-1], flush=True)
-                continue
-            ratio = imbalance_ratio(class_counts(labels[selection.indices], args.c))
-            row = {"sampler": name, "from": source, "seconds": round(seconds, 2),
-                   "peak_traced_gib": round(peak / 2**30, 3),
-                   "peak_anonymous_rss_gib": None if rss is None else round(rss / 2**30, 3), "x_bare_matmul": round(seconds / matmul_seconds, 2),
-                   "selected": int(selection.indices.shape[0]), "imbalance_ratio": round(ratio, 2)}
-            results.append(row)
-            print(row, flush=True)
+    runs = [(name, source, precision) for name in args.samplers.split(",") for source in args.sources.split(",")
+            for precision in (args.precisions.split(",") if source == "features" and SAMPLERS[name].shardable else [None])]
+    for name, source, precision in runs:
+        if source == "logits" and "logits" not in SAMPLERS[name].needs:
+            continue  # the sampler reads no logits: its features-run is the only one
+        inputs = dict(labeled_mask=labeled_mask, seed=args.seed, chunk_size=args.chunk_size, head_weight=weight, labels=labels,
+                      precision=precision or "float32")
+        if "partitions" in SAMPLERS[name].options:
+            inputs["options"] = {"partitions": args.partitions}
+        if name == "margin_clustering":
+            inputs["options"] = {"cluster_ids": cluster_ids}
+        if source == "features" or name in FEATURE_SAMPLERS:
+            inputs.update(features=features, head_bias=bias)
+        if source == "logits":
+            inputs.update(logits=logits)
+        try:
+            selection, seconds, peak, rss = timed(lambda: select_with_scores(name, args.budget, **inputs))
+        except InputError as refused:  # e.g. a pool above a sampler's memory limit
+            results.append({"sampler": name, "from": source, "refused": str(refused)})
+            print(results[-1], flush=True)
+            continue
+        ratio = imbalance_ratio(class_counts(labels[selection.indices], args.c))
+        row = {"sampler": name, "from": source, "seconds": round(seconds, 2),
+               "peak_traced_gib": round(peak / 2**30, 3),
+               "peak_anonymous_rss_gib": None if rss is None else round(rss / 2**30, 3), "x_bare_matmul": round(seconds / matmul_seconds, 2),
+               "selected": int(selection.indices.shape[0]), "imbalance_ratio": round(ratio, 2)}
+        if selection.notes:  # which fast product ran, and how many rows were scored exactly
+            row.update(selection.notes, refined_fraction=round(selection.notes["refined_rows"] / selection.notes["streamed_rows"], 5))
+        results.append(row)
+        print(row, flush=True)
     naive = None
     if not args.no_naive:
         naive = naive_seconds(features, weight, bias, labeled_mask, args.budget, min(args.naive_slice, args.n))

@@ -50,7 +50,7 @@ SCHEMA: dict[str, Setting | dict[str, Setting]] = {
         "source": one_of("oracle", "annotations"), "store": Setting(str), "conflicts": one_of("latest", "majority", "refuse"),
         "image_url": Setting(str),
     },
-    "select": {"chunk_size": positive(), "processes": positive()},
+    "select": {"chunk_size": positive(), "processes": positive(), "precision": one_of("auto", "float32", "bfloat16")},
 }
 
 

@@ -18,3 +18,15 @@ def test_selection_benchmark_tiny(tmp_path, monkeypatch):
     names = {(row["sampler"], row["from"]) for row in report["samplers"]}
     assert ("base", "features") in names and ("base", "logits") in names and ("random", "features") in names
     assert all(row["selected"] == 50 for row in report["samplers"])
+
+
+def test_selection_scaling_benchmark_tiny(tmp_path, monkeypatch):
+    from benchmarks import selection_scaling
+
+    out = tmp_path / "scaling.json"
+    monkeypatch.setattr("sys.argv", [
+        "selection_scaling", "--sizes", "3000", "--d", "16", "--c", "10", "--labeled", "100", "--budget", "50",
+        "--chunk-size", "512", "--samplers", "base", "--workdir", str(tmp_path), "--out", str(out)])
+    selection_scaling.main()
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["sharded_equal_to_one_process"] is True and run["notes"]["filter"] == "float32"

@@ -15,6 +15,7 @@ and a module registers its samplers (with their options' schema) by decorating t
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import warnings
@@ -67,6 +68,7 @@ def select_with_scores(
     labeled_class_counts: np.ndarray | None = None,
     shard: tuple[int, int] = (0, 1),
     gather=None,
+    precision: str = "float32",
 ) -> Selection:
     """Run sampler ``name`` and return its :class:`Selection` (indices and scores).
 
@@ -81,9 +83,17 @@ def select_with_scores(
         logits: ``(N, C)`` instead of (or beside) features: used for the scores when given.
         labels: ``(N,) int`` true labels, read only by the oracle ``balanced_random`` and by
             ``balancing`` (labeled items' labels, and each pick's as if annotated at once).
-        chunk_size: rows per streamed block. From given ``logits`` the picks do not depend on it;
-            from features, the BLAS product's last bit may change with a block's row count, which
-            can swap items tied to within that bit (measured: any row count, d >= 64).
+        chunk_size: rows per streamed block. The picks of the samplers that stream the pool
+            (``SAMPLERS[name].shardable``) do not depend on it: from features they are those of the
+            exact logits (see ``precision``). Others that multiply features by the head (badge)
+            use the BLAS product, whose last bit may change with a block's row count.
+        precision: the fast product the streaming samplers score features with before refining
+            (``"float32"``: BLAS; ``"bfloat16"``: torch, fast only on CPUs with AMX or AVX512-BF16,
+            emulated and slow elsewhere). Filter and refine: every row gets
+            a rigorous bound on its logits' error, and the rows the bounds cannot rule out are
+            rescored with the exact logits (each the float32 nearest to x.w + b), so the picks,
+            order and scores are the same for either precision, any ``chunk_size`` and any number
+            of processes. ``Selection.notes`` says which product ran and how many rows were refined.
         images: ``(N, H, W[, 3]) uint8`` array-like (may decode files lazily), for ``vaal``.
         labeled_class_counts: ``(C,) int`` labels per class in the labeled set; ``base`` and
             ``balanced_random`` give the budget's remainder (b mod C) to the classes with the
@@ -112,6 +122,7 @@ def select_with_scores(
         labeled_mask=labeled_mask, features=features, head_weight=head_weight, head_bias=head_bias,
         logits=logits, labels=labels, chunk_size=chunk_size, options=resolve(spec.options, options, f"sampler {name!r}"),
         images=images, labeled_class_counts=labeled_class_counts, shard=shard, gather=gather,
+        precision=precision,
     )
     _check_available(spec, pool)
     available = int((~pool.labeled_mask).sum())
@@ -127,7 +138,7 @@ def select_with_scores(
     selection = spec.fn(pool, int(budget), int(seed))
     if selection.indices.shape != (budget,):
         raise AssertionError(f"sampler {name!r} returned {selection.indices.shape[0]} items, expected {budget}")
-    return selection
+    return dataclasses.replace(selection, notes=dict(pool.stats)) if pool.stats else selection
 
 
 def select(name: str, budget: int, **inputs) -> np.ndarray:

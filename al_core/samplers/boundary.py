@@ -14,7 +14,7 @@ from al_core.samplers.pool import Pool
 from al_core.samplers.quotas import TURN_ORDERS, class_quotas, turn_order, turns_needed
 from al_core.samplers.ranking import RunningSmallestPerClass, select_smallest_scores, smallest_k
 from al_core.samplers.registry import Selection, register_sampler
-from al_core.samplers.scores import boundary_distances, inverse_weight_distances
+from al_core.samplers.scores import IntervalScore, boundary_distance_bounds, boundary_distances, inverse_weight_distances
 from al_core.schema import one_of
 
 
@@ -31,7 +31,13 @@ def mase_sampler(pool: Pool, budget: int, seed: int) -> Selection:
         distances, predicted = boundary_distances(logits, geometry)
         return distances[np.arange(len(predicted)), predicted]
 
-    return select_smallest_scores(pool, budget, score)
+    def bounds(logits: np.ndarray, bound: np.ndarray):
+        lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+        predicted = logits.argmax(axis=1)
+        rows = np.arange(len(predicted))
+        return lower[rows, predicted], upper[rows, predicted], unsettled
+
+    return select_smallest_scores(pool, budget, IntervalScore(score, bounds))
 
 
 BASE_SLACK_FACTOR = 32  # candidates kept per class in the first pass: (1 + this) * quota + BASE_SLACK_EXTRA
@@ -84,24 +90,81 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
 
 def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per class c, the ``keep[c]`` unlabeled items (not ``excluded``) nearest its boundary, as
-    ``(indices, distances)`` sorted by (distance, index). One pass over the pool."""
-    running = RunningSmallestPerClass(keep)
+    ``(indices, distances)`` sorted by (distance, index). One pass over the pool (from features:
+    filter and refine, :func:`_refined_boundary_candidates`)."""
+    if pool.filters:
+        shards = pool.all_gather(_refined_boundary_candidates(pool, geometry, keep, excluded))
+    else:
+        running = RunningSmallestPerClass(keep)
 
-    def score(rows: np.ndarray, logits: np.ndarray):
-        if excluded is not None:
-            kept = ~excluded[rows]
-            rows, logits = rows[kept], logits[kept]
-        # Workers score a block and keep what passes the thresholds; this thread merges and compacts.
-        return running.candidates(boundary_distances(logits, geometry)[0], rows)
+        def score(rows: np.ndarray, logits: np.ndarray):
+            if excluded is not None:
+                kept = ~excluded[rows]
+                rows, logits = rows[kept], logits[kept]
+            # Workers score a block and keep what passes the thresholds; this thread merges and compacts.
+            return running.candidates(boundary_distances(logits, geometry)[0], rows)
 
-    for found in pool.map_unlabeled_logits(score):
-        running.push_candidates(*found)
-    shards = pool.all_gather(running.finish())
+        for found in pool.map_unlabeled_logits(score):
+            running.push_candidates(*found)
+        shards = pool.all_gather(running.finish())
     if len(shards) == 1:
         return shards[0]
     # Each process kept, per class, its shard's keep[c] nearest; the nearest of their union are the pool's.
     return [smallest_k(np.concatenate([shard[c][1] for shard in shards]), np.concatenate([shard[c][0] for shard in shards]), int(keep[c]))
             for c in range(keep.shape[0])]
+
+
+def _refined_boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`_boundary_candidates` of this process's blocks by filter and refine.
+
+    The fast product gives every (row, class) an interval holding the distance the reference
+    logits give (``boundary_distance_bounds``; rows whose predicted class is unsettled are
+    computed exactly at once). Per class c, T_c is the keep[c]-th smallest upper end: the keep[c]
+    nearest items all have lower ends <= T_c, and an entry with a lower end above it cannot be
+    among them. The rows of the remaining entries get exact distances for every class; an exact
+    entry that was not a candidate is above T_c and changes no list.
+    Cost: the fast pass, plus O(r*d*C) float64 for the r rows refined; memory O(chunk*C + entries kept + r*C/chunk).
+    """
+    upper_ends = RunningSmallestPerClass(keep)
+    kept_classes: list[np.ndarray] = []
+    kept_lower: list[np.ndarray] = []
+    kept_rows: list[np.ndarray] = []
+
+    def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):
+        if excluded is not None:
+            kept = ~excluded[rows]
+            rows, logits, bound = rows[kept], logits[kept], bound[kept]
+        lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+        if unsettled.any():
+            lower[unsettled] = upper[unsettled] = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
+        return rows, lower, upper
+
+    buffered, limit = 0, max(1 << 21, 4 * int(keep.sum()))
+    for rows, lower, upper in pool.map_unlabeled_bounds(intervals):
+        upper_ends.push(upper, rows)
+        flat = np.flatnonzero(lower <= upper_ends.thresholds[None, :])
+        positions, classes = np.divmod(flat, lower.shape[1])
+        kept_classes.append(classes)
+        kept_lower.append(lower.reshape(-1)[flat])
+        kept_rows.append(rows[positions])
+        buffered += flat.shape[0]
+        if buffered > limit:  # drop what the thresholds, tighter now, rule out
+            classes, lower, rows = (np.concatenate(part) for part in (kept_classes, kept_lower, kept_rows))
+            passing = lower <= upper_ends.thresholds[classes]
+            kept_classes, kept_lower, kept_rows = [classes[passing]], [lower[passing]], [rows[passing]]
+            buffered = int(passing.sum())
+    nearest_upper = upper_ends.finish()
+    final = np.array([ends[int(k) - 1] if ends.shape[0] >= k > 0 else (np.inf if k > 0 else -np.inf)
+                      for (_, ends), k in zip(nearest_upper, keep)])
+    classes = np.concatenate(kept_classes) if kept_classes else np.empty(0, dtype=np.int64)
+    lower = np.concatenate(kept_lower) if kept_lower else np.empty(0)
+    rows = np.concatenate(kept_rows) if kept_rows else np.empty(0, dtype=np.int64)
+    candidates = np.unique(rows[lower <= final[classes]])
+    exact = RunningSmallestPerClass(keep)
+    for start in range(0, candidates.shape[0], pool.chunk_size):
+        block = candidates[start:start + pool.chunk_size]
+        exact.push(boundary_distances(pool.reference_logits(block), geometry)[0], block)
+    return exact.finish()
 
 
 def _take_turns(candidates, turns, first_turn, keep, taken, picked, picked_scores) -> int:

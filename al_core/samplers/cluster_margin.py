@@ -15,7 +15,7 @@ from al_core.errors import InputError
 from al_core.samplers.pool import CLUSTER_IDS, Pool
 from al_core.samplers.ranking import select_smallest_scores
 from al_core.samplers.registry import Selection, register_sampler
-from al_core.samplers.scores import margin_score
+from al_core.samplers.scores import MARGIN
 from al_core.schema import positive
 
 OPTIONS = {
@@ -70,6 +70,6 @@ def margin_clustering_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     factor = pool.option("candidates_factor")
     cluster_ids = pool_clusters(pool, seed)
     available = int((~pool.labeled_mask).sum())
-    candidates = select_smallest_scores(pool, min(available, factor * budget), margin_score)
+    candidates = select_smallest_scores(pool, min(available, factor * budget), MARGIN)
     order = round_robin(candidates.indices, cluster_ids[candidates.indices], budget)
     return Selection(indices=candidates.indices[order], scores=candidates.scores[order])

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from al_core.errors import InputError
-from al_core.linear import linear_logits
+from al_core.linear import LOGIT_FILTERS, linear_logits, reference_logits
 from al_core.schema import Setting, at_least
 
 DEFAULT_CHUNK_SIZE = 8192
@@ -77,6 +77,9 @@ class Pool:
             whatever the number of processes, so every row's logits are the same numbers.
         gather: for a sharded pool, a function returning the list of one picklable object from
             every process (an all-gather, e.g. over ``torch.distributed``); None in one process.
+        precision: the fast product samplers that filter and refine score the pool with,
+            ``"float32"`` (BLAS) or ``"bfloat16"`` (torch); their picks do not depend on it.
+        stats: what the filter did (rows streamed, rows refined exactly), for the caller to report.
     """
 
     labeled_mask: np.ndarray
@@ -91,6 +94,8 @@ class Pool:
     options: Mapping[str, Any] = field(default_factory=dict)
     shard: tuple[int, int] = (0, 1)
     gather: Callable[[Any], list] | None = None
+    precision: str = "float32"
+    stats: dict = field(default_factory=dict)
 
     def all_gather(self, value: Any) -> list:
         """``value`` of every process, in rank order (``[value]`` in one process)."""
@@ -198,6 +203,50 @@ class Pool:
             if block is not None:
                 yield block
 
+    def reference_logits(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), C) float32`` exact logits of the given pool rows: the given logits, or
+        :func:`al_core.linear.reference_logits` (each the float32 nearest to x.w + b, a function of
+        the row alone). Cost O(len(rows)*d*C) in float64, read and computed ``chunk_size`` rows at a time."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.logits is not None:
+            order = np.argsort(rows, kind="stable")
+            out = np.empty((rows.shape[0], self.num_classes), dtype=np.float32)
+            out[order] = _require_finite(np.asarray(self.logits[rows[order]], dtype=np.float32), rows[order], "logits")
+            return out
+        out = np.empty((rows.shape[0], self.head_weight.shape[0]), dtype=np.float32)
+        for start in range(0, rows.shape[0], self.chunk_size):
+            block = rows[start:start + self.chunk_size]
+            out[start:start + self.chunk_size] = reference_logits(self.gather_features(block), self.head_weight, self.head_bias)
+        self.stats["refined_rows"] = self.stats.get("refined_rows", 0) + int(rows.shape[0])
+        return out
+
+    @property
+    def filters(self) -> bool:
+        """True when scores come from features through a fast product to be refined (no given logits)."""
+        return self.logits is None
+
+    def map_unlabeled_bounds(self, fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Any]) -> Iterator[Any]:
+        """Yield ``fn(pool_indices (B,), logits (B, C) float32, bound (B,) float64)`` for every block of
+        unlabeled rows, in pool order: logits from the fast product of ``precision``, each within
+        ``bound[i]`` of :meth:`reference_logits` (see ``al_core.linear``). From features only.
+
+        Cost: the fast product, O(N*d*C), plus O(N*d) for the bounds; memory O(chunk_size*(d + C)).
+        """
+        self._check_streamable(False)
+        if not self.filters:
+            raise AssertionError("map_unlabeled_bounds streams features; given logits are exact already")
+        product = LOGIT_FILTERS[self.precision](self.head_weight, self.head_bias)
+        self.stats["filter"] = product.name
+        for start in self._starts():
+            stop = min(start + self.chunk_size, self.size)
+            keep = ~self.labeled_mask[start:stop]
+            if not keep.any():
+                continue
+            rows = np.arange(start, stop, dtype=np.int64)[keep]
+            logits, bound = product.approximate(self._finite_block(self.features, "features", start, stop, keep, rows))
+            self.stats["streamed_rows"] = self.stats.get("streamed_rows", 0) + int(rows.shape[0])
+            yield fn(rows, logits, bound)
+
     def map_unlabeled_logits(self, fn: Callable[[np.ndarray, np.ndarray], Any]) -> Iterator[Any]:
         """Yield ``fn(pool_indices, logits)`` for every block of unlabeled rows, in pool order.
 
@@ -245,6 +294,7 @@ def make_pool(
     labeled_class_counts=None,
     shard: tuple[int, int] = (0, 1),
     gather: Callable[[Any], list] | None = None,
+    precision: str = "float32",
 ) -> Pool:
     """Check shapes and dtypes of the sampler inputs and return a :class:`Pool`."""
     labeled_mask = np.asarray(labeled_mask)
@@ -316,7 +366,10 @@ def make_pool(
         raise InputError(f"shard must be (rank, processes) with 0 <= rank < processes, got {shard!r}")
     if processes > 1 and gather is None:
         raise InputError("a sharded pool (processes > 1) needs gather, a function collecting one object from every process")
+    if precision not in LOGIT_FILTERS:
+        raise InputError(f"precision must be one of {', '.join(LOGIT_FILTERS)}, got {precision!r}")
     return Pool(
+        precision=precision,
         shard=(int(rank), int(processes)),
         gather=gather,
         labeled_mask=labeled_mask,

@@ -13,6 +13,7 @@ import numpy as np
 
 from al_core.samplers.pool import Pool
 from al_core.samplers.registry import Selection
+from al_core.samplers.scores import IntervalScore
 
 
 def smallest_k(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,24 +79,77 @@ class RunningSmallest:
         merged_indices = np.concatenate([self.indices, indices])
         self.indices, self.scores = smallest_k(merged_scores, merged_indices, self.k)
 
+    def threshold(self) -> float:
+        """The k-th smallest score so far (+inf until k were seen): every score above it is out."""
+        return float(self.scores[-1]) if self.k > 0 and self.indices.shape[0] >= self.k else np.inf
 
-def select_smallest_scores(pool: Pool, budget: int, score_fn: Callable[[np.ndarray], np.ndarray]) -> Selection:
-    """Stream the unlabeled pool's logits and keep the ``budget`` smallest ``score_fn(logits)``.
 
-    The selection rule of every score-then-rank sampler. Cost: one streamed pass (see
-    ``Pool.map_unlabeled_logits``) plus O(N + budget log budget) ranking; memory O(chunk*C + budget).
+def select_smallest_scores(pool: Pool, budget: int, score: IntervalScore) -> Selection:
+    """Stream the unlabeled pool's logits and keep the ``budget`` smallest ``score.exact(logits)``.
+
+    The selection rule of every score-then-rank sampler. From given logits: one streamed pass
+    (see ``Pool.map_unlabeled_logits``). From features (filter and refine): one pass of the fast
+    product (``Pool.map_unlabeled_bounds``) gives every row an interval [lower, upper] holding its
+    score under the reference logits; a row whose lower end exceeds the ``budget``-th smallest upper
+    end cannot be picked, and only the rest are scored exactly (``Pool.reference_logits``). The
+    picks, their order and their scores are those of the reference logits, whatever the product,
+    the chunking or the number of processes.
+    Cost: one streamed pass, plus O(N + budget log budget) ranking, plus the exact logits of the
+    rows left in (O(r*d*C) float64 for r rows); memory O(chunk*C + budget + r).
     On a sharded pool each process streams its blocks and the shards' ``budget`` smallest are
     merged: the same items, scores and order as one process.
     """
-    running = RunningSmallest(budget)
-    for rows, scores in pool.map_unlabeled_logits(lambda rows, logits: (rows, score_fn(logits))):
-        running.push(scores, rows)
-    parts = pool.all_gather((running.indices, running.scores))
+    if pool.filters:
+        indices, scores = _refined_smallest(pool, budget, score)
+    else:
+        running = RunningSmallest(budget)
+        for rows, scores in pool.map_unlabeled_logits(lambda rows, logits: (rows, score.exact(logits))):
+            running.push(scores, rows)
+        indices, scores = running.indices, running.scores
+    parts = pool.all_gather((indices, scores))
     if len(parts) == 1:
-        return Selection(indices=running.indices, scores=running.scores)
+        return Selection(indices=indices, scores=scores)
     # Each process kept its shard's smallest; the smallest of their union are the pool's.
     indices, scores = smallest_k(np.concatenate([part[1] for part in parts]), np.concatenate([part[0] for part in parts]), budget)
     return Selection(indices=indices, scores=scores)
+
+
+def _refined_smallest(pool: Pool, budget: int, score: IntervalScore) -> tuple[np.ndarray, np.ndarray]:
+    """This process's ``budget`` smallest exact scores, by filter and refine (see above).
+
+    Why it is exact: the ``budget`` rows with the smallest upper ends all have exact scores <= T
+    (the ``budget``-th smallest upper end), so the ``budget``-th smallest exact score is <= T, and a
+    row with lower end > T has an exact score above it. Every other row is scored exactly.
+    """
+    upper_ends = RunningSmallest(budget)
+    kept_rows: list[np.ndarray] = []
+    kept_lower: list[np.ndarray] = []
+    buffered, limit = 0, max(1 << 20, 8 * budget)
+
+    def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):
+        lower, upper, unsettled = score.bounds(logits, bound)
+        if unsettled is not None and unsettled.any():
+            lower[unsettled] = upper[unsettled] = score.exact(pool.reference_logits(rows[unsettled]))
+        return rows, lower, upper
+
+    for rows, lower, upper in pool.map_unlabeled_bounds(intervals):
+        upper_ends.push(upper, rows)
+        passing = lower <= upper_ends.threshold()
+        kept_rows.append(rows[passing])
+        kept_lower.append(lower[passing])
+        buffered += int(passing.sum())
+        if buffered > limit:
+            rows, lower = np.concatenate(kept_rows), np.concatenate(kept_lower)
+            passing = lower <= upper_ends.threshold()
+            kept_rows, kept_lower, buffered = [rows[passing]], [lower[passing]], int(passing.sum())
+    rows = np.concatenate(kept_rows) if kept_rows else np.empty(0, dtype=np.int64)
+    lower = np.concatenate(kept_lower) if kept_lower else np.empty(0)
+    candidates = np.sort(rows[lower <= upper_ends.threshold()])
+    exact = RunningSmallest(budget)
+    for start in range(0, candidates.shape[0], pool.chunk_size):
+        block = candidates[start:start + pool.chunk_size]
+        exact.push(score.exact(pool.reference_logits(block)), block)
+    return exact.indices, exact.scores
 
 
 class RunningSmallestPerClass:

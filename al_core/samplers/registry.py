@@ -27,11 +27,14 @@ class Selection:
     scores: ``(b,) float64`` the score each was picked by (NaN where the sampler has none).
     classes: ``(b,) int64`` the class whose turn picked each item (BASE: the boundary it was
         picked for), or None for samplers without per-class turns.
+    notes: how the pool was scored, for the caller to report: from features, the fast product
+        (``filter``: float32 or bfloat16), ``streamed_rows`` and ``refined_rows`` (scored exactly).
     """
 
     indices: np.ndarray
     scores: np.ndarray
     classes: np.ndarray | None = None
+    notes: Mapping = field(default_factory=dict)
 
 
 SamplerFn = Callable[[Pool, int, int], Selection]

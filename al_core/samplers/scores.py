@@ -7,9 +7,15 @@ O(B*C) time and memory per chunk unless stated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from al_core.linear import UNIT_ROUNDOFF_32
+
+EXP_ERROR = 2.0**-20  # numpy's float32 exp is within a few ulp (2^-23 each): a relative error, i.e. a logit shift
+TINY = 1e-30  # absolute slack for float32 exponentials that underflow
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -34,11 +40,17 @@ def confidence_score(logits: np.ndarray) -> np.ndarray:
     return 1.0 / _exponentials(logits)[2]
 
 
-def margin_score(logits: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 softmax probability, (1 - exp(z_2 - z_1)) / S (margin sampling takes the smallest)."""
+def _second_and_sums(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(z_2 - z_1) ``(B,) float64`` (-inf with one class) and S ``(B,) float64``."""
     shifted, _, sums = _exponentials(logits)
     shifted[np.arange(shifted.shape[0]), np.argmax(shifted, axis=1)] = -np.inf  # the top-1: 0 after the shift
     second = shifted.max(axis=1).astype(np.float64) if shifted.shape[1] > 1 else np.full(shifted.shape[0], -np.inf)
+    return second, sums
+
+
+def margin_score(logits: np.ndarray) -> np.ndarray:
+    """Top-1 minus top-2 softmax probability, (1 - exp(z_2 - z_1)) / S (margin sampling takes the smallest)."""
+    second, sums = _second_and_sums(logits)
     return -np.expm1(second) / sums
 
 
@@ -50,14 +62,84 @@ def entropy_score(logits: np.ndarray) -> np.ndarray:
     return shifted.sum(axis=1, dtype=np.float64) / sums - np.log(sums)
 
 
+# Intervals for the filter: given approximate logits and a bound ``bound[i]`` on how far each of
+# row i's logits is from the reference logits (al_core.linear), an interval [lower, upper] that
+# holds the score the reference logits get, as computed by the function above. Each score is
+# computed in floating point; its evaluation error is modelled as a further shift of every logit
+# (the float32 shift z_c - z_1 and the float32 exponential), so both the approximate and the
+# reference score are exact scores of logits within ``_logit_slack`` of the approximate ones.
+
+
+@dataclass(frozen=True)
+class IntervalScore:
+    """A score function and its interval under perturbed logits.
+
+    exact: ``(B, C) float32`` logits -> ``(B,) float64`` scores.
+    bounds: ``(logits (B, C) float32, bound (B,) float64)`` -> ``(lower (B,), upper (B,), unsettled
+        (B,) bool or None)``; rows marked unsettled get no useful interval (the caller scores them
+        exactly at once).
+    """
+
+    exact: Callable[[np.ndarray], np.ndarray]
+    bounds: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray | None]]
+
+
+def _logit_slack(logits: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """``(B,) float64``: how far (per logit) the logits behind either computed score may lie from
+    ``logits``: the filter's bound plus twice the evaluation error (float32 rounding of z_c - z_1,
+    at most u |z_max - z_min|, and of the exponential)."""
+    spread = logits.max(axis=1).astype(np.float64) - logits.min(axis=1)
+    return bound + 2.0 * (1.01 * UNIT_ROUNDOFF_32 * spread + EXP_ERROR)
+
+
+def _widen(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cover the float64 rounding of the interval arithmetic itself (infinite ends stay as they are)."""
+    with np.errstate(invalid="ignore"):
+        return (np.where(np.isinf(lower), lower, lower - (np.abs(lower) * 1e-12 + TINY)),
+                np.where(np.isinf(upper), upper, upper + (np.abs(upper) * 1e-12 + TINY)))
+
+
+def confidence_bounds(logits: np.ndarray, bound: np.ndarray):
+    """Shifting every logit by at most e scales each probability by a factor within e^(+-2e)."""
+    score = confidence_score(logits)
+    factor = np.exp(2.0 * _logit_slack(logits, bound))
+    return (*_widen(score / factor, score * factor), None)
+
+
+def margin_bounds(logits: np.ndarray, bound: np.ndarray):
+    """p_1 and p_2 (the two largest probabilities, whichever classes) each move by a factor
+    within e^(+-2e), so p_1 - p_2 lies in [p_1 / f - p_2 f, p_1 f - p_2 / f] (and is >= 0)."""
+    second, sums = _second_and_sums(logits)
+    factor = np.exp(2.0 * _logit_slack(logits, bound))
+    top, runner_up = 1.0 / sums, np.exp(second) / sums
+    return (*_widen(np.maximum(top / factor - runner_up * factor, 0.0), top * factor - runner_up / factor), None)
+
+
+def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
+    """With q_c within p_c e^(+-2e): |H(q) - H(p)| <= 2e + (e^(2e) - 1) H(p) (write log q_c =
+    log p_c + t_c, |t_c| <= 2e), plus the float32 rounding of each e_c (z_c - z_1) term (at most
+    u |z_max - z_min| per score)."""
+    score = entropy_score(logits)
+    slack = _logit_slack(logits, bound)
+    spread = logits.max(axis=1).astype(np.float64) - logits.min(axis=1)
+    width = 2.0 * slack + np.expm1(2.0 * slack) * np.maximum(-score, 0.0) + 2.02 * UNIT_ROUNDOFF_32 * spread
+    return (*_widen(score - width, score + width), None)
+
+
+CONFIDENCE = IntervalScore(confidence_score, confidence_bounds)
+MARGIN = IntervalScore(margin_score, margin_bounds)
+ENTROPY = IntervalScore(entropy_score, entropy_bounds)
+
+
 @dataclass(frozen=True)
 class BoundaryGeometry:
     """What :func:`boundary_distances` needs of the head: ``inverse`` ``(C, C) float32``, 1 / ||w_p - w_c||
     off the diagonal (+inf where two rows are identical: no boundary) and 0 on it; ``parallel``
-    is True when some off-diagonal entry is +inf."""
+    is True when some off-diagonal entry is +inf; ``largest_inverse`` ``(C,)`` is each row's maximum."""
 
     inverse: np.ndarray
     parallel: bool
+    largest_inverse: np.ndarray  # (C,) float32: per class p, the largest 1 / ||w_p - w_c|| over c != p
 
 
 def inverse_weight_distances(head_weight: np.ndarray) -> BoundaryGeometry:
@@ -74,7 +156,7 @@ def inverse_weight_distances(head_weight: np.ndarray) -> BoundaryGeometry:
     with np.errstate(divide="ignore", over="ignore"):
         inverse = (1.0 / np.sqrt(squared)).astype(np.float32)
     np.fill_diagonal(inverse, 0.0)
-    return BoundaryGeometry(inverse=inverse, parallel=bool(np.isinf(inverse).any()))
+    return BoundaryGeometry(inverse=inverse, parallel=bool(np.isinf(inverse).any()), largest_inverse=inverse.max(axis=1))
 
 
 def boundary_distances(logits: np.ndarray, geometry: BoundaryGeometry) -> tuple[np.ndarray, np.ndarray]:
@@ -102,3 +184,27 @@ def boundary_distances(logits: np.ndarray, geometry: BoundaryGeometry) -> tuple[
     distances[rows, predicted] = np.inf
     distances[rows, predicted] = distances.min(axis=1)
     return distances, predicted
+
+
+def boundary_distance_bounds(logits: np.ndarray, bound: np.ndarray, geometry: BoundaryGeometry):
+    """Intervals ``(lower (B, C) float64, upper (B, C) float64, unsettled (B,) bool)`` around
+    :func:`boundary_distances` for the reference logits, each within ``bound[i]`` of ``logits``.
+
+    Where the top two logits are more than 2 bound apart the predicted class p is the reference's
+    too, and (z_p - z_c) moves by at most 2 bound: the distance to class c's boundary by 2 bound
+    / ||w_p - w_c||, column p (the minimum over c) by 2 bound max_c 1 / ||w_p - w_c||, plus the
+    float32 rounding of the difference and the product (4.1 u relative). Other rows are marked
+    unsettled (their predicted class may differ). Cost O(B*C), float64.
+    """
+    distances, predicted = boundary_distances(logits, geometry)
+    rows = np.arange(logits.shape[0])
+    top_two = np.partition(logits, logits.shape[1] - 2, axis=1)[:, -2:] if logits.shape[1] > 1 else None
+    unsettled = (np.zeros(logits.shape[0], dtype=bool) if top_two is None
+                 else (top_two[:, 1].astype(np.float64) - top_two[:, 0]) <= 2.0 * bound)
+    width = np.take(geometry.inverse, predicted, axis=0).astype(np.float64)
+    width[rows, predicted] = geometry.largest_inverse[predicted]
+    width *= (2.0 * bound * (1.0 + 8.0 * UNIT_ROUNDOFF_32))[:, None]
+    width += 4.1 * UNIT_ROUNDOFF_32 * distances
+    width[np.isinf(distances)] = 0.0  # no boundary (identical weight rows): +inf either way
+    lower, upper = _widen(distances - width, distances + width)
+    return lower, upper, unsettled

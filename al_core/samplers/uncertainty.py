@@ -11,7 +11,7 @@ import numpy as np
 from al_core.samplers.pool import Pool
 from al_core.samplers.ranking import select_smallest_scores
 from al_core.samplers.registry import Selection, register_sampler
-from al_core.samplers.scores import confidence_score, entropy_score, margin_score
+from al_core.samplers.scores import CONFIDENCE, ENTROPY, MARGIN
 
 
 @register_sampler("random", summary="uniformly random unlabeled items (seeded)")
@@ -24,14 +24,14 @@ def random_sampler(pool: Pool, budget: int, seed: int) -> Selection:
 
 @register_sampler("confidence", shardable=True, needs=("logits",), summary="smallest top softmax probability")
 def confidence_sampler(pool: Pool, budget: int, seed: int) -> Selection:
-    return select_smallest_scores(pool, budget, confidence_score)
+    return select_smallest_scores(pool, budget, CONFIDENCE)
 
 
 @register_sampler("margin", shardable=True, needs=("logits",), summary="smallest gap between the two largest softmax probabilities")
 def margin_sampler(pool: Pool, budget: int, seed: int) -> Selection:
-    return select_smallest_scores(pool, budget, margin_score)
+    return select_smallest_scores(pool, budget, MARGIN)
 
 
 @register_sampler("entropy", shardable=True, needs=("logits",), summary="largest softmax entropy")
 def entropy_sampler(pool: Pool, budget: int, seed: int) -> Selection:
-    return select_smallest_scores(pool, budget, entropy_score)
+    return select_smallest_scores(pool, budget, ENTROPY)

@@ -43,3 +43,18 @@ def test_every_sampler_keeps_its_contract(problem, budget, chunk_size, seed):
         assert not mask[picked].any(), name
         assert picked.tolist() == again.tolist(), name
         assert picked.tolist() == chunked.tolist(), name
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=problems, budget=st.integers(1, 60), chunk_size=st.integers(1, 50), seed=st.integers(0, 2**31))
+def test_streaming_samplers_from_features_do_not_depend_on_the_chunking(problem, budget, chunk_size, seed):
+    """From features they select on the exact logits (filter and refine), a function of each row alone."""
+    features, weight, bias, mask, _ = problem
+    inputs = dict(features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=seed)
+    for name in sorted(name for name, spec in SAMPLERS.items() if spec.shardable):
+        options = {"cluster_ids": np.arange(features.shape[0]) % 3} if name == "margin_clustering" else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            whole = select(name, budget, chunk_size=10_000, options=options, **inputs)
+            chunked = select(name, budget, chunk_size=chunk_size, options=options, **inputs)
+        assert whole.tolist() == chunked.tolist(), name

@@ -1,0 +1,64 @@
+"""Filter and refine: selections from features equal those from the exact logits, whatever the
+fast product (float32 BLAS or bfloat16), the chunking or the labeled rows, on pools built with
+near-ties (duplicated rows, rows one ulp apart)."""
+
+import numpy as np
+import pytest
+
+from al_core.linear import reference_logits
+from al_core.samplers import select_with_scores
+
+SAMPLERS = [
+    ("base", {"order": "round_robin"}), ("base", {"order": "sequential"}), ("mase", {}), ("margin", {}),
+    ("confidence", {}), ("entropy", {}), ("margin_clustering", {"candidates_factor": 3}),
+]
+
+
+def near_tie_pool(seed: int, n: int = 1500, d: int = 80, c: int = 12, twins: bool = True):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=1.5, size=(c, d))
+    labels = rng.integers(0, c, size=n)
+    features = (centers[labels] + rng.normal(size=(n, d))).astype(np.float32)
+    # Between two class centres: small margins, where the picks are decided.
+    mix = rng.uniform(0.3, 0.7, size=(n // 3, 1))
+    features[: n // 3] = (mix * centers[labels[: n // 3]] + (1 - mix) * centers[(labels[: n // 3] + 1) % c]).astype(np.float32)
+    features[400:420] = features[10]  # exact ties: broken by pool index
+    ulp = features[30:60].copy()
+    ulp[:, 0] = np.nextafter(ulp[:, 0], np.float32(np.inf))
+    features[600:630] = ulp  # one ulp from rows 30..59: logits tied to within the float32 product's error
+    weight = (rng.normal(size=(c, d)) / np.sqrt(d)).astype(np.float32)
+    bias = rng.normal(scale=0.1, size=c).astype(np.float32)
+    if twins:  # two classes with one weight row: no boundary between them, margins of exactly 0
+        weight[5], bias[5] = weight[4], bias[4]
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, size=100, replace=False)] = True
+    return features, weight, bias, mask, np.bincount(labels[mask], minlength=c), (labels * 7 + 3) % 17
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("name, options", SAMPLERS, ids=[f"{n}-{o.get('order', '')}" for n, o in SAMPLERS])
+def test_picks_equal_the_exact_logits_for_every_product_and_chunking(name, options, seed):
+    features, weight, bias, mask, counts, clusters = near_tie_pool(seed)
+    if name == "margin_clustering":
+        options = dict(options, cluster_ids=clusters)
+    common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=seed, options=options, labeled_class_counts=counts)
+    exact = select_with_scores(name, 60, logits=reference_logits(features, weight, bias), **common)
+    for precision in ("float32", "bfloat16"):
+        for chunk_size in (8192, 97):
+            got = select_with_scores(name, 60, features=features, precision=precision, chunk_size=chunk_size, **common)
+            assert got.indices.tolist() == exact.indices.tolist(), (precision, chunk_size)
+            assert got.scores.tobytes() == exact.scores.tobytes(), (precision, chunk_size)
+            assert got.notes["filter"] == precision and got.notes["streamed_rows"] == int((~mask).sum())
+
+
+def test_the_float32_filter_refines_few_rows():
+    features, weight, bias, mask, _, _ = near_tie_pool(3, n=6000, twins=False)
+    selection = select_with_scores("margin", 50, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0)
+    assert selection.notes["filter"] == "float32"
+    assert 50 <= selection.notes["refined_rows"] < 0.1 * selection.notes["streamed_rows"]
+
+
+def test_given_logits_are_used_as_they_are():
+    features, weight, bias, mask, _, _ = near_tie_pool(4)
+    selection = select_with_scores("entropy", 30, logits=features @ weight.T + bias, labeled_mask=mask, seed=0)
+    assert selection.notes == {}  # no fast product, nothing refined

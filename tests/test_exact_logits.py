@@ -1,0 +1,68 @@
+"""The exact logits (the float32 nearest to x.w + b) and the fast products' error bounds."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from al_core.linear import LOGIT_FILTERS, reference_logits
+
+
+def nearest_float32(value: Fraction) -> np.float32:
+    """The float32 nearest to an exact rational (ties to the even significand), by brute force."""
+    guess = np.float32(float(value))
+    candidates = [guess, np.nextafter(guess, np.float32(np.inf)), np.nextafter(guess, np.float32(-np.inf))]
+    return min(candidates, key=lambda c: (abs(Fraction(float(c)) - value), int(c.view(np.uint32)) & 1))
+
+
+def exact_logit(x, w, b) -> Fraction:
+    return sum((Fraction(float(xk)) * Fraction(float(wk)) for xk, wk in zip(x, w)), Fraction(float(b)))
+
+
+def test_reference_logits_are_the_nearest_float32_to_the_exact_value():
+    rng = np.random.default_rng(0)
+    features = (rng.standard_normal((40, 96)) * rng.uniform(0.01, 100, size=(40, 1))).astype(np.float16)
+    weight = (rng.standard_normal((12, 96)) / 10).astype(np.float32)
+    bias = rng.standard_normal(12).astype(np.float32)
+    logits = reference_logits(features, weight, bias)
+    assert logits.dtype == np.float32
+    for i in range(0, 40, 3):
+        for c in range(12):
+            assert logits[i, c] == nearest_float32(exact_logit(features[i].astype(np.float32), weight[c], bias[c])), (i, c)
+
+
+@pytest.mark.parametrize("tail, expected", [
+    (2.0**-60, 1 + 2.0**-23),   # just above the float32 midpoint 1 + 2^-24: rounding to float64 first would give the midpoint, then 1
+    (-2.0**-60, 1.0),           # just below it
+    (0.0, 1.0),                 # on it: ties to even
+])
+def test_sums_next_to_a_float32_midpoint_round_once(tail, expected):
+    features = np.array([[1.0, 2.0**-24, tail]], dtype=np.float32)
+    weight = np.ones((1, 3), dtype=np.float32)
+    assert reference_logits(features, weight, np.zeros(1, dtype=np.float32))[0, 0] == np.float32(expected)
+
+
+def test_a_row_gets_the_same_logits_alone_or_in_any_block():
+    rng = np.random.default_rng(1)
+    features = rng.standard_normal((300, 256)).astype(np.float32)
+    weight = rng.standard_normal((50, 256)).astype(np.float32) / 16
+    bias = rng.standard_normal(50).astype(np.float32)
+    whole = reference_logits(features, weight, bias)
+    for rows in (np.arange(1), np.arange(7, 8), np.arange(100, 229), rng.permutation(300)[:77]):
+        assert np.array_equal(reference_logits(features[rows], weight, bias), whole[rows])
+
+
+@pytest.mark.parametrize("precision", sorted(LOGIT_FILTERS))
+@pytest.mark.parametrize("scale", [0.01, 1.0, 300.0])
+def test_the_fast_products_stay_within_their_bounds(precision, scale):
+    rng = np.random.default_rng(2)
+    features = (rng.standard_normal((500, 384)) * scale + rng.uniform(-3, 3, size=384) * scale).astype(np.float32)
+    weight = (rng.standard_normal((40, 384)) * rng.uniform(0.01, 1, size=(40, 1))).astype(np.float32)
+    bias = (rng.standard_normal(40) * scale).astype(np.float32)
+    logits, bound = LOGIT_FILTERS[precision](weight, bias).approximate(features)
+    error = np.abs(logits.astype(np.float64) - reference_logits(features, weight, bias)).max(axis=1)
+    assert logits.shape == (500, 40) and bound.shape == (500,)
+    assert (error <= bound).all()
+    assert error.max() > 0  # the fast product is not exact, so the bound is doing work
+    if precision == "float32":
+        assert np.median(bound / np.abs(logits).max(axis=1)) < 1e-3  # tight enough to rule most rows out
