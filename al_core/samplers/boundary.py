@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from al_core.samplers.boundary_lists import ExactLists, RefiningLists
 from al_core.samplers.pool import Pool
 from al_core.samplers.quotas import TURN_ORDERS, class_quotas, turn_order, turns_needed
 from al_core.samplers.ranking import RunningSmallestPerClass, select_smallest_scores, smallest_k
@@ -80,115 +81,102 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     picked_scores: list[float] = []
     next_turn = 0
     while next_turn < turns.shape[0]:
-        candidates = _boundary_candidates(pool, geometry, keep, taken if picked else None)
-        next_turn = _take_turns(candidates, turns, next_turn, keep, taken, picked, picked_scores)
+        lists = _boundary_candidates(pool, geometry, keep, taken if picked else None)
+        next_turn = _take_turns(lists, turns, next_turn, taken, picked, picked_scores)
         if next_turn < turns.shape[0]:  # a truncated list ran out: longer lists for the turns left
             keep = np.minimum(turns_needed(turns[next_turn:], num_classes), 2 * keep)
     return Selection(indices=np.asarray(picked, dtype=np.int64), scores=np.asarray(picked_scores, dtype=np.float64),
                      classes=turns)
 
 
-def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per class c, the ``keep[c]`` unlabeled items (not ``excluded``) nearest its boundary, as
-    ``(indices, distances)`` sorted by (distance, index). One pass over the pool (from features:
-    filter and refine, :func:`_refined_boundary_candidates`)."""
+def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None) -> ExactLists | RefiningLists:
+    """Per class c, the ``keep[c]`` unlabeled items (not ``excluded``) nearest its boundary, to be
+    walked in (distance, index) order. One pass over the pool; from features, filter and refine
+    (:func:`_boundary_entries`, then exact distances as the turns need them)."""
     if pool.filters:
-        shards = pool.all_gather(_refined_boundary_candidates(pool, geometry, keep, excluded))
-    else:
-        running = RunningSmallestPerClass(keep)
+        parts = pool.all_gather(_boundary_entries(pool, geometry, keep, excluded))
+        classes, rows, lower, upper = (np.concatenate([part[i] for part in parts]) for i in range(4))
+        # T_c: the keep[c]-th smallest upper end of class c. Each shard kept its own keep[c]
+        # smallest, so the pool's are among the entries; an entry whose lower end is above T_c
+        # cannot be among the keep[c] nearest.
+        order = np.lexsort((upper, classes))
+        starts = np.searchsorted(classes[order], np.arange(keep.shape[0] + 1), side="left")
+        counts = np.diff(starts)
+        threshold = np.where(keep > 0, np.inf, -np.inf)
+        full = np.flatnonzero((counts >= keep) & (keep > 0))
+        threshold[full] = upper[order[starts[full] + keep[full] - 1]]
+        candidate = lower <= threshold[classes]
+        return RefiningLists(classes[candidate], rows[candidate], lower[candidate], keep,
+                             lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0])
+    running = RunningSmallestPerClass(keep)
 
-        def score(rows: np.ndarray, logits: np.ndarray):
-            if excluded is not None:
-                kept = ~excluded[rows]
-                rows, logits = rows[kept], logits[kept]
-            # Workers score a block and keep what passes the thresholds; this thread merges and compacts.
-            return running.candidates(boundary_distances(logits, geometry)[0], rows)
+    def score(rows: np.ndarray, logits: np.ndarray):
+        if excluded is not None:
+            kept = ~excluded[rows]
+            rows, logits = rows[kept], logits[kept]
+        # Workers score a block and keep what passes the thresholds; this thread merges and compacts.
+        return running.candidates(boundary_distances(logits, geometry)[0], rows)
 
-        for found in pool.map_unlabeled_logits(score):
-            running.push_candidates(*found)
-        shards = pool.all_gather(running.finish())
+    for found in pool.map_unlabeled_logits(score):
+        running.push_candidates(*found)
+    shards = pool.all_gather(running.finish())
     if len(shards) == 1:
-        return shards[0]
+        return ExactLists(shards[0], keep)
     # Each process kept, per class, its shard's keep[c] nearest; the nearest of their union are the pool's.
-    return [smallest_k(np.concatenate([shard[c][1] for shard in shards]), np.concatenate([shard[c][0] for shard in shards]), int(keep[c]))
-            for c in range(keep.shape[0])]
+    return ExactLists([smallest_k(np.concatenate([shard[c][1] for shard in shards]), np.concatenate([shard[c][0] for shard in shards]),
+                                  int(keep[c])) for c in range(keep.shape[0])], keep)
 
 
-def _refined_boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """:func:`_boundary_candidates` of this process's blocks by filter and refine.
+def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None):
+    """``(classes, rows, lower, upper)`` of this process's (row, class) entries that may be among
+    their class's ``keep[c]`` nearest, from the fast product (filter and refine).
 
-    The fast product gives every (row, class) an interval holding the distance the reference
-    logits give (``boundary_distance_bounds``; rows whose predicted class is unsettled are
-    computed exactly at once). Per class c, T_c is the keep[c]-th smallest upper end: the keep[c]
-    nearest items all have lower ends <= T_c, and an entry with a lower end above it cannot be
-    among them. The rows of the remaining entries get exact distances for every class; an exact
-    entry that was not a candidate is above T_c and changes no list.
-    Cost: the fast pass, plus O(r*d*C) float64 for the r rows refined; memory O(chunk*C + entries kept + r*C/chunk).
+    Every (row, class) gets an interval holding the distance the exact logits give
+    (``boundary_distance_bounds``; rows whose predicted class is unsettled get exact distances at
+    once). Per class, the running keep[c]-th smallest upper end rules out entries whose lower end
+    is above it; the shard's keep[c] smallest upper ends always stay in.
+    Cost: the fast pass, O(N*d*C), plus O(N*C) interval work; memory O(chunk*C + entries kept).
     """
     upper_ends = RunningSmallestPerClass(keep)
-    kept_classes: list[np.ndarray] = []
-    kept_lower: list[np.ndarray] = []
-    kept_rows: list[np.ndarray] = []
+    kept: list[tuple[np.ndarray, ...]] = []
+    buffered, limit = 0, max(1 << 21, 4 * int(keep.sum()))
 
     def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):
         if excluded is not None:
-            kept = ~excluded[rows]
-            rows, logits, bound = rows[kept], logits[kept], bound[kept]
+            still = ~excluded[rows]
+            rows, logits, bound = rows[still], logits[still], bound[still]
         lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
         if unsettled.any():
             lower[unsettled] = upper[unsettled] = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
         return rows, lower, upper
 
-    buffered, limit = 0, max(1 << 21, 4 * int(keep.sum()))
     for rows, lower, upper in pool.map_unlabeled_bounds(intervals):
         upper_ends.push(upper, rows)
         flat = np.flatnonzero(lower <= upper_ends.thresholds[None, :])
         positions, classes = np.divmod(flat, lower.shape[1])
-        kept_classes.append(classes)
-        kept_lower.append(lower.reshape(-1)[flat])
-        kept_rows.append(rows[positions])
+        kept.append((classes, rows[positions], lower.reshape(-1)[flat], upper.reshape(-1)[flat]))
         buffered += flat.shape[0]
         if buffered > limit:  # drop what the thresholds, tighter now, rule out
-            classes, lower, rows = (np.concatenate(part) for part in (kept_classes, kept_lower, kept_rows))
-            passing = lower <= upper_ends.thresholds[classes]
-            kept_classes, kept_lower, kept_rows = [classes[passing]], [lower[passing]], [rows[passing]]
-            buffered = int(passing.sum())
-    nearest_upper = upper_ends.finish()
-    final = np.array([ends[int(k) - 1] if ends.shape[0] >= k > 0 else (np.inf if k > 0 else -np.inf)
-                      for (_, ends), k in zip(nearest_upper, keep)])
-    classes = np.concatenate(kept_classes) if kept_classes else np.empty(0, dtype=np.int64)
-    lower = np.concatenate(kept_lower) if kept_lower else np.empty(0)
-    rows = np.concatenate(kept_rows) if kept_rows else np.empty(0, dtype=np.int64)
-    candidates = np.unique(rows[lower <= final[classes]])
-    exact = RunningSmallestPerClass(keep)
-    for start in range(0, candidates.shape[0], pool.chunk_size):
-        block = candidates[start:start + pool.chunk_size]
-        exact.push(boundary_distances(pool.reference_logits(block), geometry)[0], block)
-    return exact.finish()
+            merged = [np.concatenate(part) for part in zip(*kept)]
+            passing = merged[2] <= upper_ends.thresholds[merged[0]]
+            kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+    if not kept:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)
+    return tuple(np.concatenate(part) for part in zip(*kept))
 
 
-def _take_turns(candidates, turns, first_turn, keep, taken, picked, picked_scores) -> int:
-    """Run ``turns[first_turn:]``: each takes its class's first candidate not taken yet.
+def _take_turns(lists, turns, first_turn, taken, picked, picked_scores) -> int:
+    """Run ``turns[first_turn:]``: each takes its class's nearest item not taken yet.
 
     Appends to ``picked``/``picked_scores`` and marks ``taken``; returns the turn whose class's
-    truncated list (``keep[c]`` long) held no untaken item, or ``len(turns)`` when all are done.
-    A list shorter than ``keep[c]`` holds every eligible item, so it cannot run out while the
-    budget does not exceed the unlabeled pool.
+    truncated list held no untaken item, or ``len(turns)`` when all are done.
     """
-    indices = [candidate[0].tolist() for candidate in candidates]
-    distances = [candidate[1].tolist() for candidate in candidates]
-    cursor = [0] * len(candidates)
     for turn in range(first_turn, turns.shape[0]):
-        cls = int(turns[turn])
-        class_indices, position = indices[cls], cursor[cls]
-        while position < len(class_indices) and taken[class_indices[position]]:
-            position += 1
-        if position == len(class_indices):
-            if len(class_indices) < keep[cls]:
-                raise AssertionError(f"BASE: class {cls} has no candidate left although its list is complete")
+        found = lists.next_untaken(int(turns[turn]), taken)
+        if found is None:
             return turn
-        taken[class_indices[position]] = True
-        picked.append(class_indices[position])
-        picked_scores.append(distances[cls][position])
-        cursor[cls] = position + 1
+        row, distance = found
+        taken[row] = True
+        picked.append(row)
+        picked_scores.append(distance)
     return turns.shape[0]

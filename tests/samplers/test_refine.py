@@ -62,3 +62,32 @@ def test_given_logits_are_used_as_they_are():
     features, weight, bias, mask, _, _ = near_tie_pool(4)
     selection = select_with_scores("entropy", 30, logits=features @ weight.T + bias, labeled_mask=mask, seed=0)
     assert selection.notes == {}  # no fast product, nothing refined
+
+
+@pytest.mark.parametrize("order", ["round_robin", "sequential"])
+def test_base_walks_the_exact_lists_when_they_run_out(order, monkeypatch):
+    """Lists of keep[c] = 1 run out at once: BASE streams again, refining lazily each time."""
+    from al_core.samplers import boundary
+
+    monkeypatch.setattr(boundary, "BASE_SLACK_FACTOR", 0)
+    monkeypatch.setattr(boundary, "BASE_SLACK_EXTRA", 1)
+    passes = []
+    original = boundary._boundary_candidates
+    monkeypatch.setattr(boundary, "_boundary_candidates", lambda *args: passes.append(1) or original(*args))
+    features, weight, bias, mask, counts, _ = near_tie_pool(5, n=900)
+    common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=1, options={"order": order}, labeled_class_counts=counts)
+    exact = select_with_scores("base", 70, logits=reference_logits(features, weight, bias), **common)
+    exact_passes = len(passes)
+    for precision in ("float32", "bfloat16"):
+        got = select_with_scores("base", 70, features=features, precision=precision, chunk_size=128, **common)
+        assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), precision
+        assert got.classes.tolist() == exact.classes.tolist()
+    assert exact_passes > 1 and len(passes) == 3 * exact_passes  # the same re-streams, on each path
+
+
+def test_base_refines_about_the_budget_not_its_whole_candidate_lists():
+    features, weight, bias, mask, counts, _ = near_tie_pool(6, n=6000, twins=False)
+    selection = select_with_scores("base", 40, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
+                                   seed=0, labeled_class_counts=counts)
+    # The lists hold up to (1 + 32) * quota + 64 candidates per class; the turns walk about the quota.
+    assert selection.notes["refined_rows"] < 0.1 * selection.notes["streamed_rows"]
