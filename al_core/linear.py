@@ -58,9 +58,16 @@ def accumulation_factor(terms: int, unit_roundoff: float) -> float:
 
 
 def row_norms(matrix: np.ndarray) -> np.ndarray:
-    """``(B,) float64`` Euclidean norms of the rows, slightly rounded up (never below the true norm)."""
-    as64 = np.asarray(matrix, dtype=np.float64)
-    return np.sqrt(np.einsum("ij,ij->i", as64, as64)) * SAFETY
+    """``(B,) float64`` Euclidean norms of the rows, rounded up (never below the true norm).
+
+    Summed in the array's own precision (float32 stays float32: a fifth of the time of a float64
+    copy) and raised by that sum's worst-case relative error gamma_d, then by SAFETY."""
+    matrix = np.asarray(matrix)
+    if matrix.dtype not in (np.float32, np.float64):
+        matrix = matrix.astype(np.float32)
+    unit = UNIT_ROUNDOFF_32 if matrix.dtype == np.float32 else UNIT_ROUNDOFF_64
+    squares = np.einsum("ij,ij->i", matrix, matrix).astype(np.float64)
+    return np.sqrt(squares * (1.0 + 2.0 * accumulation_factor(matrix.shape[1] + 2, unit))) * SAFETY
 
 
 def reference_logits(features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:

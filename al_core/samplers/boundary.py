@@ -13,7 +13,7 @@ import numpy as np
 from al_core.samplers.boundary_lists import ExactLists, RefiningLists
 from al_core.samplers.pool import Pool
 from al_core.samplers.quotas import TURN_ORDERS, class_quotas, turn_order, turns_needed
-from al_core.samplers.ranking import RunningSmallestPerClass, select_smallest_scores, smallest_k
+from al_core.samplers.ranking import RunningSmallestPerClass, float32_ceiling, select_smallest_scores, smallest_k
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import IntervalScore, boundary_distance_bounds, boundary_distances, inverse_weight_distances
 from al_core.schema import one_of
@@ -36,7 +36,7 @@ def mase_sampler(pool: Pool, budget: int, seed: int) -> Selection:
         lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
         predicted = logits.argmax(axis=1)
         rows = np.arange(len(predicted))
-        return lower[rows, predicted], upper[rows, predicted], unsettled
+        return lower[rows, predicted].astype(np.float64), upper[rows, predicted].astype(np.float64), unsettled
 
     return select_smallest_scores(pool, budget, IntervalScore(score, bounds))
 
@@ -67,9 +67,13 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     every pick made so far is exact (each came from a list that still held untaken items), so the
     pool is streamed again without them and the turns resume where they stopped, with longer lists.
 
+    From features the pass uses the fast product with intervals, and the turns compute exact
+    distances lazily (:class:`~al_core.samplers.boundary_lists.RefiningLists`): the same picks,
+    order and scores as exact lists, with about b rows (plus near-ties) scored exactly.
+
     Cost: O(N*d*C) logits + O(N*C) distances and candidate updates per pass (one pass unless
-    classes compete heavily for the same items) + O(b + total candidates) for the turns;
-    memory O(chunk*C + C^2 + b * slack).
+    classes compete heavily for the same items) + O(b + total candidates) for the turns (+ the
+    exact logits of the rows the turns walk, from features); memory O(chunk*C + C^2 + b * slack).
     """
     num_classes = pool.num_classes
     quotas = class_quotas(budget, num_classes, pool.labeled_class_counts, seed)
@@ -152,7 +156,7 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
 
     for rows, lower, upper in pool.map_unlabeled_bounds(intervals):
         upper_ends.push(upper, rows)
-        flat = np.flatnonzero(lower <= upper_ends.thresholds[None, :])
+        flat = np.flatnonzero(lower <= float32_ceiling(upper_ends.thresholds)[None, :])
         positions, classes = np.divmod(flat, lower.shape[1])
         kept.append((classes, rows[positions], lower.reshape(-1)[flat], upper.reshape(-1)[flat]))
         buffered += flat.shape[0]

@@ -152,6 +152,12 @@ def _refined_smallest(pool: Pool, budget: int, score: IntervalScore) -> tuple[np
     return exact.indices, exact.scores
 
 
+def float32_ceiling(values: np.ndarray) -> np.ndarray:
+    """``values`` as float32, rounded up, never down (a float32 x <= the result whenever x <= the value)."""
+    rounded = values.astype(np.float32)
+    return np.where(rounded < values, np.nextafter(rounded, np.float32(np.inf)), rounded)
+
+
 class RunningSmallestPerClass:
     """For every class c, keep the ``k[c]`` smallest (score, index) pairs seen over a stream of
     ``(B, C)`` score matrices, without a Python loop over classes.
@@ -199,9 +205,7 @@ class RunningSmallestPerClass:
             local[unset] = ordered[positions, np.arange(unset.shape[0])]
             thresholds = np.minimum(thresholds, local)
         if scores.dtype == np.float32:
-            # Compare in float32 (half the traffic) against thresholds rounded up, never down.
-            rounded = thresholds.astype(np.float32)
-            thresholds = np.where(rounded < thresholds, np.nextafter(rounded, np.float32(np.inf)), rounded)
+            thresholds = float32_ceiling(thresholds)  # compare in float32: half the traffic
         # flatnonzero + divmod: 6x faster than a 2-d nonzero when few entries pass.
         flat = np.flatnonzero(scores <= thresholds[None, :])
         rows, classes = np.divmod(flat, scores.shape[1])
