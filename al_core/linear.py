@@ -72,30 +72,45 @@ def row_norms(matrix: np.ndarray) -> np.ndarray:
 
 def reference_logits(features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """``(B, C) float32``: each logit the float32 nearest (ties to even) to the exact x.w + b, with
-    x the row converted to float32.
+    x the row converted to float32. See :class:`ExactLogits` (which keeps the head's float64 copy
+    across calls)."""
+    return ExactLogits(weight, bias)(features)
 
-    A function of the row alone, unlike a BLAS float32 product. Computed as a float64 product
-    (each product x_k w_k of float32 values is exact in float64), certified element by element:
-    the float64 result lies within gamma_(d+1) (||x|| ||w_c|| + |b_c|) of the exact value, and
-    where that whole interval rounds to one float32 that float32 is the answer. The rest (about
-    1 element in 10^4-10^5) are summed exactly (``math.fsum``, with a check for the one case where
-    rounding twice differs from rounding once). Cost: O(B*d*C) in float64 (about 2.3x the float32
-    product), O(B*C) memory.
+
+class ExactLogits:
+    """The exact logits of rows under one head: ``ExactLogits(weight, bias)(features)``.
+
+    Each logit is the float32 nearest (ties to even) to the exact x.w + b, with x the row
+    converted to float32: a function of the row alone, unlike a BLAS float32 product. Computed as
+    a float64 product (each product x_k w_k of float32 values is exact in float64), certified
+    element by element: the float64 result lies within gamma_(d+1) (||x|| ||w_c|| + |b_c|) of the
+    exact value, and where that whole interval rounds to one float32 that float32 is the answer.
+    The rest (about 1 element in 10^4-10^5) are summed exactly (``math.fsum``, with a check for the
+    one case where rounding twice differs from rounding once). Cost per call: O(B*d*C) in float64
+    (about 2.3x the float32 product), O(B*C) memory; the head's float64 copy and norms are made
+    once, here.
     """
-    x = np.asarray(features, dtype=np.float32).astype(np.float64)
-    w = np.asarray(weight, dtype=np.float32).astype(np.float64)
-    b = np.asarray(bias, dtype=np.float32).astype(np.float64)
-    values = x @ w.T
-    values += b
-    bound = np.multiply.outer(row_norms(x), row_norms(w))
-    bound += np.abs(b)
-    bound *= accumulation_factor(x.shape[1] + 1, UNIT_ROUNDOFF_64) * SAFETY
-    bound += np.abs(values) * 2.0**-51 + 2.0**-1000  # the float64 rounding of values -/+ bound below
-    result = values.astype(np.float32)
-    unsettled = (values - bound).astype(np.float32) != (values + bound).astype(np.float32)
-    for row, column in zip(*np.nonzero(unsettled)):
-        result[row, column] = _exact_float32_dot(x[row], w[column], b[column])
-    return result
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray):
+        self.weight = np.asarray(weight, dtype=np.float32).astype(np.float64)
+        self.weight_t = np.ascontiguousarray(self.weight.T)
+        self.bias = np.asarray(bias, dtype=np.float32).astype(np.float64)
+        self.weight_norms = row_norms(self.weight)
+        self.factor = accumulation_factor(self.weight.shape[1] + 1, UNIT_ROUNDOFF_64) * SAFETY
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        x = np.asarray(features, dtype=np.float32).astype(np.float64)
+        values = x @ self.weight_t
+        values += self.bias
+        bound = np.multiply.outer(row_norms(x), self.weight_norms)
+        bound += np.abs(self.bias)
+        bound *= self.factor
+        bound += np.abs(values) * 2.0**-51 + 2.0**-1000  # the float64 rounding of values -/+ bound below
+        result = values.astype(np.float32)
+        unsettled = (values - bound).astype(np.float32) != (values + bound).astype(np.float32)
+        for row, column in zip(*np.nonzero(unsettled)):
+            result[row, column] = _exact_float32_dot(x[row], self.weight[column], self.bias[column])
+        return result
 
 
 def _exact_float32_dot(x: np.ndarray, w: np.ndarray, b: float) -> np.float32:

@@ -86,6 +86,8 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     next_turn = 0
     while next_turn < turns.shape[0]:
         lists = _boundary_candidates(pool, geometry, keep, taken if picked else None)
+        if isinstance(lists, RefiningLists):
+            lists.prefetch(np.bincount(turns[next_turn:], minlength=num_classes))
         next_turn = _take_turns(lists, turns, next_turn, taken, picked, picked_scores)
         if next_turn < turns.shape[0]:  # a truncated list ran out: longer lists for the turns left
             keep = np.minimum(turns_needed(turns[next_turn:], num_classes), 2 * keep)

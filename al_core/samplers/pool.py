@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from al_core.errors import InputError
-from al_core.linear import LOGIT_FILTERS, linear_logits, reference_logits
+from al_core.linear import LOGIT_FILTERS, ExactLogits, linear_logits
 from al_core.schema import Setting, at_least
 
 DEFAULT_CHUNK_SIZE = 8192
@@ -36,7 +36,12 @@ def progress(iterable, *, total: int, work: float, desc: str, unit: str):
 
 
 def _require_finite(block: np.ndarray, rows: np.ndarray, name: str) -> np.ndarray:
-    """Return ``block`` (rows of ``name`` at pool indices ``rows``) or name its first non-finite row."""
+    """Return ``block`` (rows of ``name`` at pool indices ``rows``) or name its first non-finite row.
+
+    A row sum is NaN or inf whenever the row holds one (it may also overflow on a finite row, so
+    only then are the rows checked one value at a time): one reduction instead of a (B, d) mask."""
+    if np.isfinite(block.sum(axis=1)).all():
+        return block
     finite = np.isfinite(block).all(axis=1)
     if not finite.all():
         bad = int(rows[np.argmin(finite)])
@@ -96,6 +101,7 @@ class Pool:
     gather: Callable[[Any], list] | None = None
     precision: str = "float32"
     stats: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict, repr=False)  # the exact product's float64 head, made once
 
     def all_gather(self, value: Any) -> list:
         """``value`` of every process, in rank order (``[value]`` in one process)."""
@@ -158,7 +164,8 @@ class Pool:
         return self.logits is not None or (self.features is not None and self.head_weight is not None)
 
     def _finite_block(self, source: np.ndarray, name: str, start: int, stop: int, keep: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return _require_finite(np.asarray(source[start:stop], dtype=np.float32)[keep], rows, name)
+        block = np.asarray(source[start:stop], dtype=np.float32)
+        return _require_finite(block if keep.all() else block[keep], rows, name)
 
     def _block(self, start: int, with_features: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
         """Unlabeled rows of block ``[start, start + chunk_size)``: (indices, features or None, logits)."""
@@ -213,10 +220,13 @@ class Pool:
             out = np.empty((rows.shape[0], self.num_classes), dtype=np.float32)
             out[order] = _require_finite(np.asarray(self.logits[rows[order]], dtype=np.float32), rows[order], "logits")
             return out
+        if "exact" not in self.cache:
+            self.cache["exact"] = ExactLogits(self.head_weight, self.head_bias)
+        exact = self.cache["exact"]
         out = np.empty((rows.shape[0], self.head_weight.shape[0]), dtype=np.float32)
         for start in range(0, rows.shape[0], self.chunk_size):
             block = rows[start:start + self.chunk_size]
-            out[start:start + self.chunk_size] = reference_logits(self.gather_features(block), self.head_weight, self.head_bias)
+            out[start:start + self.chunk_size] = exact(self.gather_features(block))
         self.stats["refined_rows"] = self.stats.get("refined_rows", 0) + int(rows.shape[0])
         return out
 
