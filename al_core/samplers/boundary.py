@@ -15,7 +15,8 @@ from al_core.samplers.pool import Pool
 from al_core.samplers.quotas import TURN_ORDERS, class_quotas, turn_order, turns_needed
 from al_core.samplers.ranking import RunningSmallestPerClass, float32_ceiling, select_smallest_scores, smallest_k
 from al_core.samplers.registry import Selection, register_sampler
-from al_core.samplers.scores import IntervalScore, boundary_distance_bounds, boundary_distances, inverse_weight_distances
+from al_core.samplers.scores import (IntervalScore, boundary_distance_bounds, boundary_distances, inverse_weight_distances,
+                                    nearest_boundary_bounds)
 from al_core.schema import one_of
 
 
@@ -32,13 +33,7 @@ def mase_sampler(pool: Pool, budget: int, seed: int) -> Selection:
         distances, predicted = boundary_distances(logits, geometry)
         return distances[np.arange(len(predicted)), predicted]
 
-    def bounds(logits: np.ndarray, bound: np.ndarray):
-        lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
-        predicted = logits.argmax(axis=1)
-        rows = np.arange(len(predicted))
-        return lower[rows, predicted].astype(np.float64), upper[rows, predicted].astype(np.float64), unsettled
-
-    return select_smallest_scores(pool, budget, IntervalScore(score, bounds))
+    return select_smallest_scores(pool, budget, IntervalScore(score, lambda logits, bound: nearest_boundary_bounds(logits, bound, geometry)))
 
 
 BASE_SLACK_FACTOR = 32  # candidates kept per class in the first pass: (1 + this) * quota + BASE_SLACK_EXTRA

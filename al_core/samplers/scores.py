@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from al_core.linear import UNIT_ROUNDOFF_32
+from al_core.linear import UNIT_ROUNDOFF_32, UNIT_ROUNDOFF_64
 
 EXP_ERROR = 2.0**-20  # numpy's float32 exp is within a few ulp (2^-23 each): a relative error, i.e. a logit shift
 TINY = 1e-30  # absolute slack for float32 exponentials that underflow
@@ -92,38 +92,80 @@ def _logit_slack(logits: np.ndarray, bound: np.ndarray) -> np.ndarray:
     return bound + 2.0 * (1.01 * UNIT_ROUNDOFF_32 * spread + EXP_ERROR)
 
 
-def _widen(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cover the float64 rounding of the interval arithmetic itself (infinite ends stay as they are)."""
+def _widen(lower: np.ndarray, upper: np.ndarray, classes: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Cover the float64 rounding of a score computed from ``classes`` terms (sums of C float64
+    terms: C u64 relative) and of the interval arithmetic itself; infinite ends stay as they are."""
+    relative = 16.0 * classes * UNIT_ROUNDOFF_64 + 1e-15
     with np.errstate(invalid="ignore"):
-        return (np.where(np.isinf(lower), lower, lower - (np.abs(lower) * 1e-12 + TINY)),
-                np.where(np.isinf(upper), upper, upper + (np.abs(upper) * 1e-12 + TINY)))
+        return (np.where(np.isinf(lower), lower, lower - (np.abs(lower) * relative + TINY)),
+                np.where(np.isinf(upper), upper, upper + (np.abs(upper) * relative + TINY)))
+
+
+@dataclass(frozen=True)
+class _SoftmaxBox:
+    """What the softmax of any logits within ``slack`` of the given ones can be, relative to the
+    given logits' top class t. Every ratio r_c = e^(z_c - z_t) moves by a factor within
+    f = e^(2 slack), so the mass of the other classes R = S - 1 = sum_(c != t) r_c lies in
+    [R / f, R f] (plus the float64 summation error of S), and:
+    p_t in [top_low, top_high] = [1 / (1 + R_high), 1 / (1 + R_low)],
+    every other p_c <= other_high = r_2 f / (1 + R_low) (r_2: the largest other ratio), and the
+    second largest probability >= other_low = r_2 / f / (1 + R_high).
+    When the top class holds nearly all the mass (R small) the box is tight whatever the slack."""
+
+    factor: np.ndarray
+    others: np.ndarray
+    others_low: np.ndarray
+    others_high: np.ndarray
+    top_low: np.ndarray
+    top_high: np.ndarray
+    other_low: np.ndarray
+    other_high: np.ndarray
+
+
+def _softmax_box(logits: np.ndarray, bound: np.ndarray) -> _SoftmaxBox:
+    second, sums = _second_and_sums(logits)
+    factor = np.exp(2.0 * _logit_slack(logits, bound))
+    summation = 4.0 * logits.shape[1] * UNIT_ROUNDOFF_64 * sums  # |computed S - S of the modelled logits|
+    others = sums - 1.0  # exp(0) = 1 exactly: the top class's term
+    others_low = np.maximum(others / factor - summation, 0.0)
+    others_high = others * factor + summation
+    runner_up = np.exp(second)
+    return _SoftmaxBox(factor=factor, others=others, others_low=others_low, others_high=others_high,
+                       top_low=1.0 / (1.0 + others_high), top_high=1.0 / (1.0 + others_low),
+                       other_low=runner_up / factor / (1.0 + others_high), other_high=runner_up * factor / (1.0 + others_low))
 
 
 def confidence_bounds(logits: np.ndarray, bound: np.ndarray):
-    """Shifting every logit by at most e scales each probability by a factor within e^(+-2e)."""
-    score = confidence_score(logits)
-    factor = np.exp(2.0 * _logit_slack(logits, bound))
-    return (*_widen(score / factor, score * factor), None)
+    """The largest probability lies in [p_t low, max(p_t high, any other's high)] (see _SoftmaxBox)."""
+    box = _softmax_box(logits, bound)
+    return (*_widen(box.top_low, np.maximum(box.top_high, box.other_high), logits.shape[1]), None)
 
 
 def margin_bounds(logits: np.ndarray, bound: np.ndarray):
-    """p_1 and p_2 (the two largest probabilities, whichever classes) each move by a factor
-    within e^(+-2e), so p_1 - p_2 lies in [p_1 / f - p_2 f, p_1 f - p_2 / f] (and is >= 0)."""
-    second, sums = _second_and_sums(logits)
-    factor = np.exp(2.0 * _logit_slack(logits, bound))
-    top, runner_up = 1.0 / sums, np.exp(second) / sums
-    return (*_widen(np.maximum(top / factor - runner_up * factor, 0.0), top * factor - runner_up / factor), None)
+    """p_(1) - p_(2) >= p_t low - (every other's high), and >= 0 (if another class is on top this
+    lower end is negative); <= max(p_t high, others' high) - (second largest's low)."""
+    box = _softmax_box(logits, bound)
+    return (*_widen(np.maximum(box.top_low - box.other_high, 0.0), np.maximum(box.top_high, box.other_high) - box.other_low,
+                    logits.shape[1]), None)
 
 
 def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
-    """With q_c within p_c e^(+-2e): |H(q) - H(p)| <= 2e + (e^(2e) - 1) H(p) (write log q_c =
-    log p_c + t_c, |t_c| <= 2e), plus the float32 rounding of each e_c (z_c - z_1) term (at most
-    u |z_max - z_min| per score)."""
-    score = entropy_score(logits)
-    slack = _logit_slack(logits, bound)
-    spread = logits.max(axis=1).astype(np.float64) - logits.min(axis=1)
-    width = 2.0 * slack + np.expm1(2.0 * slack) * np.maximum(-score, 0.0) + 2.02 * UNIT_ROUNDOFF_32 * spread
-    return (*_widen(score - width, score + width), None)
+    """With log q_c = log p_c + t_c: H(q) - H(p) = sum (p_c - q_c) log p_c - sum q_c t_c. Here
+    |t_t| <= a = |log(S' / S)| (the top class's ratio is 1 on both sides) and |t_c| <= 2e + a
+    otherwise, so |H(q) - H(p)| <= a + 2e (1 - q_t) + (e^(2e + a) - 1) H(p): tight when the top
+    class holds nearly all the mass. Plus the float32 rounding of each e_c (z_c - z_t) term,
+    u sum p_c |z_c - z_t| on either side."""
+    shifted, exponentials, sums = _exponentials(logits)
+    np.multiply(exponentials, shifted, out=shifted)
+    first = shifted.sum(axis=1, dtype=np.float64) / sums  # sum_c p_c (z_c - z_t) <= 0
+    score = first - np.log(sums)
+    box = _softmax_box(logits, bound)
+    slack = np.log(box.factor) / 2.0
+    log_ratio = np.maximum(np.log1p(box.others_high) - np.log1p(box.others), np.log1p(box.others) - np.log1p(box.others_low))
+    other_mass = box.others_high / (1.0 + box.others_high)
+    width = log_ratio + 2.0 * slack * other_mass + np.expm1(2.0 * slack + log_ratio) * np.maximum(-score, 0.0)
+    width += 1.01 * UNIT_ROUNDOFF_32 * (np.abs(first) + (np.abs(first) + 2.0 * slack) * box.factor**2)
+    return (*_widen(score - width, score + width, logits.shape[1]), None)
 
 
 CONFIDENCE = IntervalScore(confidence_score, confidence_bounds)
@@ -223,3 +265,22 @@ def boundary_distance_bounds(logits: np.ndarray, bound: np.ndarray, geometry: Bo
         ends[rows, predicted] = np.inf
         ends[rows, predicted] = ends.min(axis=1, initial=np.inf)
     return lower, upper, unsettled
+
+
+def nearest_boundary_bounds(logits: np.ndarray, bound: np.ndarray, geometry: BoundaryGeometry):
+    """Intervals ``(lower (B,), upper (B,) float64, unsettled (B,) bool)`` around the MASE score
+    (column p of :func:`boundary_distances`) of the reference logits, each within ``bound[i]``.
+
+    Every distance (z_p - z_c) / ||w_p - w_c|| moves by at most w = 2 bound max_c 1 / ||w_p - w_c||,
+    and so does their minimum; the float32 evaluation moves it by 2^-20 relative at most. A row
+    whose lower end reaches 0 may have another predicted class (its top two logits may be within
+    2 bound): unsettled. Cost: :func:`boundary_distances` plus O(B).
+    """
+    distances, predicted = boundary_distances(logits, geometry)
+    score = distances[np.arange(len(predicted)), predicted].astype(np.float64)
+    width = 2.0 * bound * geometry.largest_inverse[predicted].astype(np.float64) * (1.0 + 2.0**-19)
+    with np.errstate(invalid="ignore"):  # inf - inf: no boundary at all, and twins (unsettled anyway)
+        lower = score * (1.0 - 2.0**-20) - width
+        upper = score * (1.0 + 2.0**-20) + width
+    unsettled = ~(lower > 0.0)
+    return np.where(unsettled, 0.0, lower), np.where(np.isnan(upper), np.inf, upper), unsettled
