@@ -26,40 +26,47 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted
 
 
-def _exponentials(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(z - max_c z) ``(B, C) float32``, its exponentials ``(B, C) float32`` and their row sums S
-    ``(B,) float64``: the softmax is e / S. Exponentials in float32 (vectorised, 2.5x faster than
-    float64 here), sums in float64; relative error of the scores ~1e-7."""
+def _exponentials(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(z - max_c z) ``(B, C) float32``, its exponentials ``(B, C) float32``, the top class
+    ``(B,) int64`` and R ``(B,) float64``, the sum of every other class's exponential: the softmax
+    is e / (1 + R). Exponentials in float32 (vectorised, 2.5x faster than float64 here); R is
+    summed without the top class's 1, so its float64 error is relative to R itself and scores near
+    saturation (R ~ 1e-13) keep their digits."""
     shifted = np.asarray(logits, dtype=np.float32) - np.max(logits, axis=1, keepdims=True).astype(np.float32)
     exponentials = np.exp(shifted)
-    return shifted, exponentials, exponentials.sum(axis=1, dtype=np.float64)
+    top = np.argmax(shifted, axis=1)
+    rows = np.arange(shifted.shape[0])
+    exponentials[rows, top] = 0.0
+    others = exponentials.sum(axis=1, dtype=np.float64)
+    exponentials[rows, top] = 1.0  # exp(0)
+    return shifted, exponentials, top, others
 
 
 def confidence_score(logits: np.ndarray) -> np.ndarray:
-    """Largest softmax probability, 1 / S (least-confidence sampling takes the smallest)."""
-    return 1.0 / _exponentials(logits)[2]
+    """Largest softmax probability, 1 / (1 + R) (least-confidence sampling takes the smallest)."""
+    return 1.0 / (1.0 + _exponentials(logits)[3])
 
 
-def _second_and_sums(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(z_2 - z_1) ``(B,) float64`` (-inf with one class) and S ``(B,) float64``."""
-    shifted, _, sums = _exponentials(logits)
-    shifted[np.arange(shifted.shape[0]), np.argmax(shifted, axis=1)] = -np.inf  # the top-1: 0 after the shift
+def _second_and_others(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(z_2 - z_1) ``(B,) float64`` (-inf with one class) and R ``(B,) float64``."""
+    shifted, _, top, others = _exponentials(logits)
+    shifted[np.arange(shifted.shape[0]), top] = -np.inf  # the top-1: 0 after the shift
     second = shifted.max(axis=1).astype(np.float64) if shifted.shape[1] > 1 else np.full(shifted.shape[0], -np.inf)
-    return second, sums
+    return second, others
 
 
 def margin_score(logits: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 softmax probability, (1 - exp(z_2 - z_1)) / S (margin sampling takes the smallest)."""
-    second, sums = _second_and_sums(logits)
-    return -np.expm1(second) / sums
+    """Top-1 minus top-2 softmax probability, (1 - exp(z_2 - z_1)) / (1 + R) (margin sampling takes the smallest)."""
+    second, others = _second_and_others(logits)
+    return -np.expm1(second) / (1.0 + others)
 
 
 def entropy_score(logits: np.ndarray) -> np.ndarray:
-    """Negative softmax entropy, sum_c p_c log p_c = sum_c e_c (z_c - z_1) / S - log S (entropy
-    sampling takes the largest entropy = smallest score)."""
-    shifted, exponentials, sums = _exponentials(logits)
+    """Negative softmax entropy, sum_c p_c log p_c = sum_c e_c (z_c - z_1) / S - log S with
+    S = 1 + R (entropy sampling takes the largest entropy = smallest score)."""
+    shifted, exponentials, _, others = _exponentials(logits)
     np.multiply(exponentials, shifted, out=shifted)  # e_c (z_c - z_1), logits are finite (checked upstream)
-    return shifted.sum(axis=1, dtype=np.float64) / sums - np.log(sums)
+    return shifted.sum(axis=1, dtype=np.float64) / (1.0 + others) - np.log1p(others)
 
 
 # Intervals for the filter: given approximate logits and a bound ``bound[i]`` on how far each of
@@ -92,10 +99,10 @@ def _logit_slack(logits: np.ndarray, bound: np.ndarray) -> np.ndarray:
     return bound + 2.0 * (1.01 * UNIT_ROUNDOFF_32 * spread + EXP_ERROR)
 
 
-def _widen(lower: np.ndarray, upper: np.ndarray, classes: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Cover the float64 rounding of a score computed from ``classes`` terms (sums of C float64
-    terms: C u64 relative) and of the interval arithmetic itself; infinite ends stay as they are."""
-    relative = 16.0 * classes * UNIT_ROUNDOFF_64 + 1e-15
+def _widen(lower: np.ndarray, upper: np.ndarray, relative=1e-15) -> tuple[np.ndarray, np.ndarray]:
+    """Move the ends out by ``relative`` (scalar or per row: the float64 evaluation error of the
+    score, and of the interval arithmetic) plus TINY; infinite ends stay as they are."""
+    relative = np.asarray(relative, dtype=np.float64) + 1e-15
     with np.errstate(invalid="ignore"):
         return (np.where(np.isinf(lower), lower, lower - (np.abs(lower) * relative + TINY)),
                 np.where(np.isinf(upper), upper, upper + (np.abs(upper) * relative + TINY)))
@@ -106,7 +113,7 @@ class _SoftmaxBox:
     """What the softmax of any logits within ``slack`` of the given ones can be, relative to the
     given logits' top class t. Every ratio r_c = e^(z_c - z_t) moves by a factor within
     f = e^(2 slack), so the mass of the other classes R = S - 1 = sum_(c != t) r_c lies in
-    [R / f, R f] (plus the float64 summation error of S), and:
+    [R / f, R f] (widened by the float64 summation error of R, relative to R), and:
     p_t in [top_low, top_high] = [1 / (1 + R_high), 1 / (1 + R_low)],
     every other p_c <= other_high = r_2 f / (1 + R_low) (r_2: the largest other ratio), and the
     second largest probability >= other_low = r_2 / f / (1 + R_high).
@@ -123,12 +130,11 @@ class _SoftmaxBox:
 
 
 def _softmax_box(logits: np.ndarray, bound: np.ndarray) -> _SoftmaxBox:
-    second, sums = _second_and_sums(logits)
+    second, others = _second_and_others(logits)
     factor = np.exp(2.0 * _logit_slack(logits, bound))
-    summation = 4.0 * logits.shape[1] * UNIT_ROUNDOFF_64 * sums  # |computed S - S of the modelled logits|
-    others = sums - 1.0  # exp(0) = 1 exactly: the top class's term
-    others_low = np.maximum(others / factor - summation, 0.0)
-    others_high = others * factor + summation
+    summation = 2.0 * logits.shape[1] * UNIT_ROUNDOFF_64  # relative float64 error of R (C terms, any order)
+    others_low = others / factor * (1.0 - summation)
+    others_high = others * factor * (1.0 + summation)
     runner_up = np.exp(second)
     return _SoftmaxBox(factor=factor, others=others, others_low=others_low, others_high=others_high,
                        top_low=1.0 / (1.0 + others_high), top_high=1.0 / (1.0 + others_low),
@@ -138,7 +144,7 @@ def _softmax_box(logits: np.ndarray, bound: np.ndarray) -> _SoftmaxBox:
 def confidence_bounds(logits: np.ndarray, bound: np.ndarray):
     """The largest probability lies in [p_t low, max(p_t high, any other's high)] (see _SoftmaxBox)."""
     box = _softmax_box(logits, bound)
-    return (*_widen(box.top_low, np.maximum(box.top_high, box.other_high), logits.shape[1]), None)
+    return (*_widen(box.top_low, np.maximum(box.top_high, box.other_high), _evaluation_error(logits, box)), None)
 
 
 def margin_bounds(logits: np.ndarray, bound: np.ndarray):
@@ -146,7 +152,7 @@ def margin_bounds(logits: np.ndarray, bound: np.ndarray):
     lower end is negative); <= max(p_t high, others' high) - (second largest's low)."""
     box = _softmax_box(logits, bound)
     return (*_widen(np.maximum(box.top_low - box.other_high, 0.0), np.maximum(box.top_high, box.other_high) - box.other_low,
-                    logits.shape[1]), None)
+                    _evaluation_error(logits, box)), None)
 
 
 def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
@@ -154,18 +160,25 @@ def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
     |t_t| <= a = |log(S' / S)| (the top class's ratio is 1 on both sides) and |t_c| <= 2e + a
     otherwise, so |H(q) - H(p)| <= a + 2e (1 - q_t) + (e^(2e + a) - 1) H(p): tight when the top
     class holds nearly all the mass. Plus the float32 rounding of each e_c (z_c - z_t) term,
-    u sum p_c |z_c - z_t| on either side."""
-    shifted, exponentials, sums = _exponentials(logits)
+    u sum p_c |z_c - z_t| on either side (on the reference's side at most f^2 (that sum + 2e (1 - q_t)))."""
+    shifted, exponentials, _, others = _exponentials(logits)
     np.multiply(exponentials, shifted, out=shifted)
-    first = shifted.sum(axis=1, dtype=np.float64) / sums  # sum_c p_c (z_c - z_t) <= 0
-    score = first - np.log(sums)
+    first = shifted.sum(axis=1, dtype=np.float64) / (1.0 + others)  # sum_c p_c (z_c - z_t) <= 0
+    score = first - np.log1p(others)
     box = _softmax_box(logits, bound)
     slack = np.log(box.factor) / 2.0
     log_ratio = np.maximum(np.log1p(box.others_high) - np.log1p(box.others), np.log1p(box.others) - np.log1p(box.others_low))
     other_mass = box.others_high / (1.0 + box.others_high)
     width = log_ratio + 2.0 * slack * other_mass + np.expm1(2.0 * slack + log_ratio) * np.maximum(-score, 0.0)
-    width += 1.01 * UNIT_ROUNDOFF_32 * (np.abs(first) + (np.abs(first) + 2.0 * slack) * box.factor**2)
-    return (*_widen(score - width, score + width, logits.shape[1]), None)
+    width += 1.01 * UNIT_ROUNDOFF_32 * (np.abs(first) + (np.abs(first) + 2.0 * slack * other_mass) * box.factor**2)
+    width += 4.0 * logits.shape[1] * UNIT_ROUNDOFF_64 * (np.abs(first) + box.others_high)  # float64 sums, log1p
+    return (*_widen(score - width, score + width), None)
+
+
+def _evaluation_error(logits: np.ndarray, box: _SoftmaxBox) -> np.ndarray:
+    """Relative float64 error of a computed confidence or margin, (1 - e^(z_2 - z_1)) / (1 + R):
+    a few roundings (8 u64) plus R's summation error as a share of 1 + R."""
+    return 8.0 * UNIT_ROUNDOFF_64 + 4.0 * logits.shape[1] * UNIT_ROUNDOFF_64 * box.others_high / (1.0 + box.others_low)
 
 
 CONFIDENCE = IntervalScore(confidence_score, confidence_bounds)
