@@ -20,15 +20,20 @@ import polars as pl
 
 from al_core.errors import InputError
 
+TEMP_PREFIX = "."  # temporary files are hidden: ".<name>.<random><suffix>"
 RERUN = "re-run the stage that writes it (dvc repro -f <stage>), or restore it with dvc checkout"
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` only on success."""
+    """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
+
+    The file gets the permissions any new file would (0666 less the umask), not ``mkstemp``'s
+    0600, so a project folder shared by a team stays readable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -37,6 +42,18 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def leftover_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that a killed writer of ``path`` left beside it (``kill -9`` skips cleanup)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f"{TEMP_PREFIX}{path.name}.*")) if path.parent.is_dir() else []
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> None:

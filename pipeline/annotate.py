@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -13,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from al_core.annotations import UNUSABLE, append_to_store, parse_export, read_store, resolve
-from al_core.artifacts import atomic_path, read_json
+from al_core.artifacts import TEMP_PREFIX, atomic_path, leftover_temporaries, read_json
 from al_core.errors import InputError
 from al_core.linear import linear_logits
 from pipeline.artifacts import (
@@ -64,23 +65,48 @@ def image_url(path: str, prefix: str, document_root: Path) -> str:
     return LOCAL_FILES_PREFIX + os.path.relpath(path, document_root).replace(os.sep, "/")
 
 
+def batch_file(out: Path, round_name: str, extension: str) -> Path:
+    """``out/<round><extension>``, or the first free ``out/<round>-<k><extension>``: an earlier
+    batch file (perhaps imported into Label Studio already) is never overwritten."""
+    target = out / f"{round_name}{extension}"
+    number = 2
+    while target.exists():
+        target = out / f"{round_name}-{number}{extension}"
+        number += 1
+    return target
+
+
 def run_export(params: Params, round_name: str, export_format: str, out: Path, document_root: Path | None) -> None:
     """Write the round's batch for annotators: Label Studio tasks (tasks.json, with the model's
     prediction and the sampler's score) + its labeling config (config.xml), or a CSV (id, path,
-    predicted, score, rank). Items the store already labels are left out."""
+    predicted, score, rank). Items labeled already (the store, or the dataset's own labels) are
+    left out, and the message says how many and why; an earlier batch file is never overwritten."""
     if export_format not in EXPORT_FORMATS:
         raise InputError(f"--format must be one of {EXPORT_FORMATS}, got {export_format!r}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; it names the folder the batch is written into (e.g. --out annotate)")
     table = PoolTable.load()
     names = class_names()
     queried = load_queried(round_name)
-    done = set(annotated_labels(params)["id"].to_list()) if store_file(params).exists() else set()
-    done |= set(known_labels(table)["id"].to_list())
-    batch = queried.filter(~pl.col("id").is_in(list(done)))
+    annotated = set(annotated_labels(params)["id"].to_list()) if store_file(params).exists() else set()
+    given = set(known_labels(table)["id"].to_list())
+    queried_ids = set(queried["id"].to_list())
+    batch = queried.filter(~pl.col("id").is_in(list(annotated | given)))
     ids = batch["id"].to_numpy()
     paths = table.paths("pool")
     if paths is None:
         raise InputError("this dataset's images are not files (fashion_mnist, cifar10 in memory): annotators need "
                          "image files; use data.dataset imagefolder or manifest (or features with a path column)")
+    if not ids.size:
+        print(f"export {round_name}: nothing to write, all {queried.height} queried items are labeled "
+              f"({len(queried_ids & annotated)} by annotators, {len(queried_ids & given - annotated)} by the dataset)")
+        return
+    left_out = []
+    if queried_ids & annotated:
+        left_out.append(f"{len(queried_ids & annotated)} labeled in the store already")
+    if queried_ids & given - annotated:
+        left_out.append(f"{len(queried_ids & given - annotated)} labeled by the dataset (seed set)")
+    left = f"; of {queried.height} queried, left out: {', '.join(left_out)}" if left_out else ""
     positions = pool_positions(table.ids("pool"), ids, round_dir(round_name) / "queried.parquet")
     predicted = _predictions(table, round_name, positions)
     predicted_names = [None] * len(ids) if predicted is None else [names[c] for c in predicted]
@@ -90,12 +116,12 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
         frame = pl.DataFrame({"id": ids, "path": list(batch_paths), "predicted": predicted_names,
                               "score": batch["score"], "rank": batch["rank"]},
                              schema={"id": pl.Int64, "path": pl.String, "predicted": pl.String, "score": pl.Float64, "rank": pl.Int64})
-        target = out / f"{round_name}.csv"
+        target = batch_file(out, round_name, ".csv")
         with atomic_path(target, suffix=".csv") as tmp:
             frame.write_csv(tmp)
-        print(f"export {round_name}: {len(ids)} items to {target} ({len(done & set(queried['id'].to_list()))} already labeled, left out)")
+        print(f"export {round_name}: {len(ids)} items to {target}{left}")
         return
-    root = Path(document_root or params.get("data.root", str)).resolve()
+    root = Path(document_root or dataset_root(params)).resolve()
     prefix = params.get("labels.image_url", str, "")
     tasks = []
     for index, item in enumerate(ids):
@@ -109,36 +135,59 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
                                     "result": [{"from_name": "label", "to_name": "image", "type": "choices",
                                                 "value": {"choices": [predicted_names[index]]}}]}]
         tasks.append(task)
-    with atomic_path(out / f"{round_name}.tasks.json", suffix=".json") as tmp:
+    target = batch_file(out, round_name, ".tasks.json")
+    with atomic_path(target, suffix=".json") as tmp:
         tmp.write_text(json.dumps(tasks, indent=1, allow_nan=False) + "\n")
     with atomic_path(out / "config.xml", suffix=".xml") as tmp:
         tmp.write_text(labeling_config(names))
-    print(f"export {round_name}: {len(tasks)} Label Studio tasks to {out / f'{round_name}.tasks.json'}, labeling config "
-          f"{out / 'config.xml'}; images as {'URLs under ' + prefix if prefix else 'local files under ' + str(root)}")
+    print(f"export {round_name}: {len(tasks)} Label Studio tasks to {target}{left}; labeling config {out / 'config.xml'}; "
+          f"images as {'URLs under ' + prefix if prefix else 'local files under ' + str(root)}")
+
+
+def dataset_root(params: Params) -> Path:
+    """The folder relative image paths are taken from: ``data.root``, or the manifest file's folder."""
+    root = Path(params.get("data.root", str, "."))
+    return root.parent if root.is_file() else root
 
 
 def run_import(params: Params, file: Path) -> None:
-    """Merge an export into the annotation store (all rows or none; the same file twice: no-op)
-    and report what it held: new annotations, cancelled ones, items never queried, disagreements."""
+    """Merge an export into the annotation store (all rows or none; annotations stored already are
+    not stored again) and report what it held: new and changed annotations, repeats, cancelled or
+    skipped ones, items never queried, disagreements among this file's items."""
     table = PoolTable.load()
     store = store_file(params)
-    parsed = parse_export(file, class_names(), table.ids("pool"), table.paths("pool"))
-    added = append_to_store(store, parsed)
-    if added == 0:
-        print(f"import {file}: already in the store (or no labels in it); nothing changed")
+    for leftover in leftover_temporaries(store):  # a killed import's partial file, never the store itself
+        leftover.unlink()
+    parsed = parse_export(file, class_names(), table.ids("pool"), table.paths("pool"), dataset_root(params))
+    counts = append_to_store(store, parsed)
+    ignore = store.parent / ".gitignore"
+    if store.parent.is_dir() and not ignore.exists():
+        with atomic_path(ignore) as tmp:
+            tmp.write_text(f"# temporary files of an interrupted `al import`\n{TEMP_PREFIX}{store.name}.*\n")
+    skipped = (f"; {len(parsed.skipped_items)} items skipped or cancelled without a label (finish them in the same "
+               f"Label Studio project, export it again and import it; or see labels.awaiting)" if parsed.skipped_items else "")
+    if params.get("labels.source", str, "oracle") == "oracle":
+        warnings.warn(f"{params.path}: labels.source is oracle, so no stage reads the annotation store {store}; set "
+                      "labels.source: annotations to train on what annotators give")
+    if counts.added == 0:
+        print(f"import {file} ({parsed.format}): nothing new, {counts.repeated} annotations stored already{skipped}")
         return
     queried = set()
     for queried_file in sorted(Path("runs").glob("*/queried.parquet")):
         queried |= set(load_queried(queried_file.parent.name)["id"].to_list())
-    never = sorted(set(parsed.rows["id"].to_list()) - queried)
+    items = set(parsed.rows["id"].to_list())
+    never = sorted(items - queried)
     rule = params.get("labels.conflicts", str, "latest")
     # Under "refuse", the labels stage stops on a disagreement; the import itself only reports it.
     labels, disagreements = resolve(read_store(store), "latest" if rule == "refuse" else rule)
+    here = disagreements.filter(pl.col("id").is_in(list(items))).height
     if disagreements.height:
-        DISAGREEMENTS.parent.mkdir(parents=True, exist_ok=True)
-        disagreements.with_columns(pl.col("labels").list.join("|")).write_csv(DISAGREEMENTS)
-    print(f"import {file} ({parsed.format}): {added} annotations of {parsed.rows['id'].n_unique()} items added to {store}"
-          f"{f'; {parsed.cancelled} cancelled or empty, not labels' if parsed.cancelled else ''}"
+        with atomic_path(DISAGREEMENTS, suffix=".csv") as tmp:
+            disagreements.with_columns(pl.col("labels").list.join("|")).write_csv(tmp)
+    changed = f", {counts.changed} changed (edited in Label Studio)" if counts.changed else ""
+    repeated = f", {counts.repeated} stored already" if counts.repeated else ""
+    print(f"import {file} ({parsed.format}): {counts.new} new annotations{changed}{repeated} of {len(items)} items, "
+          f"to {store}{f'; {parsed.cancelled} cancelled or empty, not labels' if parsed.cancelled else ''}{skipped}"
           f"{f'; {len(never)} items never queried (kept: used if a later round queries them)' if never else ''}"
-          f"{f'; annotators disagree on {disagreements.height} items ({DISAGREEMENTS})' if disagreements.height else ''}; "
+          f"{f'; annotators disagree on {here} of these items ({disagreements.height} in the store, {DISAGREEMENTS}: the labels and the one chosen by {rule})' if here else ''}; "
           f"{labels.height} items labeled in all")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 
@@ -19,14 +20,22 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params file to read")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+
 def friendly_errors(fn):
+    """Bad input: one line ``error: ...`` and exit code 2. Warnings: one line ``warning: ...``
+    (no source line)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (InputError, DatasetMissingError) as error:
-            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-            sys.exit(2)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            try:
+                return fn(*args, **kwargs)
+            except (InputError, DatasetMissingError) as error:
+                typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+                sys.exit(2)
 
     return wrapper
 

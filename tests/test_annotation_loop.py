@@ -72,8 +72,8 @@ def test_rounds_wait_for_annotators_and_continue_with_their_labels(workspace, tm
     assert all(task["data"]["score"] is None for task in json.loads((tmp_path / "out" / "init.tasks.json").read_text()))
     al("export", "init", "--format", "csv", "--out", str(tmp_path / "out"))
     answers = label_csv(tmp_path / "out" / "init.csv", tmp_path / "init_labels.csv", skip=1)
-    assert "8 annotations of 8 items added" in al("import", str(answers))
-    assert "already in the store" in al("import", str(answers))  # the same file twice: a no-op
+    assert "8 new annotations of 8 items" in al("import", str(answers))
+    assert "nothing new, 8 annotations stored already" in al("import", str(answers))  # the same file twice: a no-op
     al("labels", "init")
     assert "1 of the 9 items queried in round init await labels" in al("train", "r00", "init", expect=2)
     al("import", str(label_csv(tmp_path / "out" / "init.csv", tmp_path / "rest.csv")))
@@ -108,7 +108,8 @@ def test_rounds_wait_for_annotators_and_continue_with_their_labels(workspace, tm
             for k, (name, time, cancelled) in enumerate(annotations)]})
     (tmp_path / "export.json").write_text(json.dumps(exported))
     report = al("import", str(tmp_path / "export.json"))
-    assert "1 cancelled or empty" in report and "annotators disagree on 1 items" in report
+    assert "1 cancelled or empty" in report and "annotators disagree on 1 of these items" in report
+    assert "1 items skipped or cancelled without a label" in report
     al("labels", "r00")
     assert "1 of the 6 items queried in round r00 await labels" in al("train", "r01", "r00", expect=2)
     skipped = tasks[2]["data"]
@@ -138,8 +139,13 @@ def test_rounds_wait_for_annotators_and_continue_with_their_labels(workspace, tm
     first = pl.read_parquet("runs/r01/queried.parquet").row(0, named=True)
     (tmp_path / "early.csv").write_text(f"id,label\n{first['id']},{truth(first['path'])}\n")
     al("import", str(tmp_path / "early.csv"))
-    assert "(1 already labeled, left out)" in al("export", "r01", "--format", "csv", "--out", str(tmp_path / "out"))
+    message = al("export", "r01", "--format", "csv", "--out", str(tmp_path / "out"))
+    assert "left out: 1 labeled in the store already" in message
     assert first["id"] not in pl.read_csv(tmp_path / "out" / "r01.csv")["id"].to_list()
+    # A second export of the round never overwrites the first (perhaps imported into Label Studio already).
+    before = (tmp_path / "out" / "r01.csv").read_bytes()
+    assert "r01-2.csv" in al("export", "r01", "--format", "csv", "--out", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "r01.csv").read_bytes() == before
 
 
 def test_oracle_samplers_and_simulation_need_labels(workspace):
