@@ -55,9 +55,13 @@ SCHEMA: dict[str, Setting | dict[str, Setting]] = {
 
 
 def validate_params(data: dict, source: str) -> None:
-    """Raise InputError naming the first key of ``data`` that is unknown, ill-typed or out of range.
-    Top-level keys outside the schema are the user's own and pass; keys inside a known section
-    must be known. Missing keys are left to the stage that reads them."""
+    """Raise InputError naming the first key of ``data`` that is unknown, ill-typed or out of range
+    (at the top level too: ``sampeler: random`` beside ``sampler: base`` would change nothing).
+    Missing keys are left to the stage that reads them."""
+    unknown_top = sorted(set(data) - set(SCHEMA), key=str)
+    if unknown_top:
+        raise InputError(f"{source}: {unknown_top[0]} is not a setting (known: {', '.join(SCHEMA)}); "
+                         "a misspelled key would change nothing")
     for key, rule in SCHEMA.items():
         if key not in data:
             continue

@@ -77,6 +77,10 @@ def load_grid(path: Path = GRID) -> Grid:
     unknown = [name for name in samplers if name not in SAMPLERS]
     if unknown:
         raise InputError(f"{path}: unknown sampler(s) {unknown}; known: {', '.join(sorted(SAMPLERS))}")
+    for key, values in (("samplers", samplers), ("seeds", seeds)):
+        repeated = sorted({value for value in values if values.count(value) > 1}, key=str)
+        if repeated:
+            raise InputError(f"{path}: {key} lists {repeated[0]!r} more than once; each cell would run twice")
     return Grid(datasets=datasets, samplers=samplers, seeds=seeds, path=path)
 
 
@@ -219,8 +223,12 @@ def run_study(grid_path: Path = GRID, only: list[str] | None = None, limit: int 
     """Run every cell of the grid that has no results yet (or the ``only`` ones); returns the cells run."""
     from pipeline.params import Params
 
+    from pipeline.params import validate_params
+
     grid = load_grid(grid_path)
     base = Params(Path("params.yaml")).data  # checked against the schema now, not inside the first cell
+    for dataset in grid.datasets:  # and each dataset's changes, named as the grid's
+        validate_params(dataset_params(base, grid, dataset), f"{grid_path} (datasets.{dataset})")
     cells = grid.cells()
     if only:
         names = {cell.name for cell in cells}

@@ -103,14 +103,14 @@ def workspace_experiment() -> Experiment | None:
     return Experiment("workspace", flatten(Params().data), pl.read_csv(ROUNDS_CSV), full_from_summary(summary), code_version(lock))
 
 
-def experiment_revs(head_only: bool) -> list[tuple[str, str]]:
-    """``(name, rev)`` of every baseline commit and experiment ``dvc.api.exp_show`` lists: of HEAD
-    with ``head_only``, else of every commit (experiments stay in the report after their
-    baseline is no longer HEAD)."""
+def experiment_revs(all_commits: bool) -> list[tuple[str, str]]:
+    """``(name, rev)`` of the baseline commit and the experiments ``dvc exp show`` lists (those of
+    HEAD: seconds, whatever the history's length), or with ``all_commits`` of every commit (one
+    git read per commit: minutes on a long history)."""
     import dvc.api
 
     try:
-        rows = dvc.api.exp_show(revs=None if head_only else dvc.api.all_commits())
+        rows = dvc.api.exp_show(revs=dvc.api.all_commits() if all_commits else None)
     except Exception as error:  # DVC raises its own error types; say what failed
         raise InputError(f"dvc.api.exp_show failed: {error}") from error
     revs, seen = [], set()
@@ -133,16 +133,28 @@ def read_at(rev: str, path: str) -> str | None:
         return None
 
 
-def experiment_at(name: str, rev: str) -> Experiment | None:
+def experiment_at(name: str, rev: str) -> Experiment | str:
+    """The run committed at ``rev``, or why it cannot be compared (not finished, a damaged file)."""
     import dvc.api
 
     rounds = read_at(rev, ROUNDS_CSV.as_posix())
     if rounds is None:
-        return None
+        return f"no {ROUNDS_CSV} committed at {rev[:10]} (not a finished run)"
     summary = read_at(rev, SUMMARY)
+    try:
+        full = full_from_summary(json.loads(summary)) if summary else None
+    except json.JSONDecodeError as error:
+        return f"its {SUMMARY} at {rev[:10]} is damaged ({error})"
+    try:
+        frame = pl.read_csv(io.StringIO(rounds))
+        missing = {"labels", "top1"} - set(frame.columns)
+        if missing:
+            return f"its {ROUNDS_CSV} at {rev[:10]} lacks column(s) {sorted(missing)}"
+        frame = frame.with_columns(pl.col("labels").cast(pl.Int64), pl.col("top1").cast(pl.Float64))
+    except pl.exceptions.PolarsError as error:
+        return f"its {ROUNDS_CSV} at {rev[:10]} is damaged ({str(error).splitlines()[0][:120]})"
     params = dvc.api.params_show(rev=rev, deps=False)
-    return Experiment(name, flatten(params), pl.read_csv(io.StringIO(rounds)),
-                      full_from_summary(json.loads(summary)) if summary else None, code_version(read_at(rev, LOCK)))
+    return Experiment(name, flatten(params), frame, full, code_version(read_at(rev, LOCK)))
 
 
 def identity(experiment: Experiment) -> str:
@@ -168,17 +180,19 @@ def select_runs(candidates: list[Experiment], any_code: bool) -> Gathered:
     return gathered
 
 
-def gather_experiments(head_only: bool = False, any_code: bool = False) -> Gathered:
-    """The workspace (when up to date) plus every DVC experiment with a committed reports/rounds.csv."""
+def gather_experiments(all_commits: bool = False, any_code: bool = False) -> Gathered:
+    """The workspace (when up to date) plus the DVC experiments (of HEAD; of every commit with
+    ``all_commits``) with a committed reports/rounds.csv; a run with a damaged file is left out,
+    named with the file."""
     candidates = []
     workspace = workspace_experiment()
     if workspace is not None:
         candidates.append(workspace)
     left_out = []
-    for name, rev in tqdm(experiment_revs(head_only), desc="report: reading experiments", unit="exp", leave=False):
+    for name, rev in tqdm(experiment_revs(all_commits), desc="report: reading experiments", unit="exp", leave=False):
         experiment = experiment_at(name, rev)
-        if experiment is None:
-            left_out.append((name, f"no {ROUNDS_CSV} committed at {rev[:10]} (not a finished run)"))
+        if isinstance(experiment, str):
+            left_out.append((name, experiment))
             continue
         candidates.append(experiment)
     gathered = select_runs(candidates, any_code)

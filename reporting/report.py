@@ -2,8 +2,8 @@
 
 ``al report --scope run`` (the ``report`` stage, ``stages/report.py``) reads ``runs/*/metrics.json``
 and writes ``metrics.json``, ``reports/rounds.csv``, ``reports/table.md`` and ``reports/figures/``.
-``al report`` (scope ``all``) gathers the workspace and every DVC experiment (of any baseline
-commit; ``--head-only``: of the current one; see ``reporting.experiments`` for which runs are
+``al report`` (scope ``all``) gathers the workspace and the DVC experiments ``dvc exp show``
+lists (the current commit's; ``--all-commits``: of every commit; see ``reporting.experiments`` for which runs are
 compared) and writes ``reports/compare/``: figures, ``index.html``, CSVs (``left_out.csv``: every
 run not compared, and why).
 """
@@ -42,12 +42,12 @@ def left_out_table(gathered: Gathered) -> pl.DataFrame:
     return pl.DataFrame(gathered.left_out, schema={"run": pl.String, "why": pl.String}, orient="row")
 
 
-def run_report_all(head_only: bool = False, out: Path = COMPARE_DIR, check: bool = False, any_code: bool = False) -> Path:
+def run_report_all(all_commits: bool = False, out: Path = COMPARE_DIR, check: bool = False, any_code: bool = False) -> Path:
     """Every experiment: figures, CSVs and index.html in ``out``; returns index.html.
 
     ``check``: open index.html in headless Chromium, screenshot it to ``out/screenshot.png`` and
     fail unless every figure decoded. ``any_code``: compare runs of other code versions too."""
-    gathered = gather_experiments(head_only, any_code)
+    gathered = gather_experiments(all_commits, any_code)
     experiments = gathered.experiments
     comparison = Comparison.of(experiments)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,9 +72,9 @@ def run_report_all(head_only: bool = False, out: Path = COMPARE_DIR, check: bool
     return index
 
 
-def run_compare(head_only: bool = False, any_code: bool = False) -> pl.DataFrame:
+def run_compare(all_commits: bool = False, any_code: bool = False) -> pl.DataFrame:
     """Print one row per experiment: top-1 at each label count, then final imbalance."""
-    gathered = gather_experiments(head_only, any_code)
+    gathered = gather_experiments(all_commits, any_code)
     comparison = Comparison.of(gathered.experiments)
     for name, why in gathered.left_out:
         print(f"compare: left out {name}: {why}")

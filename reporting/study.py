@@ -28,19 +28,35 @@ REACH = (0.90, 0.95, 0.99)
 BASELINE = "random"
 
 
+ROUND_COLUMNS = {"round": pl.String, "labels": pl.Int64, "top1": pl.Float64, "imbalance_ratio": pl.Float64, "entropy": pl.Float64}
+
+
+def _cell_json(path: Path, redo: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path} is missing or damaged ({error}); {redo}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must hold a JSON object; {redo}")
+    return data
+
+
 def load_cells(results: Path = RESULTS) -> pl.DataFrame:
     """One row per (dataset, sampler, seed, round): labels, top1, imbalance_ratio, entropy, full_top1, code."""
     frames = []
     for rounds_file in sorted(results.glob("*/*/seed*/rounds.csv")):
         folder = rounds_file.parent
         dataset, sampler, seed = folder.parent.parent.name, folder.parent.name, int(folder.name.removeprefix("seed"))
-        metrics = json.loads((folder / "metrics.json").read_text())
-        info = json.loads((folder / "cell.json").read_text())
-        frame = pl.read_csv(rounds_file).with_row_index("round_index").select(
-            pl.lit(dataset).alias("dataset"), pl.lit(sampler).alias("sampler"), pl.lit(seed).alias("seed"),
-            pl.col("round_index").cast(pl.Int64), "round", "labels", "top1", "imbalance_ratio", "entropy",
-            pl.lit(metrics.get("full_top1"), dtype=pl.Float64).alias("full_top1"), pl.lit(info.get("code")).alias("code"),
-        )
+        redo = f"redo the cell with `al study run --only {dataset}/{sampler}/{folder.name} --force`"
+        metrics, info = (_cell_json(folder / name, redo) for name in ("metrics.json", "cell.json"))
+        try:
+            frame = pl.read_csv(rounds_file, schema_overrides=ROUND_COLUMNS).with_row_index("round_index").select(
+                pl.lit(dataset).alias("dataset"), pl.lit(sampler).alias("sampler"), pl.lit(seed).alias("seed"),
+                pl.col("round_index").cast(pl.Int64), "round", "labels", "top1", "imbalance_ratio", "entropy",
+                pl.lit(metrics.get("full_top1"), dtype=pl.Float64).alias("full_top1"), pl.lit(info.get("code")).alias("code"),
+            )
+        except (OSError, pl.exceptions.PolarsError) as error:
+            raise InputError(f"{rounds_file} is damaged ({str(error).splitlines()[0][:120]}); {redo}") from None
         frames.append(frame)
     if not frames:
         raise InputError(f"no study results under {results}: run `al study run` first")

@@ -95,9 +95,17 @@ class Studio:
         listed = self.call("GET", f"/api/tasks?project={project['id']}&page_size={len(tasks) + 10}")
         return project["id"], (listed["tasks"] if isinstance(listed, dict) else listed)
 
-    def annotate(self, task_id: int, name: str | None, cancelled: bool = False) -> None:
-        result = [] if name is None else [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [name]}}]
-        self.call("POST", f"/api/tasks/{task_id}/annotations", {"result": result, "was_cancelled": cancelled})
+    @staticmethod
+    def _result(name: str | None) -> list[dict]:
+        return [] if name is None else [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [name]}}]
+
+    def annotate(self, task_id: int, name: str | None, cancelled: bool = False) -> int:
+        """Post an annotation (``cancelled``: the annotator skipped the task); returns its id."""
+        return self.call("POST", f"/api/tasks/{task_id}/annotations", {"result": self._result(name), "was_cancelled": cancelled})["id"]
+
+    def edit(self, annotation_id: int, name: str) -> None:
+        """Change an annotation's choice, as an annotator who reopens it does (its updated_at moves)."""
+        self.call("PATCH", f"/api/annotations/{annotation_id}", {"result": self._result(name)})
 
     def export(self, project_id: int, export_type: str = "JSON") -> bytes:
         return self.call("GET", f"/api/projects/{project_id}/export?exportType={export_type}", raw=True)

@@ -172,7 +172,8 @@ class ReportScope(str, Enum):
     all = "all"
 
 
-HEAD_ONLY_OPTION = typer.Option(False, "--head-only", help="only experiments based on the current commit")
+ALL_COMMITS_OPTION = typer.Option(False, "--all-commits", help="experiments of every commit, not only those of the "
+                                  "current one (`dvc exp show`'s); one git read per commit, slow on a long history")
 ANY_CODE_OPTION = typer.Option(False, "--any-code", help="also compare runs made by other versions of the code (told apart by a code column)")
 
 
@@ -180,7 +181,7 @@ ANY_CODE_OPTION = typer.Option(False, "--any-code", help="also compare runs made
 @friendly_errors
 def report(
     scope: ReportScope = typer.Option(ReportScope.all, help="run: this workspace's rounds (the DVC stage); all: every experiment"),
-    head_only: bool = HEAD_ONLY_OPTION,
+    all_commits: bool = ALL_COMMITS_OPTION,
     out: Path = typer.Option(Path("reports/compare"), help="where scope 'all' writes index.html, summary.md and figures"),
     check: bool = typer.Option(False, "--check", help="open index.html in headless Chromium and fail unless every figure shows"),
     any_code: bool = ANY_CODE_OPTION,
@@ -194,16 +195,16 @@ def report(
     else:
         from reporting.report import run_report_all
 
-        run_report_all(head_only=head_only, out=out, check=check, any_code=any_code)
+        run_report_all(all_commits=all_commits, out=out, check=check, any_code=any_code)
 
 
 @app.command()
 @friendly_errors
-def compare(head_only: bool = HEAD_ONLY_OPTION, any_code: bool = ANY_CODE_OPTION) -> None:
+def compare(all_commits: bool = ALL_COMMITS_OPTION, any_code: bool = ANY_CODE_OPTION) -> None:
     """Print top-1 per label count and final imbalance for the workspace and every DVC experiment."""
     from reporting.report import run_compare
 
-    run_compare(head_only=head_only, any_code=any_code)
+    run_compare(all_commits=all_commits, any_code=any_code)
 
 
 @app.command()

@@ -10,6 +10,8 @@ re-runs nothing downstream.
 
 from __future__ import annotations
 
+import warnings
+
 import polars as pl
 
 from al_core.artifacts import write_json, write_parquet
@@ -26,6 +28,7 @@ def run_labels(params: Params, round_name: str) -> None:
     source = params.get("labels.source", str, "oracle")  # its values are checked by pipeline/params.py
     table = PoolTable.load()
     ids = load_queried(round_name)["id"].to_numpy()
+    from_data = 0  # items labeled by the dataset itself in annotations mode (a seed set)
     if source == "oracle":
         positions = pool_positions(table.ids("pool"), ids, round_dir(round_name) / "queried.parquet")
         labels = table.labels("pool")[positions]
@@ -35,12 +38,22 @@ def run_labels(params: Params, round_name: str) -> None:
         frame = pl.DataFrame({"id": ids, "label": labels}, schema=LABELS_COLUMNS)
     else:
         # The store's labels, else those the dataset gives (a seed set), for the queried items.
-        answered = pl.concat([annotated_labels(params).select("id", "label"), known_labels(table)]).unique("id", keep="first")
+        annotated = annotated_labels(params).select("id", "label")
+        given = known_labels(table).filter(~pl.col("id").is_in(annotated["id"].implode()))
+        answered = pl.concat([annotated, given])
         frame = (pl.DataFrame({"id": ids}, schema={"id": pl.Int64}).with_row_index("rank")
                  .join(answered, on="id", how="inner").sort("rank").select("id", "label"))
+        from_data = int(given["id"].is_in(ids.tolist()).sum())
+        if from_data and (table.labels("pool") >= 0).all():
+            warnings.warn(f"labels {round_name}: {from_data} of {ids.shape[0]} queried items take their label from the "
+                          f"dataset (data.dataset {params.get('data.dataset', str, '?')} labels every pool item), not from "
+                          "annotators; for a simulation set labels.source: oracle, for a campaign use a pool without labels")
     write_parquet(round_dir(round_name) / "labels.parquet", frame)
     summary = {"round": round_name, "source": source, "queried": int(ids.shape[0]), "labeled": frame.height,
                "awaiting": int(ids.shape[0] - frame.height), "unusable": int((frame["label"] < 0).sum())}
+    if from_data:
+        summary["from_dataset"] = from_data
     write_json(round_dir(round_name) / "labels.json", summary)
     waiting = f", {summary['awaiting']} awaiting annotators (al export {round_name})" if summary["awaiting"] else ""
+    waiting += f"; {from_data} labeled by the dataset itself" if from_data else ""
     print(f"labels {round_name}: {summary['labeled']} of {summary['queried']} queries labeled ({source}){waiting}")

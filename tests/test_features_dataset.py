@@ -128,3 +128,70 @@ def test_a_non_finite_row_is_named_with_its_id(workspace):
 def test_missing_folder_says_what_it_expects(workspace, tmp_path):
     with pytest.raises(Exception, match="must hold features.npy"):
         DATASETS["features"](tmp_path / "nowhere")
+
+
+def test_empty_id_cell_and_float_labels(tmp_path):
+    folder = write_feature_dataset(tmp_path / "csv", with_paths=False)
+    items = pl.read_parquet(folder / "items.parquet")
+    (folder / "items.parquet").unlink()
+    as_floats = items.with_columns(pl.col("label").cast(pl.Float64))  # labels written 2.0: classes 0..5, not "2.0"
+    as_floats.write_csv(folder / "items.csv")
+    dataset = DATASETS["features"](folder)
+    assert dataset.class_names == tuple(str(c) for c in range(CLASSES))
+    assert np.array_equal(np.concatenate([dataset.train.labels, dataset.test.labels]).sort(), items["label"].to_numpy().copy().sort())
+    text = (folder / "items.csv").read_text().splitlines()
+    text[4] = "," + text[4].split(",", 1)[1]  # row 4 of the table loses its id
+    (folder / "items.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(InputError, match="items.csv: row 4 has no id; every row needs one"):
+        DATASETS["features"](folder)
+    as_floats.with_columns(pl.when(pl.int_range(pl.len()) == 2).then(2.5).otherwise(pl.col("label")).alias("label")).write_csv(folder / "items.csv")
+    with pytest.raises(InputError, match="row 3 has label 2.5; expected an integer"):
+        DATASETS["features"](folder)
+
+
+def write_unlabeled_features(folder: Path, n_pool=120, n_val=30, n_test=30, d=16, seed=1) -> tuple[Path, dict[int, str]]:
+    """Embeddings of an unlabeled pool (pool rows without labels, their item's file in path) beside
+    labeled val and test rows; returns the folder and each pool item's true class (the annotators')."""
+    rng = np.random.default_rng(seed)
+    names = ("ant", "bee", "cow")
+    n = n_pool + n_val + n_test
+    labels = rng.integers(0, len(names), size=n)
+    centers = rng.normal(scale=4.0, size=(len(names), d))
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "features.npy", (centers[labels] + rng.normal(size=(n, d))).astype(np.float32))
+    split = np.array(["pool"] * n_pool + ["val"] * n_val + ["test"] * n_test)[rng.permutation(n)]
+    ids = np.arange(1000, 1000 + n, dtype=np.int64)
+    label_names = [None if s == "pool" else names[c] for s, c in zip(split, labels)]
+    paths = [f"https://images.example.org/{i}.jpg" for i in ids]
+    pl.DataFrame({"id": ids, "label": label_names, "split": split, "path": paths},
+                 schema={"id": pl.Int64, "label": pl.String, "split": pl.String, "path": pl.String}).write_csv(folder / "items.csv")
+    return folder, {int(i): names[c] for i, c, s in zip(ids, labels, split) if s == "pool"}
+
+
+def test_a_campaign_on_unlabeled_embeddings(tmp_path, monkeypatch):
+    folder, truth = write_unlabeled_features(tmp_path / "embeddings")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params.update(initial_size=12, budget=10, schedule={"r00": "init", "r01": "r00"})
+    params["data"].update(dataset="features", root=str(folder))
+    params["train"].update(max_epochs=10, patience=5)
+    params["labels"]["source"] = "annotations"
+    enter_workspace(tmp_path, params, monkeypatch)
+    for stage in ("prepare", "embed", "init", "full"):
+        al(stage)
+    table = pl.read_parquet("data/prepare/pool.parquet")
+    assert (table.filter(pl.col("split") == "pool")["label"] == -1).all() and table.filter(pl.col("split") == "val").height == 30
+    for round_name, previous in (("r00", "init"), ("r01", "r00")):
+        assert "awaiting annotators" in al("labels", previous).output
+        al("export", previous, "--format", "csv", "--out", "annotate")
+        batch = pl.read_csv(f"annotate/{previous}.csv")
+        assert all(path == f"https://images.example.org/{i}.jpg" for i, path in zip(batch["id"], batch["path"]))  # URLs travel
+        pl.DataFrame({"id": batch["id"], "path": batch["path"], "label": [truth[i] for i in batch["id"]]}).write_csv("answers.csv")
+        assert f"{batch.height} new annotations" in al("import", "answers.csv").output
+        al("labels", previous)
+        al("train", round_name, previous)
+        al("evaluate", round_name)
+        al("select", round_name)
+    labeled = pl.read_parquet("runs/r01/labeled.parquet")
+    assert labeled.height == 22 and all(("ant", "bee", "cow")[label] == truth[i] for i, label in labeled.select("id", "label").rows())
+    assert json.loads(Path("runs/r01/metrics.json").read_text())["top1"] is not None
+    al("report", "--scope", "run")

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from al_core.annotations import UNUSABLE
 from scripts.label_studio_annotators import SERVER, Studio
@@ -54,6 +56,7 @@ def test_a_round_trip_through_label_studio(workspace, tmp_path):  # noqa: F811  
         assert image.status == 200 and image.read(8).startswith(b"\x89PNG")
         by_item = {task["data"]["item_id"]: task for task in listed}
         items = [task["data"]["item_id"] for task in tasks]
+        annotation_of = {}
         for index, item in enumerate(items):
             task, right = by_item[item], truth(by_item[item]["data"]["path"])
             if index == 0:  # a first pass that a reviewer corrects later
@@ -61,30 +64,54 @@ def test_a_round_trip_through_label_studio(workspace, tmp_path):  # noqa: F811  
                 time.sleep(1.1)
                 studio.annotate(task["id"], right)
             elif index == 1:
-                studio.annotate(task["id"], UNUSABLE)
+                annotation_of[item] = studio.annotate(task["id"], UNUSABLE)
             elif index == 2:  # skipped by the annotator
                 studio.annotate(task["id"], None, cancelled=True)
             else:
                 studio.annotate(task["id"], right)
-        for export_type, name in (("JSON", "export.json"), ("JSON_MIN", "export_min.json"), ("CSV", "export.csv")):
-            (tmp_path / name).write_bytes(studio.export(project, export_type))
+        for export_type, name in (("JSON", "export.json"), ("JSON_MIN", "export_min.txt"), ("CSV", "export.csv")):
+            (tmp_path / name).write_bytes(studio.export(project, export_type))  # JSON_MIN renamed: known by content
+        first = al("import", str(tmp_path / "export.json"))
+        assert "annotators disagree on 1 of these items" in first and "cancelled" in first
+        assert "1 items skipped or cancelled without a label" in first
+        stored = pl.read_parquet("data/annotations/labels.parquet").height
+        # The other two formats hold the same annotations: nothing is stored twice.
+        for name in ("export_min.txt", "export.csv"):
+            assert "nothing new" in al("import", str(tmp_path / name))
+        assert pl.read_parquet("data/annotations/labels.parquet").height == stored
+        al("labels", "r00")
+        assert "1 of the 6 items queried in round r00 await labels" in al("train", "r01", "r00", expect=2)
+
+        # The skipped task finished later in the same project; the "(unusable)" one reopened and
+        # relabeled; the whole project exported again: exactly one new and one changed annotation.
+        time.sleep(1.1)
+        studio.annotate(by_item[items[2]]["id"], truth(by_item[items[2]]["data"]["path"]))
+        studio.edit(annotation_of[items[1]], truth(by_item[items[1]]["data"]["path"]))
+        (tmp_path / "again.json").write_bytes(studio.export(project, "JSON"))
+        (tmp_path / "again.csv").write_bytes(studio.export(project, "CSV"))
     finally:
         studio.stop()
 
-    report = al("import", str(tmp_path / "export.json"))
-    assert "annotators disagree on 1 items" in report and "cancelled" in report
-    # The other two formats hold the same annotations; importing them adds rows but no new labels.
-    for name in ("export_min.json", "export.csv"):
-        al("import", str(tmp_path / name))
-    al("labels", "r00")
-    assert "1 of the 6 items queried in round r00 await labels" in al("train", "r01", "r00", expect=2)
-    skipped = items[2]
-    (tmp_path / "late.csv").write_text(f"id,label\n{skipped},{truth(by_item[skipped]['data']['path'])}\n")
-    al("import", str(tmp_path / "late.csv"))
+    again = al("import", str(tmp_path / "again.json"))
+    assert "1 new annotations, 1 changed (edited in Label Studio), 5 stored already" in again, again
+    assert pl.read_parquet("data/annotations/labels.parquet").height == stored + 2
+    assert "nothing new" in al("import", str(tmp_path / "again.csv"))
+    params = yaml.safe_load(open("params.yaml"))
+    params["labels"]["conflicts"] = "majority"  # each annotation counts once, in its latest version
+    open("params.yaml", "w").write(yaml.safe_dump(params))
     al("labels", "r00")
     al("train", "r01", "r00")
     labeled = pl.read_parquet("runs/r01/labeled.parquet")
-    assert CLASSES[labeled.filter(pl.col("id") == items[0])["label"][0]] == truth(by_item[items[0]]["data"]["path"])
-    assert labeled.filter(pl.col("id") == items[1])["label"].to_list() == [-1]
+    for item in items:  # every item has its right label: the correction, the edit and the finished task
+        assert CLASSES[labeled.filter(pl.col("id") == item)["label"][0]] == truth(by_item[item]["data"]["path"])
+    # A reviewer's plain CSV, by absolute path and by a path relative to data.root, marks two items unusable.
+    absolute = str((workspace / "pool" / Path(by_item[items[3]]["data"]["path"]).name).resolve())
+    relative = "pool/" + Path(by_item[items[4]]["data"]["path"]).name
+    (tmp_path / "review.csv").write_text(f"path,label\n{absolute},{UNUSABLE}\n{relative},{UNUSABLE}\n")
+    assert "2 new annotations of 2 items" in al("import", str(tmp_path / "review.csv"))
+    al("labels", "r00")
+    al("train", "r01", "r00")
+    labeled = pl.read_parquet("runs/r01/labeled.parquet")
+    assert labeled.filter(pl.col("id").is_in([items[3], items[4]]))["label"].to_list() == [-1, -1]
     al("evaluate", "r01")
     al("select", "r01")

@@ -154,7 +154,7 @@ stages:
 
 def test_report_lists_what_it_left_out(experiments, tmp_path, monkeypatch):
     gathered = Gathered(experiments=experiments, left_out=[("stale", "other code (version x, compared: y)")])
-    monkeypatch.setattr(report, "gather_experiments", lambda head_only=False, any_code=False: gathered)
+    monkeypatch.setattr(report, "gather_experiments", lambda all_commits=False, any_code=False: gathered)
     index = report.run_report_all(out=tmp_path / "compare")
     assert pl.read_csv(tmp_path / "compare" / "left_out.csv").rows() == [("stale", "other code (version x, compared: y)")]
     assert "Runs left out" in index.read_text()
@@ -167,7 +167,7 @@ def test_no_experiments_is_a_clear_error():
 
 @pytest.fixture
 def written_report(experiments, tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "gather_experiments", lambda head_only=False, any_code=False: Gathered(experiments))
+    monkeypatch.setattr(report, "gather_experiments", lambda all_commits=False, any_code=False: Gathered(experiments))
     return report.run_report_all(out=tmp_path / "compare")
 
 

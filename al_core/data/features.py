@@ -2,8 +2,15 @@
 
 ``root/features.npy``: ``(N, d)`` float16 or float32, read memory-mapped (never loaded whole).
 ``root/items.parquet`` (or ``items.csv``): one row per feature row, in the same order, with
-``id`` (unique integer), ``label`` (class index 0..C-1 or class name), ``split`` (train, or
-test/val) and optionally ``path`` (the item's file, handed to annotators with each batch).
+``id`` (unique integer), ``label`` (class index 0..C-1 or class name), ``split`` and optionally
+``path`` (the item's file or URL, handed to annotators with each batch).
+
+Two layouts, as for manifests:
+
+- labeled (a simulation): ``split`` is train, or test/val; every row has a label.
+- unlabeled (a labeling campaign): ``split`` is pool, val or test. Pool rows may have no label
+  (an empty cell; a labeled pool row belongs to the seed set, s0); val rows (the validation set)
+  and test rows are labeled. Classes: ``data.classes``, else the labels of the val and seed rows.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from al_core.data.dataset import Dataset, Split, check_labels, read_table
+from al_core.data.dataset import UNLABELED, Dataset, Split, check_labels, read_table
 from al_core.errors import DatasetMissingError, InputError
 
 FEATURES_NAME = "features.npy"
@@ -30,6 +37,54 @@ def open_features(path: Path) -> np.ndarray:
     if features.ndim != 2 or features.dtype not in FEATURE_DTYPES:
         raise InputError(f"{path} must be an (N, d) float16 or float32 array, got shape {features.shape} dtype {features.dtype}")
     return features
+
+
+def _integer_column(frame: pl.DataFrame, name: str, table_file: Path, allow_missing: bool) -> np.ndarray:
+    """An integer column (``2.0`` read as 2), missing cells as -1 where allowed; else an error naming the row."""
+    column = frame[name]
+    missing = column.is_null().to_numpy()
+    if missing.any() and not allow_missing:
+        raise InputError(f"{table_file}: row {int(np.argmax(missing)) + 1} has no {name}; every row needs one")
+    values = column.fill_null(0).to_numpy()
+    if column.dtype.is_float():
+        whole = np.isfinite(values) & (values == np.round(values))
+        if not whole.all():
+            row = int(np.argmin(whole))
+            raise InputError(f"{table_file}: row {row + 1} has {name} {float(values[row])!r}; expected an integer")
+    elif not column.dtype.is_integer():
+        raise InputError(f"{table_file}: column {name} must hold integers, got {column.dtype}")
+    values = values.astype(np.int64)
+    values[missing] = -1
+    return values
+
+
+def _labels(frame: pl.DataFrame, table_file: Path, classes: tuple[str, ...] | None, may_be_unlabeled: np.ndarray,
+            defines_classes: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class index per row (UNLABELED where a row that may lack a label has none) and the class
+    list (``classes``, else from the rows of ``defines_classes``)."""
+    raw = frame["label"]
+    if raw.dtype == pl.String:
+        raw = raw.replace("", None)
+    unlabeled = raw.is_null().to_numpy()
+    if (unlabeled & ~may_be_unlabeled).any():
+        row = int(np.argmax(unlabeled & ~may_be_unlabeled))
+        raise InputError(f"{table_file}: row {row + 1} ({frame['split'][row]}) has no label; only pool rows may be unlabeled")
+    if raw.dtype.is_numeric():
+        values = _integer_column(frame.with_columns(raw.alias("label")), "label", table_file, allow_missing=True)
+        known = values[~unlabeled & defines_classes]
+        classes = classes or tuple(str(c) for c in range(int(known.max()) + 1 if known.size else 0))
+        labels = values.copy()
+        labels[~unlabeled] = check_labels(values[~unlabeled], len(classes), str(table_file))
+        return labels, tuple(classes)
+    names = raw.cast(pl.String)
+    classes = classes or tuple(sorted(names.filter(pl.Series(~unlabeled & defines_classes)).unique().to_list()))
+    index = pl.DataFrame({"label": list(classes), "position": np.arange(len(classes), dtype=np.int64)})
+    positions = pl.DataFrame({"label": names}).join(index, on="label", how="left", maintain_order="left")["position"]
+    unknown_rows = positions.is_null().to_numpy() & ~unlabeled
+    if unknown_rows.any():
+        unknown = sorted(set(names.filter(pl.Series(unknown_rows)).to_list()))
+        raise InputError(f"{table_file}: labels {unknown[:5]} are not among the {len(classes)} classes")
+    return positions.fill_null(UNLABELED).to_numpy().astype(np.int64), tuple(classes)
 
 
 def load_feature_dataset(root: str | Path, classes: tuple[str, ...] | None = None, **_) -> Dataset:
@@ -49,40 +104,42 @@ def load_feature_dataset(root: str | Path, classes: tuple[str, ...] | None = Non
     if frame.height != features.shape[0]:
         raise InputError(f"{table_file} has {frame.height} rows but {features_file} has {features.shape[0]}; "
                          "the table must describe every feature row, in order")
-    if not frame["id"].dtype.is_integer():
-        raise InputError(f"{table_file}: column id must hold integers, got {frame['id'].dtype}")
-    ids = frame["id"].to_numpy().astype(np.int64)
+    ids = _integer_column(frame, "id", table_file, allow_missing=False)
     duplicated = frame.filter(pl.col("id").is_duplicated())["id"]
     if duplicated.len():
         raise InputError(f"{table_file}: id {duplicated[0]} appears more than once; ids must be unique")
-    split = frame["split"].cast(pl.String).str.to_lowercase().replace({"val": "test", "validation": "test"})
-    bad = sorted(set(split.unique().drop_nulls().to_list()) - {"train", "test"}) or (["<empty>"] if split.null_count() else [])
-    if bad:
-        raise InputError(f"{table_file}: column split holds {bad[:5]}; expected train, test or val")
-    is_test = (split == "test").to_numpy()
-    raw = frame["label"]
-    if raw.dtype.is_integer():
-        values = raw.to_numpy().astype(np.int64)
-        classes = classes or tuple(str(c) for c in range(int(values[~is_test].max()) + 1))
-        labels = check_labels(values, len(classes), str(table_file))
-    else:
-        names = raw.cast(pl.String)
-        classes = classes or tuple(sorted(names.filter(~pl.Series(is_test)).unique().to_list()))
-        index = pl.DataFrame({"label": list(classes), "position": np.arange(len(classes), dtype=np.int64)})
-        positions = pl.DataFrame({"label": names}).join(index, on="label", how="left", maintain_order="left")["position"]
-        if positions.null_count():
-            unknown = names.filter(positions.is_null()).unique().sort().to_list()
-            raise InputError(f"{table_file}: labels {unknown[:5]} are not among the {len(classes)} classes")
-        labels = positions.to_numpy().astype(np.int64)
+    split = frame["split"].cast(pl.String).str.to_lowercase()
+    if split.null_count():
+        raise InputError(f"{table_file}: row {int(np.argmax(split.is_null().to_numpy())) + 1} has no split")
     paths = frame["path"].cast(pl.String).to_numpy() if "path" in frame.columns else None
     rows = np.arange(frame.height, dtype=np.int64)
+    if "pool" in set(split.unique().to_list()):
+        split = split.replace({"validation": "val"}).to_numpy()
+        bad = sorted(set(split.tolist()) - {"pool", "val", "test"})
+        if bad:
+            raise InputError(f"{table_file}: with pool rows, column split holds pool, val or test; got {bad[:5]}")
+        labels, classes = _labels(frame, table_file, classes, split == "pool", split != "test")
+    else:
+        split = split.replace({"val": "test", "validation": "test"}).to_numpy()
+        bad = sorted(set(split.tolist()) - {"train", "test"})
+        if bad:
+            raise InputError(f"{table_file}: column split holds {bad[:5]}; expected train, test or val (or pool, val "
+                             "and test for an unlabeled pool)")
+        if split.tolist().count("test") in (0, frame.height):
+            raise InputError(f"{table_file}: needs rows of both splits (train, and test or val); got only "
+                             f"{'test' if (split == 'test').all() else 'train'}")
+        labels, classes = _labels(frame, table_file, classes, np.zeros(frame.height, dtype=bool), split == "train")
 
     def split_of(mask: np.ndarray) -> Split:
         return Split(ids=ids[mask], labels=labels[mask], paths=None if paths is None else paths[mask], feature_rows=rows[mask])
 
-    if is_test.all() or not is_test.any():
-        raise InputError(f"{table_file}: needs rows of both splits (train, and test or val); got only {'test' if is_test.all() else 'train'}")
-    return Dataset(train=split_of(~is_test), test=split_of(is_test), class_names=tuple(classes), features_file=features_file)
+    if "pool" not in set(split.tolist()):
+        return Dataset(train=split_of(split == "train"), test=split_of(split == "test"), class_names=classes,
+                       features_file=features_file)
+    if not (split == "val").any():
+        raise InputError(f"{table_file}: an unlabeled pool needs labeled val rows (the validation set, for early stopping)")
+    return Dataset(train=split_of(split == "pool"), test=split_of(split == "test"), class_names=classes,
+                   features_file=features_file, val=split_of(split == "val"))
 
 
 def copy_rows(source: np.ndarray, rows: np.ndarray, out: np.ndarray, ids: np.ndarray, source_name: str,
