@@ -254,6 +254,10 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
         if record["item_id"] not in (None, "") and item is None:
             bad.append(f"{where}: item_id {record['item_id']!r} is not an integer id")
             continue
+        if record["path"] is not None and not index.by_path:
+            bad.append(f"{where}: the row gives a path, but the pool's items have no files (images kept in memory); "
+                       "match by id only")
+            continue
         if record["path"] is not None:
             by_path = index.find(str(record["path"]))
             if item is None:

@@ -13,6 +13,8 @@ HAC by the nearest-neighbour chain, O(K^2) time and a (K, K) float64 matrix.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from tqdm import tqdm
 
@@ -171,12 +173,15 @@ def cluster_pool(
     """``(N,) int64`` cluster of every pool row: k-means codebook, then average linkage on it.
 
     Codewords no row ended up nearest to are left out of the linkage. ``clusters`` is capped at
-    the number of non-empty codewords.
+    the number of non-empty codewords, with a warning.
     """
     centroids, assignments = kmeans_codebook(features, codebook_size, seed=seed, iterations=iterations,
                                              chunk_size=chunk_size, progress=progress)
     counts = np.bincount(assignments, minlength=codebook_size)
     used = np.flatnonzero(counts)
+    if clusters > used.size:
+        warnings.warn(f"clusters is {clusters} but the k-means codebook has {used.size} non-empty codewords (codebook_size "
+                      f"{codebook_size}); making {used.size} clusters: raise codebook_size for more", stacklevel=2)
     labels = average_linkage(centroids[used], counts[used], min(clusters, used.size))
     codeword_label = np.full(codebook_size, -1, dtype=np.int64)
     codeword_label[used] = labels

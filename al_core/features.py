@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from al_core.artifacts import write_npy
+from al_core.artifacts import read_json, write_json, write_npy
 from al_core.backbones import Preprocessing
 from al_core.errors import InputError
 
@@ -80,13 +81,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     instructions (AMX or AVX512-BF16, where torch's CPU kernels use them), float32 elsewhere."""
     if precision not in PRECISIONS:
         raise InputError(f"backbone.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "auto":
-        return precision
     if device.type == "cuda":
-        return "bfloat16"
+        return "bfloat16" if precision == "auto" else precision
     from al_core.hardware import machine
 
-    return "bfloat16" if machine()["bf16"] else "float32"
+    has_bf16 = machine()["bf16"]
+    if precision == "bfloat16" and not has_bf16:
+        warnings.warn("backbone.precision is bfloat16 but this CPU has no bfloat16 instructions (AMX, AVX512-BF16): "
+                      "torch emulates them, several times slower than float32; use float32 or auto", stacklevel=2)
+    if precision != "auto":
+        return precision
+    return "bfloat16" if has_bf16 else "float32"
 
 
 def extraction_fingerprint(*parts: object) -> str:
@@ -146,6 +151,9 @@ def extract_features(
                     outputs = model(inputs)
                 parts.append(outputs.float().cpu().numpy().astype(np.float16))
                 bar.update(batch_stop - batch_start)
+            # The shard's undecodable images are kept beside it, so a resumed run still reports them.
+            failed = {position: why for position, why in getattr(images, "failed", {}).items() if start <= position < stop}
+            write_json(shard_path.with_suffix(".failed.json"), {str(position): why for position, why in failed.items()})
             write_npy(shard_path, np.concatenate(parts))
     if world_size > 1:
         dist.barrier()
@@ -155,6 +163,9 @@ def extract_features(
     for index, start in enumerate(starts):
         shard_path = work_dir / f"shard_{index:05d}.npy"
         shard = np.load(shard_path)
+        failures = shard_path.with_suffix(".failed.json")
+        if failures.exists() and hasattr(images, "failed"):
+            images.failed.update({int(position): why for position, why in read_json(failures).items()})
         if shard.shape[0] != min(start + shard_size, total) - start:
             raise InputError(f"{shard_path} has {shard.shape[0]} rows, expected {min(start + shard_size, total) - start}; delete {work_dir}")
         shards.append(shard)

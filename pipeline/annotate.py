@@ -154,6 +154,8 @@ def run_import(params: Params, file: Path) -> None:
     """Merge an export into the annotation store (all rows or none; annotations stored already are
     not stored again) and report what it held: new and changed annotations, repeats, cancelled or
     skipped ones, items never queried, disagreements among this file's items."""
+    if not file.is_file():
+        raise InputError(f"{file} does not exist (expected a Label Studio JSON/JSON_MIN/CSV export or a CSV of id,label)")
     table = PoolTable.load()
     store = store_file(params)
     for leftover in leftover_temporaries(store):  # a killed import's partial file, never the store itself

@@ -11,6 +11,7 @@ import polars as pl
 from al_core.artifacts import read_json, read_npy, read_npz, read_parquet
 from al_core.errors import InputError
 
+SOURCE_FINGERPRINT = Path("data/source/fingerprint.json")
 PREPARE_DIR = Path("data/prepare")
 EMBED_DIR = Path("data/embed")
 FULL_DIR = Path("data/full")
@@ -114,7 +115,8 @@ def pool_positions(pool_ids: np.ndarray, ids: np.ndarray, source: Path) -> np.nd
     positions = np.clip(np.searchsorted(sorted_ids, ids), 0, len(pool_ids) - 1)
     bad = sorted_ids[positions] != ids
     if bad.any():
-        raise InputError(f"{source}: id {int(ids[np.argmax(bad)])} is not in the training pool of {POOL_TABLE}")
+        raise InputError(f"{source}: id {int(ids[np.argmax(bad)])} is not in the training pool of {POOL_TABLE} "
+                         "(a val or test item, or an id of another dataset)")
     return order[positions]
 
 

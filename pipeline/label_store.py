@@ -16,7 +16,12 @@ LABELS_COLUMNS = {"id": pl.Int64, "label": pl.Int64}
 
 
 def store_file(params: Params) -> Path:
-    return Path(params.get("labels.store", str, "data/annotations")) / "labels.parquet"
+    """``labels.store``/labels.parquet; an error when ``labels.store`` names a file, not a folder."""
+    folder = Path(params.get("labels.store", str, "data/annotations"))
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{params.path}: labels.store is {str(folder)!r}, a file; it names the folder that holds the "
+                         "annotation store (labels.parquet), e.g. data/annotations")
+    return folder / "labels.parquet"
 
 
 def annotated_labels(params: Params) -> pl.DataFrame:

@@ -21,6 +21,8 @@ def schedule_lines(rounds: int) -> list[str]:
 
 def write_schedule(path: Path, rounds: int) -> None:
     """Replace the top-level ``schedule:`` mapping in ``path``, keeping every other line."""
+    if not path.is_file():
+        raise InputError(f"{path} not found; run from the project root (where params.yaml is) or name it with --params")
     lines = path.read_text().splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("schedule:")), None)
     if start is None:

@@ -87,6 +87,25 @@ def full_from_summary(summary: dict) -> dict | None:
     return {"top1": summary["full_top1"], "top5": summary.get("full_top5")}
 
 
+def not_a_project(error: Exception) -> InputError:
+    return InputError(f"{Path.cwd()} is not a DVC project in a git repository ({type(error).__name__}); run al report "
+                      "and al compare from the project's root (git init and dvc init make one)")
+
+
+def check_project() -> None:
+    """An error unless the working directory is in a DVC project inside a git repository."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+    from dvc.scm import NoSCMError
+
+    try:
+        with Repo() as repo:
+            if type(repo.scm).__name__ == "NoSCM":
+                raise NoSCMError("no git repository")
+    except (NotDvcRepoError, NoSCMError) as error:
+        raise not_a_project(error) from None
+
+
 def workspace_experiment() -> Experiment | None:
     """The workspace's last ``report`` output, if it has one and DVC finds every stage up to date."""
     if not ROUNDS_CSV.exists():
@@ -94,7 +113,8 @@ def workspace_experiment() -> Experiment | None:
     from dvc.repo import Repo
 
     with Repo() as repo:
-        changed = repo.status()
+        # The source stage re-runs on every repro by design ("always changed"): not a pending change.
+        changed = {stage: why for stage, why in repo.status().items() if why != ["always changed"]}
     if changed:
         print("report: leaving out the workspace: it has changes `dvc repro` has not run yet")
         return None
@@ -184,6 +204,7 @@ def gather_experiments(all_commits: bool = False, any_code: bool = False) -> Gat
     """The workspace (when up to date) plus the DVC experiments (of HEAD; of every commit with
     ``all_commits``) with a committed reports/rounds.csv; a run with a damaged file is left out,
     named with the file."""
+    check_project()
     candidates = []
     workspace = workspace_experiment()
     if workspace is not None:

@@ -48,6 +48,15 @@ def _params(path: Path):
 
 @app.command()
 @friendly_errors
+def source(params: Path = PARAMS_OPTION) -> None:
+    """Fingerprint of the dataset's files (data/source): prepare and embed re-run when it changes."""
+    from stages.source import run_source
+
+    run_source(_params(params))
+
+
+@app.command()
+@friendly_errors
 def prepare(params: Path = PARAMS_OPTION) -> None:
     """Pool table (id, label, split) and images from the dataset in data.root."""
     from stages.prepare import run_prepare
@@ -207,13 +216,17 @@ def compare(all_commits: bool = ALL_COMMITS_OPTION, any_code: bool = ANY_CODE_OP
     run_compare(all_commits=all_commits, any_code=any_code)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})  # "-3" reaches the check below, not click's usage box
 @friendly_errors
-def schedule(rounds: int = typer.Argument(..., help="number of AL rounds"), params: Path = PARAMS_OPTION) -> None:
+def schedule(rounds: str = typer.Argument(..., help="number of AL rounds"), params: Path = PARAMS_OPTION) -> None:
     """Rewrite the schedule block of params.yaml for ROUNDS rounds (r00 .. r{ROUNDS-1})."""
     from pipeline.schedule import write_schedule
 
-    write_schedule(params, rounds)
+    try:
+        count = int(rounds)
+    except ValueError:
+        raise InputError(f"ROUNDS must be a whole number of rounds, got {rounds!r}") from None
+    write_schedule(params, count)
 
 
 study_app = typer.Typer(no_args_is_help=True, help="A grid of experiments (datasets x samplers x seeds) and its statistics.")

@@ -72,7 +72,8 @@ def _embed(params: Params) -> None:
     failed = getattr(images, "failed", {})
     if failed:  # files that passed prepare's check but failed now (changed since): black images
         rows = sorted(failed)
-        pl.DataFrame({"id": ids[rows], "path": [images.paths[r] for r in rows], "error": [failed[r] for r in rows]}).write_csv(UNREADABLE)
+        with atomic_path(UNREADABLE, suffix=".csv") as tmp:
+            pl.DataFrame({"id": ids[rows], "path": [images.paths[r] for r in rows], "error": [failed[r] for r in rows]}).write_csv(tmp)
         print(f"warning: embed: {len(rows)} image(s) could not be decoded and were embedded as black images; see {UNREADABLE}")
     mean, std = feature_statistics(features[table.split_range("pool")])
     write_npy(FEATURES, features)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from al_core.artifacts import write_parquet
@@ -30,6 +32,9 @@ def run_init(params: Params) -> None:
         write_parquet(out / "queried.parquet", queried_frame(table, seeded, np.full(seeded.size, np.nan), INIT_ROUND, "seed set"))
         print(f"init: the seed set's {seeded.size} labeled items are s0 (initial_size is not used)")
         return
+    if size > len(pool_ids):
+        warnings.warn(f"initial_size {size} exceeds the pool's {len(pool_ids)} items; s0 takes all of them")
+        size = len(pool_ids)
     selection = select_with_scores("random", size, labeled_mask=np.zeros(len(pool_ids), dtype=bool), seed=seed)
     write_parquet(out / "queried.parquet", queried_frame(table, selection.indices, selection.scores, INIT_ROUND, "random"))
     print(f"init: {len(selection.indices)} items drawn at random with seed {seed}")

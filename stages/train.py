@@ -17,6 +17,7 @@ from pipeline.artifacts import (
     load_features,
     load_images,
     load_labeled,
+    load_queried,
     model_dir,
     pool_positions,
     round_dir,
@@ -54,10 +55,14 @@ def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
     table = PoolTable.load()
     pool_ids = table.ids("pool")
     previous_labeled = load_labeled(previous)
-    queried = new_labels(previous)  # the previous round's queries with their labels (labels@<previous>)
-    overlap = set(previous_labeled["id"].to_list()) & set(queried["id"].to_list())
+    # The batch itself first: a re-queried or foreign id is a damaged file, not labels to wait for.
+    batch_ids = load_queried(previous)["id"].to_numpy()
+    overlap = set(previous_labeled["id"].to_list()) & set(batch_ids.tolist())
     if overlap:
-        raise InputError(f"runs/{previous}/queried.parquet re-queries labeled ids, e.g. {sorted(overlap)[:5]}")
+        raise InputError(f"runs/{previous}/queried.parquet re-queries labeled ids, e.g. {sorted(overlap)[:5]}; "
+                         f"re-run the stage that wrote it (dvc repro -f select@{previous}) or restore it (dvc checkout)")
+    pool_positions(pool_ids, batch_ids, round_dir(previous) / "queried.parquet")  # every id a pool item
+    queried = new_labels(previous)  # the previous round's queries with their labels (labels@<previous>)
     labeled = pl.concat([
         previous_labeled,
         labeled_frame(queried["id"].to_numpy(), queried["label"].to_numpy(), queried["round"].to_list(), queried["sampler"].to_list()),

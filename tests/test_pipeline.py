@@ -223,3 +223,10 @@ def test_dvc_repro_then_experiment_reuses_embeddings(workspace):
     assert Path("reports/compare/index.html").exists()
     compared = run("al", "compare")
     assert "top1@50" in compared
+    # Nothing changed: the source stage runs (it always does) and nothing after it.
+    out = run("dvc", "repro")
+    assert "Running stage 'source'" in out and "Running stage 'prepare'" not in out and "Running stage 'embed'" not in out
+    # The dataset replaced by another of the same shape (different images): never served stale.
+    write_fake_fashion_mnist(workspace.parent / "fashion", n_train=300, n_test=80, seed=7)
+    out = run("dvc", "repro")
+    assert "Running stage 'prepare'" in out and "Running stage 'embed'" in out and "source: " in out

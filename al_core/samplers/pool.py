@@ -227,8 +227,16 @@ class Pool:
         for start in range(0, rows.shape[0], self.chunk_size):
             block = rows[start:start + self.chunk_size]
             out[start:start + self.chunk_size] = exact(self.gather_features(block))
-        self.stats["refined_rows"] = self.stats.get("refined_rows", 0) + int(rows.shape[0])
+        self._count_distinct("refined_rows", rows)
         return out
+
+    def _count_distinct(self, name: str, rows: np.ndarray) -> None:
+        """``stats[name]``: how many distinct pool rows were ever passed here (a row refined or
+        streamed again in a later pass counts once). O(len(rows)), memory O(N) bits."""
+        seen = self.cache.setdefault(f"{name}_seen", np.zeros(self.size, dtype=bool))
+        fresh = np.unique(rows[~seen[rows]])
+        seen[fresh] = True
+        self.stats[name] = self.stats.get(name, 0) + int(fresh.shape[0])
 
     @property
     def filters(self) -> bool:
@@ -254,7 +262,7 @@ class Pool:
                 continue
             rows = np.arange(start, stop, dtype=np.int64)[keep]
             logits, bound = product.approximate(self._finite_block(self.features, "features", start, stop, keep, rows))
-            self.stats["streamed_rows"] = self.stats.get("streamed_rows", 0) + int(rows.shape[0])
+            self._count_distinct("streamed_rows", rows)
             yield fn(rows, logits, bound)
 
     def map_unlabeled_logits(self, fn: Callable[[np.ndarray, np.ndarray], Any]) -> Iterator[Any]:

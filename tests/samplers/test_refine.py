@@ -82,6 +82,8 @@ def test_base_walks_the_exact_lists_when_they_run_out(order, monkeypatch):
         got = select_with_scores("base", 70, features=features, precision=precision, chunk_size=128, **common)
         assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), precision
         assert got.classes.tolist() == exact.classes.tolist()
+        # Rows are counted once however many passes stream or refine them: never "more of fewer".
+        assert got.notes["streamed_rows"] == int((~mask).sum()) and got.notes["refined_rows"] <= got.notes["streamed_rows"]
     assert exact_passes > 1 and len(passes) == 3 * exact_passes  # the same re-streams, on each path
 
 
