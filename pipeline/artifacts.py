@@ -12,6 +12,7 @@ from al_core.artifacts import read_json, read_npy, read_npz, read_parquet
 from al_core.errors import InputError
 
 SOURCE_FINGERPRINT = Path("data/source/fingerprint.json")
+STOP_PREDICTIONS = "stop_predictions.npy"  # runs/<round>/: the round's predicted class of each stop-set item
 PREPARE_DIR = Path("data/prepare")
 EMBED_DIR = Path("data/embed")
 FULL_DIR = Path("data/full")

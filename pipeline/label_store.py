@@ -3,6 +3,7 @@ round's ``labels.parquet`` (written by the ``labels`` stage, read by ``train`` a
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from pipeline.artifacts import PoolTable, load_queried, round_dir
 from pipeline.params import Params
 
 LABELS_COLUMNS = {"id": pl.Int64, "label": pl.Int64}
+SET_ASIDE_LABEL = -2  # in a labeled set: queried, still awaiting its label; neither trained on nor queried again
+AWAITING_RULES = ("wait", "return", "set_aside")
 
 
 def store_file(params: Params) -> Path:
@@ -38,17 +41,31 @@ def known_labels(table: PoolTable) -> pl.DataFrame:
     return pl.DataFrame({"id": table.ids("pool")[labels >= 0], "label": labels[labels >= 0]}, schema=LABELS_COLUMNS)
 
 
-def new_labels(round_name: str) -> pl.DataFrame:
-    """The labels of ``round_name``'s queries, checked complete: the next round trains on them."""
+def new_labels(round_name: str, awaiting: str = "wait") -> pl.DataFrame:
+    """The labels of ``round_name``'s queries: the next round trains on them.
+
+    Queries still awaiting annotators: ``wait`` (default) stops with one line saying how to get
+    their labels; ``return`` leaves them out (back in the unlabeled pool: a later round may
+    query them again); ``set_aside`` keeps them with label :data:`SET_ASIDE_LABEL` (never queried
+    again, not trained on). Either way a label that arrives later is used once ``dvc repro``
+    re-runs the round's ``labels`` stage and what follows it."""
     from al_core.artifacts import read_json, read_parquet
 
     queried = load_queried(round_name)
     labels = read_parquet(round_dir(round_name) / "labels.parquet", {"id": (pl.Int64,), "label": (pl.Int64,)})
     missing = np.setdiff1d(queried["id"].to_numpy(), labels["id"].to_numpy())
-    if missing.size:
+    if missing.size and awaiting == "wait":
         source = read_json(round_dir(round_name) / "labels.json").get("source", "oracle")
         raise InputError(
             f"{missing.size} of the {queried.height} items queried in round {round_name} await labels (e.g. id "
             f"{int(missing[0])}; source {source}): run `al export {round_name}`, have them labeled, `al import FILE`, "
-            "then dvc repro again (nothing computed so far is lost)")
-    return queried.select("id", "round", "sampler").join(labels, on="id", how="left")
+            "then dvc repro again (nothing computed so far is lost); or go on without them: labels.awaiting: return "
+            "or set_aside")
+    if missing.size:
+        fate = "back in the pool" if awaiting == "return" else "set aside (not queried again)"
+        warnings.warn(f"{missing.size} of the {queried.height} items queried in round {round_name} still await labels; "
+                      f"labels.awaiting: {awaiting}: going on without them, {fate}, until their labels arrive")
+    joined = queried.select("id", "round", "sampler").join(labels, on="id", how="left")
+    if awaiting == "return":
+        return joined.filter(pl.col("label").is_not_null())
+    return joined.with_columns(pl.col("label").fill_null(SET_ASIDE_LABEL))

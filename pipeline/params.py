@@ -48,8 +48,10 @@ SCHEMA: dict[str, Setting | dict[str, Setting]] = {
     },
     "labels": {
         "source": one_of("oracle", "annotations"), "store": Setting(str), "conflicts": one_of("latest", "majority", "refuse"),
-        "image_url": Setting(str),
+        "image_url": Setting(str), "awaiting": one_of("wait", "return", "set_aside"),
     },
+    "stop": {"set_size": positive(), "kappa": Setting(NUMBER, valid=lambda value: 0 < value <= 1, expected="in (0, 1]"),
+             "window": positive()},
     "select": {"chunk_size": positive(), "processes": positive(), "precision": one_of("auto", "float32", "bfloat16")},
 }
 

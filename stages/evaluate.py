@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from al_core.artifacts import write_json
+from al_core.artifacts import write_json, write_npy
+from al_core.linear import linear_logits
 from al_core.metrics import label_statistics
-from pipeline.artifacts import PoolTable, load_head, load_labeled, round_dir, round_features
+from al_core.stopping import stop_set
+from pipeline.artifacts import STOP_PREDICTIONS, PoolTable, load_head, load_labeled, round_dir, round_features
 from pipeline.heads import test_metrics
 from pipeline.params import Params
 
 
 def run_evaluate(params: Params, round_name: str) -> None:
-    """Write runs/<round>/metrics.json: labels used, test top-1/top-5, class statistics of L_k."""
+    """Write runs/<round>/metrics.json (labels used, test top-1/top-5, validation top-1 and its
+    size, class statistics of L_k) and runs/<round>/stop_predictions.npy (the head's class for
+    each item of the fixed stop set, ``stop.set_size`` pool items: the stopping signal's input;
+    O(S*d*C))."""
     table = PoolTable.load()
     head = load_head(round_name)
     labeled = load_labeled(round_name)
@@ -24,6 +29,11 @@ def run_evaluate(params: Params, round_name: str) -> None:
     labels = labeled["label"].to_numpy()
     metrics.update(label_statistics(labels[labels >= 0], table.num_classes))  # -1: marked unusable, not trained on
     metrics["val_top1"] = float(head.get("val_top1", np.nan))
+    metrics["val_items"] = int(table.rows("val").size)
+    rows = table.split_range("pool").start + stop_set(table.rows("pool").size, params.get("stop.set_size", int, 2000),
+                                                      params.get("data.split_seed", int, 0))
+    predictions = np.argmax(linear_logits(round_features(round_name)[rows], head["weight"], head["bias"]), axis=1)
+    write_npy(round_dir(round_name) / STOP_PREDICTIONS, predictions.astype(np.int32))
     write_json(round_dir(round_name) / "metrics.json", metrics)
     accuracy = ("no labeled test set" if metrics["top1"] is None
                 else f"top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}")

@@ -62,7 +62,8 @@ def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
         raise InputError(f"runs/{previous}/queried.parquet re-queries labeled ids, e.g. {sorted(overlap)[:5]}; "
                          f"re-run the stage that wrote it (dvc repro -f select@{previous}) or restore it (dvc checkout)")
     pool_positions(pool_ids, batch_ids, round_dir(previous) / "queried.parquet")  # every id a pool item
-    queried = new_labels(previous)  # the previous round's queries with their labels (labels@<previous>)
+    # The previous round's queries with their labels (labels@<previous>)
+    queried = new_labels(previous, params.get("labels.awaiting", str, "wait"))
     labeled = pl.concat([
         previous_labeled,
         labeled_frame(queried["id"].to_numpy(), queried["label"].to_numpy(), queried["round"].to_list(), queried["sampler"].to_list()),

@@ -226,5 +226,37 @@ def test_without_a_labeled_test_set_rounds_still_train_select_and_report(workspa
     Path("params.yaml").write_text(yaml.safe_dump(params))
     al("report", "--scope", "run")
     summary = json.loads(Path("metrics.json").read_text())
-    assert summary == {"labels": 9, "final_imbalance": round(metrics["imbalance_ratio"], 3)}
+    assert summary == {"labels": 9, "final_imbalance": round(metrics["imbalance_ratio"], 3), "stop_labels": None}
     assert Path("reports/figures/learning_curves.png").exists() and "| r00 | 9 |" in Path("reports/table.md").read_text()
+
+
+def test_a_round_can_go_on_without_items_still_unlabeled(workspace, tmp_path):
+    for stage in ("prepare", "embed", "init"):
+        al(stage)
+    al("export", "init", "--format", "csv", "--out", str(tmp_path / "out"))
+    al("import", str(label_csv(tmp_path / "out" / "init.csv", tmp_path / "most.csv", skip=2)))  # two annotators absent
+    al("labels", "init")
+    assert "or go on without them: labels.awaiting: return or set_aside" in al("train", "r00", "init", expect=2)
+    missing = pl.read_csv(tmp_path / "out" / "init.csv")["id"][:2].to_list()
+    params = yaml.safe_load(Path("params.yaml").read_text())
+
+    params["labels"]["awaiting"] = "return"  # back in the pool: a later round may query them again
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    assert "2 of the 9 items queried in round init still await labels" in al("train", "r00", "init")
+    assert set(missing).isdisjoint(pl.read_parquet("runs/r00/labeled.parquet")["id"].to_list())
+
+    params["labels"]["awaiting"] = "set_aside"  # kept out of the pool and out of training
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    al("train", "r00", "init")
+    labeled = pl.read_parquet("runs/r00/labeled.parquet")
+    assert labeled.filter(pl.col("id").is_in(missing))["label"].to_list() == [-2, -2] and labeled.height == 9
+    al("select", "r00")
+    assert set(missing).isdisjoint(pl.read_parquet("runs/r00/queried.parquet")["id"].to_list())
+    al("evaluate", "r00")
+    assert json.loads(Path("runs/r00/metrics.json").read_text())["labels"] == 7
+
+    # The late labels arrive: the labels stage and the next train take them.
+    al("import", str(label_csv(tmp_path / "out" / "init.csv", tmp_path / "all.csv")))
+    al("labels", "init")
+    al("train", "r00", "init")
+    assert (pl.read_parquet("runs/r00/labeled.parquet")["label"] >= 0).all()
