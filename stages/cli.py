@@ -176,6 +176,16 @@ def import_command(
     run_import(_params(params), file)
 
 
+@app.command()
+@friendly_errors
+def campaign(params: Path = PARAMS_OPTION) -> None:
+    """Where a labeling campaign stands, per round: items sent, labeled, awaiting, unusable, disagreements
+    and the label that won, annotation time, labels per class, the stopping signal (reports/campaign.md)."""
+    from pipeline.campaign import run_campaign
+
+    run_campaign(_params(params))
+
+
 class ReportScope(str, Enum):
     run = "run"
     all = "all"
@@ -227,6 +237,17 @@ def schedule(rounds: str = typer.Argument(..., help="number of AL rounds"), para
     except ValueError:
         raise InputError(f"ROUNDS must be a whole number of rounds, got {rounds!r}") from None
     write_schedule(params, count)
+
+
+@app.command("set")
+@friendly_errors
+def set_command(assignments: list[str] = typer.Argument(..., help="KEY=VALUE pairs: dotted keys, YAML values"),
+                params: Path = PARAMS_OPTION) -> None:
+    """Set params.yaml keys, keeping its comments (e.g. al set data.dataset=imagefolder labels.source=annotations).
+    The result is checked first: a misspelled key or a bad value changes nothing."""
+    from pipeline.schedule import set_params
+
+    set_params(params, assignments)
 
 
 study_app = typer.Typer(no_args_is_help=True, help="A grid of experiments (datasets x samplers x seeds) and its statistics.")

@@ -104,6 +104,7 @@ def test_rounds_wait_for_annotators_and_continue_with_their_labels(workspace, tm
             annotations = [(right, "2026-11-25T10:00:00Z", False)]
         exported.append({"id": index + 1, "data": task["data"], "annotations": [
             {"id": 10 * index + k, "completed_by": k + 1, "was_cancelled": cancelled, "created_at": time, "updated_at": time,
+             "lead_time": 4.0 + index,
              "result": [] if cancelled else [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [name]}}]}
             for k, (name, time, cancelled) in enumerate(annotations)]})
     (tmp_path / "export.json").write_text(json.dumps(exported))
@@ -128,6 +129,14 @@ def test_rounds_wait_for_annotators_and_continue_with_their_labels(workspace, tm
     al("select", "r01")
     assert unusable not in pl.read_parquet("runs/r01/queried.parquet")["id"].to_list()
     al("report", "--scope", "run")
+    al("campaign")
+    campaign = {row["round"]: row for row in pl.read_csv("reports/campaign.csv").iter_rows(named=True)}
+    assert (campaign["init"]["sent"], campaign["init"]["labeled"], campaign["init"]["awaiting"]) == (9, 9, 0)
+    r00 = campaign["r00"]
+    assert (r00["sent"], r00["labeled"], r00["unusable"], r00["disagreements"]) == (6, 6, 1, 1)
+    assert r00["won"] == f"{tasks[0]['data']['item_id']}:{truth(tasks[0]['data']['path'])}"
+    assert r00["median_lead_time_s"] == 7.0  # median over the items (4, 5, 7, 8, 9 s; the skipped one has none)
+    assert "Stopping signal" in Path("reports/campaign.md").read_text()
 
     # A label for an item no round queried: accepted, reported, kept in the store (used when a
     # later round queries the item). An item of a batch that already has a label is not exported.

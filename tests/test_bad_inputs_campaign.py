@@ -305,3 +305,18 @@ def test_a_damaged_image_after_prepare_is_recorded_even_after_a_resume(tmp_path,
     resumed = ImageFiles(paths, 32)  # a re-run after a kill: every shard is on disk, nothing is decoded
     extract_features(model, resumed, **common)
     assert list(resumed.failed) == [3]
+
+
+# --- editing params.yaml ------------------------------------------------------------------------
+
+def test_al_set_keeps_comments_and_refuses_typos(run):
+    Path("params.yaml").write_text("# the knobs\nbudget: 15   # per round\nlabels:\n  source: oracle   # or annotations\n"
+                                   + Path("params.yaml").read_text().split("labels:", 1)[0].split("\n", 1)[1].replace("budget: 15\n", ""))
+    before = Path("params.yaml").read_text()
+    fails_cleanly(["set", "labels.sorce=annotations"], "labels.sorce is not a setting of labels")
+    fails_cleanly(["set", "budget=-2"], "budget must be > 0")
+    assert Path("params.yaml").read_text() == before
+    result = CliRunner().invoke(app, ["set", "labels.source=annotations", "budget=20"])
+    assert result.exit_code == 0, result.output
+    text = Path("params.yaml").read_text()
+    assert "# the knobs" in text and "budget: 20   # per round" in text and "source: annotations # or annotations" in text
