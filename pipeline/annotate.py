@@ -60,6 +60,10 @@ def _predictions(table: PoolTable, round_name: str, positions: np.ndarray) -> np
 
 
 def image_url(path: str, prefix: str, document_root: Path) -> str:
+    """What Label Studio shows: an item's own URL (``https://``, ``s3://``, ``gs://``...) as it is;
+    a file under ``labels.image_url`` when set, else served by Label Studio's local-files storage."""
+    if "://" in path:
+        return path
     if prefix:
         return prefix.rstrip("/") + "/" + os.path.relpath(path, document_root).replace(os.sep, "/")
     return LOCAL_FILES_PREFIX + os.path.relpath(path, document_root).replace(os.sep, "/")

@@ -5,7 +5,12 @@ dependencies that must not meet DVC's) when missing; this test starts the server
 temporary folder, creates a project with the labeling config `al export` wrote, imports the
 exported tasks (with their predictions), posts annotations through the REST API as annotators'
 browsers do (a correction by a second pass, an "(unusable)" choice, a skipped task), exports JSON,
-JSON_MIN and CSV as a user would, runs `al import` on them and continues the pipeline one round.
+JSON_MIN (renamed: recognised by content) and CSV as a user would and imports them (the same
+annotations are stored once); then finishes the skipped task and edits an annotation in the same
+project, exports the whole project again (exactly the new and the changed annotation are stored),
+continues the pipeline one round, and corrects two items by a reviewer's CSV of absolute and
+relative paths. A second project labels the s0 of a features dataset without labels (embeddings
+made elsewhere, their items' URLs shown to the annotators) and trains a round on it.
 Skipped, saying why, when `.venv-ls/bin/label-studio` is absent.
 """
 
@@ -27,7 +32,41 @@ from tests.test_annotation_loop import CLASSES, al, truth, workspace  # noqa: F4
 pytestmark = pytest.mark.skipif(not SERVER.exists(), reason="Label Studio is not installed in .venv-ls (test.sh installs it)")
 
 
-def test_a_round_trip_through_label_studio(workspace, tmp_path):  # noqa: F811  (pytest fixture)
+def embeddings_round_trip(studio: Studio, root: Path, monkeypatch) -> None:
+    """A features dataset without labels: s0 through a Label Studio project, then a round trained on it."""
+    from tests.test_features_dataset import ROOT, write_unlabeled_features
+
+    folder, truth_of = write_unlabeled_features(root / "data")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params.update(initial_size=12, budget=10, schedule={"r00": "init"})
+    params["data"].update(dataset="features", root=str(folder))
+    params["train"].update(max_epochs=10, patience=5)
+    params["labels"]["source"] = "annotations"
+    (root / "work").mkdir()
+    (root / "work" / "params.yaml").write_text(yaml.safe_dump(params))
+    previous = Path.cwd()
+    monkeypatch.chdir(root / "work")
+    try:
+        for command in (["prepare"], ["embed"], ["init"], ["labels", "init"], ["export", "init", "--out", "annotate"]):
+            al(*command)
+        tasks = json.loads(Path("annotate/init.tasks.json").read_text())
+        assert len(tasks) == 12 and all(task["data"]["image"] == f"https://images.example.org/{task['data']['item_id']}.jpg"
+                                        for task in tasks)
+        project, listed = studio.create_project("embeddings s0", Path("annotate/config.xml").read_text(), tasks)
+        for task in listed:
+            studio.annotate(task["id"], truth_of[task["data"]["item_id"]])
+        Path("export.json").write_bytes(studio.export(project, "JSON"))
+        assert "12 new annotations of 12 items" in al("import", "export.json")
+        for command in (["labels", "init"], ["train", "r00", "init"], ["evaluate", "r00"], ["select", "r00"]):
+            al(*command)
+        labeled = pl.read_parquet("runs/r00/labeled.parquet")
+        names = ("ant", "bee", "cow")
+        assert labeled.height == 12 and all(names[label] == truth_of[item] for item, label in labeled.select("id", "label").rows())
+    finally:
+        monkeypatch.chdir(previous)
+
+
+def test_a_round_trip_through_label_studio(workspace, tmp_path, monkeypatch):  # noqa: F811  (pytest fixture)
     for stage in ("prepare", "embed", "init", "full"):
         al(stage)
     al("labels", "init")
@@ -89,6 +128,8 @@ def test_a_round_trip_through_label_studio(workspace, tmp_path):  # noqa: F811  
         studio.edit(annotation_of[items[1]], truth(by_item[items[1]]["data"]["path"]))
         (tmp_path / "again.json").write_bytes(studio.export(project, "JSON"))
         (tmp_path / "again.csv").write_bytes(studio.export(project, "CSV"))
+        # Embeddings of unlabeled items made elsewhere (no images here; their URLs go to the annotators).
+        embeddings_round_trip(studio, tmp_path / "embeddings", monkeypatch)
     finally:
         studio.stop()
 
