@@ -156,7 +156,7 @@ def prepare_dataset(base: dict, grid: Grid, dataset: str, work: Path) -> Path:
 def _run_stages(params_obj) -> None:
     """The stage commands of one experiment, in dvc.yaml's order (cwd: the cell's folder)."""
     from pipeline.params import Params
-    from stages.cluster import run_cluster
+    from stages.cluster import reads_clusters, run_cluster
     from stages.evaluate import run_evaluate
     from stages.full import run_full
     from stages.init import run_init
@@ -168,7 +168,7 @@ def _run_stages(params_obj) -> None:
     params: Params = params_obj
     run_init(params)
     run_labels(params, "init")
-    if params.get("sampler", str) == "margin_clustering":
+    if reads_clusters(params.get("sampler", str)):
         run_cluster(params)
     for round_name, previous in params.schedule().items():
         run_train(params, round_name, previous)

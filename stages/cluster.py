@@ -1,9 +1,12 @@
-"""cluster: the pool's features clustered once per embedding, for ``margin_clustering``.
+"""cluster: the pool's features clustered once per embedding, for the samplers that read clusters
+(those with a ``cluster_ids`` option: margin_clustering, typiclust).
 
-Reads data/embed/features.npy (pool rows) and params ``seed``, ``select.margin_clustering``
-(its clustering options: clusters, codebook_size, iterations; defaults in the sampler); writes
-data/cluster/clusters.npy ``(N_pool,) int64`` (cluster of each pool row, rows as in the pool
-table) and data/cluster/meta.json (sizes, timing). Every round's select reuses it.
+Reads data/embed/features.npy (pool rows) and params ``sampler``, ``seed``,
+``select.margin_clustering`` (the clustering options: clusters, codebook_size, iterations;
+defaults in the sampler); writes data/cluster/clusters.npy ``(N_pool,) int64`` (cluster of each
+pool row, rows as in the pool table) and data/cluster/meta.json (sizes, timing). Every round's
+select reuses it. For any other sampler it writes an empty clusters.npy at once and computes
+nothing (the k-means takes minutes at 1.28M items).
 """
 
 from __future__ import annotations
@@ -28,10 +31,23 @@ def clustering_options(params: Params) -> dict:
     }
 
 
+def reads_clusters(sampler: str) -> bool:
+    """Whether ``sampler`` takes the pool's clusters (an unknown name is the select stage's to refuse)."""
+    from al_core.samplers import SAMPLERS
+
+    return sampler in SAMPLERS and "cluster_ids" in SAMPLERS[sampler].options
+
+
 def run_cluster(params: Params) -> None:
+    sampler = params.get("sampler", str)
+    options = clustering_options(params)  # checked whatever the sampler: a bad value fails at once
+    if not reads_clusters(sampler):
+        write_npy(CLUSTERS, np.empty(0, dtype=np.int64))
+        write_json(CLUSTER_DIR / "meta.json", {"skipped": f"sampler {sampler} reads no clusters"})
+        print(f"cluster: skipped, sampler {sampler} reads no clusters")
+        return
     table = PoolTable.load()
     features = load_features()[table.split_range("pool")]
-    options = clustering_options(params)
     codebook = min(options["codebook_size"], features.shape[0])
     started = time.perf_counter()
     cluster_ids = pool_clusters_from_options(features, options, seed=round_seed(params.get("seed", int), "cluster"), progress=True)

@@ -201,8 +201,16 @@ def test_emulated_bfloat16_extraction(monkeypatch):
 
 
 def test_more_clusters_than_codewords(run):
+    set_param("sampler", "margin_clustering")
     set_param("select.margin_clustering", {"clusters": 5000})
     warns_once(["cluster"], "clusters is 5000 but the k-means codebook has")
+
+
+def test_the_cluster_stage_costs_nothing_for_samplers_without_clusters(run):
+    set_param("sampler", "base")
+    result = CliRunner().invoke(app, ["cluster"])
+    assert result.exit_code == 0 and "cluster: skipped, sampler base reads no clusters" in result.output
+    assert np.load("data/cluster/clusters.npy").shape == (0,)
 
 
 # --- the study ----------------------------------------------------------------------------------
