@@ -1,7 +1,6 @@
-"""``al``: one command per DVC stage, plus helpers for people (compare, schedule, samplers).
-
-Every stage reads ``params.yaml`` from the working directory (as DVC runs it) and exits with a
-one-line error naming the file or field at fault when its input is wrong.
+"""``al``: the commands people run (labeling, comparing, editing params) and one command per DVC
+stage (what ``dvc repro`` runs). Every command reads ``params.yaml`` from the working directory
+and, on bad input, exits with code 2 and one line naming the file or key at fault.
 """
 
 from __future__ import annotations
@@ -10,14 +9,38 @@ import functools
 import sys
 import warnings
 from enum import Enum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import typer
 
 from al_core.errors import DatasetMissingError, InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+LABELING = "Labeling"
+REPORTING = "Comparing and reporting"
+PROJECT = "Settings and samplers"
+STAGES = "Pipeline stages (dvc repro runs these)"
+HELP = ("Active learning at the ImageNet scale, as a DVC pipeline. Run `dvc repro` for the rounds in params.yaml; "
+        "the commands below send batches to annotators, bring labels back, compare samplers and edit settings.")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP, rich_markup_mode="markdown",
+                  context_settings={"help_option_names": ["-h", "--help"]})
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params file to read")
+
+
+def _version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"al {version('al-imagenet')}")
+        except PackageNotFoundError:
+            typer.echo("al (not installed: run pip install -e .)")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                           help="print the version and exit")) -> None:
+    pass
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -46,145 +69,68 @@ def _params(path: Path):
     return Params(path)
 
 
-@app.command()
-@friendly_errors
-def source(params: Path = PARAMS_OPTION) -> None:
-    """Fingerprint of the dataset's files (data/source): prepare and embed re-run when it changes."""
-    from stages.source import run_source
-
-    run_source(_params(params))
-
-
-@app.command()
-@friendly_errors
-def prepare(params: Path = PARAMS_OPTION) -> None:
-    """Pool table (id, label, split) and images from the dataset in data.root."""
-    from stages.prepare import run_prepare
-
-    run_prepare(_params(params))
-
-
-@app.command()
-@friendly_errors
-def init(params: Path = PARAMS_OPTION) -> None:
-    """Seeded random initial labeled set s0 (runs/init)."""
-    from stages.init import run_init
-
-    run_init(_params(params))
-
-
-@app.command()
-@friendly_errors
-def embed(params: Path = PARAMS_OPTION) -> None:
-    """Frozen-backbone features of every image (data/embed)."""
-    from stages.embed import run_embed
-
-    run_embed(_params(params))
-
-
-@app.command()
-@friendly_errors
-def train(round_name: str, previous: str, params: Path = PARAMS_OPTION) -> None:
-    """Add the previous round's queries to the labeled set and train (the head, or the whole network in finetune mode)."""
-    from stages.train import run_train
-
-    run_train(_params(params), round_name, previous)
-
-
-@app.command()
-@friendly_errors
-def evaluate(round_name: str, params: Path = PARAMS_OPTION) -> None:
-    """Test top-1/top-5 and labeled-set class statistics of one round."""
-    from stages.evaluate import run_evaluate
-
-    run_evaluate(_params(params), round_name)
-
-
-@app.command()
-@friendly_errors
-def labels(round_name: str, params: Path = PARAMS_OPTION) -> None:
-    """Labels of the round's queries: the dataset's (labels.source oracle) or the annotation store's (runs/<round>/labels.parquet)."""
-    from stages.labels import run_labels
-
-    run_labels(_params(params), round_name)
-
-
-@app.command("select")
-@friendly_errors
-def select_command(round_name: str, params: Path = PARAMS_OPTION) -> None:
-    """Pick the next ``budget`` items with ``sampler`` (runs/<round>/queried.parquet)."""
-    from stages.select import run_select
-
-    run_select(_params(params), round_name)
-
-
-@app.command()
-@friendly_errors
-def cluster(params: Path = PARAMS_OPTION) -> None:
-    """Cluster the pool's features once (k-means codebook + average linkage) for margin_clustering."""
-    from stages.cluster import run_cluster
-
-    run_cluster(_params(params))
-
-
-@app.command()
-@friendly_errors
-def full(params: Path = PARAMS_OPTION) -> None:
-    """Train the same head on every pool label once: the full-data reference."""
-    from stages.full import run_full
-
-    run_full(_params(params))
-
+# --- labeling -------------------------------------------------------------------------------------
 
 class ExportFormat(str, Enum):
     label_studio = "label-studio"
     csv = "csv"
 
 
-@app.command()
+@app.command(rich_help_panel=LABELING)
 @friendly_errors
 def export(
-    round_name: str = typer.Argument(..., help="round whose batch to export (init, r00, ...)"),
+    round_name: str = typer.Argument(..., metavar="ROUND", help="round whose batch to export (init, r00, ...)"),
     format: ExportFormat = typer.Option(ExportFormat.label_studio, "--format", help="label-studio: tasks + labeling config; csv: a table"),
-    out: Path = typer.Option(Path("annotate"), help="folder to write into"),
+    out: Path = typer.Option(Path("annotate"), "--out", help="folder to write into"),
     document_root: Path = typer.Option(None, help="label-studio: the folder Label Studio serves local files from "
                                        "(LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; default data.root); ignored with labels.image_url"),
     params: Path = PARAMS_OPTION,
 ) -> None:
-    """Write ROUND's batch for annotators. Reads runs/ROUND/queried.parquet (and the round's head for
-    the predicted class) and the annotation store (items labeled already are left out). Writes
-    OUT/ROUND.tasks.json (Label Studio task import: data.image, data.item_id, the prediction and the
-    sampler's score) and OUT/config.xml (the labeling config), or OUT/ROUND.csv (id, path, predicted,
-    score, rank)."""
+    """Write ROUND's batch for annotators: OUT/ROUND.tasks.json (Label Studio tasks with the model's
+    guess and the sampler's score) and OUT/config.xml (the labeling config), or OUT/ROUND.csv (id,
+    path, predicted, score, rank). Items labeled already are left out, and it says how many; an
+    earlier batch file is never overwritten (the next is OUT/ROUND-2...).
+
+    Example: al export r00 --out annotate --document-root ../images
+    """
     from pipeline.annotate import run_export
 
     run_export(_params(params), round_name, format.value, out, document_root)
 
 
-@app.command("import")
+@app.command("import", rich_help_panel=LABELING)
 @friendly_errors
 def import_command(
     file: Path = typer.Argument(..., help="a Label Studio export (JSON, JSON_MIN or CSV) or a CSV of id (or path), label"),
     params: Path = PARAMS_OPTION,
 ) -> None:
-    """Add annotators' labels to the annotation store (labels.store/labels.parquet). All rows or
-    none: a file with an unknown item, an unknown class or a malformed row changes nothing and names
-    the first bad rows; the same file twice is a no-op; the store is only appended to. Then
-    `dvc repro` continues with the new labels."""
+    """Add annotators' labels to the annotation store (labels.store/labels.parquet). Each annotation
+    is stored once (by its Label Studio id): exporting a whole project again adds only the new and
+    the edited annotations. All rows or none: a file with an unknown item, an unknown class or a
+    malformed row changes nothing and names the first bad rows. Then dvc repro goes on.
+
+    Example: al import ~/Downloads/project-1-at-2026-12-01.json
+    """
     from pipeline.annotate import run_import
 
     run_import(_params(params), file)
 
 
-@app.command()
+@app.command(rich_help_panel=LABELING)
 @friendly_errors
 def campaign(params: Path = PARAMS_OPTION) -> None:
-    """Where a labeling campaign stands, per round: items sent, labeled, awaiting, unusable, disagreements
-    and the label that won, annotation time, labels per class, the stopping signal (reports/campaign.md)."""
+    """Where a labeling campaign stands, per round: items sent, labeled, awaiting, unusable,
+    disagreements and the label that won, annotation time, labels per class, and the stopping
+    signal (reports/campaign.md, reports/campaign.csv).
+
+    Example: al campaign
+    """
     from pipeline.campaign import run_campaign
 
     run_campaign(_params(params))
 
+
+# --- comparing and reporting ------------------------------------------------------------------------
 
 class ReportScope(str, Enum):
     run = "run"
@@ -192,22 +138,33 @@ class ReportScope(str, Enum):
 
 
 ALL_COMMITS_OPTION = typer.Option(False, "--all-commits", help="experiments of every commit, not only those of the "
-                                  "current one (`dvc exp show`'s); one git read per commit, slow on a long history")
+                                  "current one (as dvc exp show); one git read per commit, slow on a long history")
 ANY_CODE_OPTION = typer.Option(False, "--any-code", help="also compare runs made by other versions of the code (told apart by a code column)")
+COMPARE_OUT = Path("reports/compare")
 
 
-@app.command()
+@app.command(rich_help_panel=REPORTING)
 @friendly_errors
 def report(
-    scope: ReportScope = typer.Option(ReportScope.all, help="run: this workspace's rounds (the DVC stage); all: every experiment"),
+    scope: ReportScope = typer.Option(ReportScope.all, help="all: the workspace and the experiments; run: this "
+                                      "workspace's rounds (the DVC stage)"),
     all_commits: bool = ALL_COMMITS_OPTION,
-    out: Path = typer.Option(Path("reports/compare"), help="where scope 'all' writes index.html, summary.md and figures"),
+    out: Path = typer.Option(COMPARE_OUT, "--out", help="folder for index.html, summary.md and the figures (scope all)"),
     check: bool = typer.Option(False, "--check", help="open index.html in headless Chromium and fail unless every figure shows"),
     any_code: bool = ANY_CODE_OPTION,
     params: Path = PARAMS_OPTION,
 ) -> None:
-    """Figures and tables: of this run (metrics.json, reports/) or of every experiment (reports/compare/)."""
+    """Figures and tables of every experiment dvc exp show lists (reports/compare/index.html), or with
+    --scope run of this run's rounds (metrics.json, reports/rounds.csv, reports/table.md).
+
+    Example: al report --out reports/compare
+    """
     if scope is ReportScope.run:
+        given = [name for name, used in (("--all-commits", all_commits), ("--out", out != COMPARE_OUT),
+                                         ("--check", check), ("--any-code", any_code)) if used]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise InputError(f"{', '.join(given)} {verb} to --scope all (the comparison of experiments), not to --scope run")
         from stages.report import run_report
 
         run_report(_params(params))
@@ -217,42 +174,23 @@ def report(
         run_report_all(all_commits=all_commits, out=out, check=check, any_code=any_code)
 
 
-@app.command()
+@app.command(rich_help_panel=REPORTING)
 @friendly_errors
 def compare(all_commits: bool = ALL_COMMITS_OPTION, any_code: bool = ANY_CODE_OPTION) -> None:
-    """Print top-1 per label count and final imbalance for the workspace and every DVC experiment."""
+    """Print top-1 per label count and final imbalance for the workspace and every DVC experiment.
+
+    Example: al compare
+    """
     from reporting.report import run_compare
 
     run_compare(all_commits=all_commits, any_code=any_code)
 
 
-@app.command(context_settings={"ignore_unknown_options": True})  # "-3" reaches the check below, not click's usage box
-@friendly_errors
-def schedule(rounds: str = typer.Argument(..., help="number of AL rounds"), params: Path = PARAMS_OPTION) -> None:
-    """Rewrite the schedule block of params.yaml for ROUNDS rounds (r00 .. r{ROUNDS-1})."""
-    from pipeline.schedule import write_schedule
-
-    try:
-        count = int(rounds)
-    except ValueError:
-        raise InputError(f"ROUNDS must be a whole number of rounds, got {rounds!r}") from None
-    write_schedule(params, count)
-
-
-@app.command("set")
-@friendly_errors
-def set_command(assignments: list[str] = typer.Argument(..., help="KEY=VALUE pairs: dotted keys, YAML values"),
-                params: Path = PARAMS_OPTION) -> None:
-    """Set params.yaml keys, keeping its comments (e.g. al set data.dataset=imagefolder labels.source=annotations).
-    The result is checked first: a misspelled key or a bad value changes nothing."""
-    from pipeline.schedule import set_params
-
-    set_params(params, assignments)
-
-
-study_app = typer.Typer(no_args_is_help=True, help="A grid of experiments (datasets x samplers x seeds) and its statistics.")
-app.add_typer(study_app, name="study")
+study_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
+                        help="A grid of experiments (datasets x samplers x seeds) and its statistics.")
+app.add_typer(study_app, name="study", rich_help_panel=REPORTING)
 GRID_OPTION = typer.Option(Path("reports/study/grid.yaml"), "--grid", help="the study's grid (datasets, samplers, seeds)")
+CELLS = Path("reports/study/runs")
 
 
 @study_app.command("run")
@@ -262,27 +200,72 @@ def study_run(
     only: list[str] = typer.Option(None, "--only", help="run only this cell (dataset/sampler/seed<k>); repeatable"),
     limit: int = typer.Option(None, "--limit", help="run at most this many cells, then stop"),
     force: bool = typer.Option(False, "--force", help="run cells that have results again (to check they reproduce)"),
-    results: Path = typer.Option(Path("reports/study/runs"), "--results", help="where finished cells' results go"),
+    out: Path = typer.Option(CELLS, "--out", help="folder for the finished cells' results"),
 ) -> None:
-    """Run every cell of the grid without results yet, one after another (resumable)."""
+    """Run every cell of the grid without results yet, one after another (resumable).
+
+    Example: al study run --only balanced/base/seed0 --force --out /tmp/check
+    """
     from pipeline.study import run_study
 
-    run_study(grid, only=only or None, limit=limit, force=force, results=results)
+    run_study(grid, only=only or None, limit=limit, force=force, results=out)
 
 
 @study_app.command("report")
 @friendly_errors
-def study_report(grid: Path = GRID_OPTION) -> None:
-    """Statistics of the finished cells: reports/study/summary.md, CSVs and study.png."""
+def study_report(
+    grid: Path = GRID_OPTION,
+    cells: Path = typer.Option(CELLS, "--cells", help="folder of the finished cells (al study run --out)"),
+    out: Path = typer.Option(Path("reports/study"), "--out", help="folder for summary.md, the CSVs and study.png"),
+) -> None:
+    """Statistics of the finished cells: summary.md, CSVs and study.png.
+
+    Example: al study report
+    """
     from reporting.study import run_study_report
 
-    run_study_report(grid)
+    run_study_report(grid, results=cells, out=out)
 
 
-@app.command()
+# --- settings and samplers ----------------------------------------------------------------------------
+
+@app.command("set", rich_help_panel=PROJECT, context_settings={"ignore_unknown_options": True})
+@friendly_errors
+def set_command(assignments: list[str] = typer.Argument(..., metavar="KEY=VALUE...", help="dotted keys, YAML values"),
+                params: Path = PARAMS_OPTION) -> None:
+    """Set params.yaml keys, keeping its comments. The result is checked first: a misspelled key or a
+    bad value changes nothing.
+
+    Example: al set data.dataset=imagefolder data.root=../images labels.source=annotations
+    """
+    from pipeline.schedule import set_params
+
+    set_params(params, assignments)
+
+
+@app.command(rich_help_panel=PROJECT, context_settings={"ignore_unknown_options": True})  # "-3" reaches the check
+@friendly_errors
+def schedule(rounds: str = typer.Argument(..., metavar="ROUNDS", help="number of AL rounds"), params: Path = PARAMS_OPTION) -> None:
+    """Rewrite the schedule block of params.yaml for ROUNDS rounds (r00 ... ), keeping every other line.
+
+    Example: al schedule 8
+    """
+    from pipeline.schedule import write_schedule
+
+    try:
+        count = int(rounds)
+    except ValueError:
+        raise InputError(f"ROUNDS must be a whole number of rounds, got {rounds!r}") from None
+    write_schedule(params, count)
+
+
+@app.command(rich_help_panel=PROJECT)
 def samplers() -> None:
-    """List the registered samplers, what each needs, and its options (set them in params.yaml
-    as select.<sampler>.<option>)."""
+    """List the registered samplers, what each needs, and its options (set them in params.yaml as
+    select.SAMPLER.OPTION).
+
+    Example: al samplers
+    """
     from al_core.samplers import SAMPLERS
 
     for name, spec in sorted(SAMPLERS.items()):
@@ -291,6 +274,100 @@ def samplers() -> None:
         for option, setting in spec.options.items():
             where = f"select.{name}.{option}" if setting.settable else f"{option} (library only)"
             typer.echo(f"{'':22s}{where}: {setting.describe()}; {setting.help}")
+
+
+# --- the stages -------------------------------------------------------------------------------------
+
+@app.command(rich_help_panel=STAGES)
+@friendly_errors
+def source(params: Path = PARAMS_OPTION) -> None:
+    """Fingerprint of the dataset's files (data/source): prepare and embed re-run when it changes."""
+    from stages.source import run_source
+
+    run_source(_params(params))
+
+
+@app.command(rich_help_panel=STAGES)
+@friendly_errors
+def prepare(params: Path = PARAMS_OPTION) -> None:
+    """Pool table (id, label, split) and images from the dataset in data.root."""
+    from stages.prepare import run_prepare
+
+    run_prepare(_params(params))
+
+
+@app.command(rich_help_panel=STAGES)
+@friendly_errors
+def embed(params: Path = PARAMS_OPTION) -> None:
+    """Frozen-backbone features of every image (data/embed)."""
+    from stages.embed import run_embed
+
+    run_embed(_params(params))
+
+
+@app.command(rich_help_panel=STAGES)
+@friendly_errors
+def init(params: Path = PARAMS_OPTION) -> None:
+    """Seeded random initial labeled set s0 (runs/init), or the dataset's seed set."""
+    from stages.init import run_init
+
+    run_init(_params(params))
+
+
+@app.command(rich_help_panel=STAGES)
+@friendly_errors
+def labels(round_name: str = typer.Argument(..., metavar="ROUND"), params: Path = PARAMS_OPTION) -> None:
+    """Labels of ROUND's queries: the dataset's (labels.source oracle) or the annotation store's."""
+    from stages.labels import run_labels
+
+    run_labels(_params(params), round_name)
+
+
+@app.command(rich_help_panel=STAGES)
+@friendly_errors
+def train(round_name: str = typer.Argument(..., metavar="ROUND"), previous: str = typer.Argument(..., metavar="PREVIOUS"),
+          params: Path = PARAMS_OPTION) -> None:
+    """Add PREVIOUS round's queries to the labeled set and train ROUND's head (or the whole network
+    in finetune mode)."""
+    from stages.train import run_train
+
+    run_train(_params(params), round_name, previous)
+
+
+@app.command(rich_help_panel=STAGES)
+@friendly_errors
+def evaluate(round_name: str = typer.Argument(..., metavar="ROUND"), params: Path = PARAMS_OPTION) -> None:
+    """Test top-1/top-5, labeled-set class statistics and the stop set's predictions of ROUND."""
+    from stages.evaluate import run_evaluate
+
+    run_evaluate(_params(params), round_name)
+
+
+@app.command("select", rich_help_panel=STAGES)
+@friendly_errors
+def select_command(round_name: str = typer.Argument(..., metavar="ROUND"), params: Path = PARAMS_OPTION) -> None:
+    """Pick the next budget items with the sampler (runs/ROUND/queried.parquet)."""
+    from stages.select import run_select
+
+    run_select(_params(params), round_name)
+
+
+@app.command(rich_help_panel=STAGES)
+@friendly_errors
+def cluster(params: Path = PARAMS_OPTION) -> None:
+    """Cluster the pool's features once, for the samplers that read clusters (margin_clustering, typiclust)."""
+    from stages.cluster import run_cluster
+
+    run_cluster(_params(params))
+
+
+@app.command(rich_help_panel=STAGES)
+@friendly_errors
+def full(params: Path = PARAMS_OPTION) -> None:
+    """Train the same head on every pool label once: the full-data reference."""
+    from stages.full import run_full
+
+    run_full(_params(params))
 
 
 if __name__ == "__main__":

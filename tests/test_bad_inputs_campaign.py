@@ -228,7 +228,7 @@ def write_grid(**changes) -> Path:
     ({"datasets": {"tiny": {"data.imbalance_rato": 3}}}, "grid.yaml (datasets.tiny): data.imbalance_rato is not a setting of data"),
 ], ids=["seed twice", "sampler twice", "top-level typo", "section typo"])
 def test_bad_study_grid(run, changes, expected):
-    fails_cleanly(["study", "run", "--grid", str(write_grid(**changes)), "--results", "study"], expected)
+    fails_cleanly(["study", "run", "--grid", str(write_grid(**changes)), "--out", "study"], expected)
 
 
 @pytest.mark.parametrize("damage, expected", [
@@ -328,3 +328,18 @@ def test_al_set_keeps_comments_and_refuses_typos(run):
     assert result.exit_code == 0, result.output
     text = Path("params.yaml").read_text()
     assert "# the knobs" in text and "budget: 20   # per round" in text and "source: annotations # or annotations" in text
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+def test_version_and_short_help():
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("al ")
+    result = CliRunner().invoke(app, ["-h"])
+    assert result.exit_code == 0 and "Labeling" in result.output and "Pipeline stages" in result.output
+    assert CliRunner().invoke(app, ["export", "-h"]).exit_code == 0
+
+
+def test_report_options_that_do_not_apply_to_the_run_scope(run):
+    fails_cleanly(["report", "--scope", "run", "--check", "--any-code"],
+                  "--check, --any-code apply to --scope all (the comparison of experiments), not to --scope run")
