@@ -17,42 +17,99 @@ from al_core.errors import InputError
 from al_core.schema import NUMBER, Setting, at_least, one_of, positive
 from pipeline.artifacts import INIT_ROUND
 
-UNIT = Setting(NUMBER, valid=lambda value: 0 <= value < 1, expected="in [0, 1)")
+def unit(default: float, help: str) -> Setting:
+    return Setting(NUMBER, default, valid=lambda value: 0 <= value < 1, expected="in [0, 1)", help=help)
+
+
+def fraction(default: float, help: str, closed: bool = False) -> Setting:
+    if closed:
+        return Setting(NUMBER, default, valid=lambda value: 0 < value <= 1, expected="in (0, 1]", help=help)
+    return Setting(NUMBER, default, valid=lambda value: 0 < value < 1, expected="in (0, 1)", help=help)
+
+
+PRECISIONS = ("float32", "bfloat16", "auto")
 SAMPLER_SECTIONS = "select"  # select.<sampler>: that sampler's options, checked by the stages that read them
+# Every key of params.yaml: type, range, default (params.yaml holds these defaults) and help. The
+# parameter reference of the documentation is generated from this table.
 SCHEMA: dict[str, Setting | dict[str, Setting]] = {
-    "seed": at_least(0),
-    "sampler": Setting(str),
-    "initial_size": positive(),
-    "budget": positive(),
-    "schedule": Setting(dict),
+    "seed": at_least(0, default=0, help="seeds s0, every sampler's random choices and head training"),
+    "sampler": Setting(str, "base", help="the sampler of every round (al samplers lists them)"),
+    "initial_size": positive(default=100, help="size of the seeded random initial labeled set s0"),
+    "budget": positive(default=100, help="items queried per round"),
+    "schedule": Setting(dict, help="round -> previous round (the first maps to init); written by al schedule N"),
     "data": {
-        "dataset": Setting(str), "root": Setting(str), "val_size": positive(), "split_seed": at_least(0),
-        "classes": Setting(list), "test_fraction": Setting(NUMBER, valid=lambda value: 0 < value < 1, expected="in (0, 1)"),
-        "imbalance_ratio": at_least(1, NUMBER), "file_list": Setting(str),
+        "dataset": one_of("fashion_mnist", "cifar10", "imagefolder", "manifest", "features", default="fashion_mnist",
+                          help="the dataset reader: fashion_mnist, cifar10, imagefolder, manifest or features (your embeddings)"),
+        "root": Setting(str, "/usr/share/datasets/fashion-mnist",
+                        help="the dataset's folder, or the manifest file (default: the Debian package dataset-fashion-mnist)"),
+        "val_size": positive(default=5000, help="training items held out for early stopping, never queried (labeled datasets)"),
+        "split_seed": at_least(0, default=0, help="seeds the validation hold-out, the manifest's test split and the stop set"),
+        "classes": Setting(list, [], help="class names in order; [] = from the data (folders, manifest labels)"),
+        "test_fraction": fraction(0.1, "manifest without a split column: the seeded fraction used as the test set"),
+        "imbalance_ratio": at_least(1, NUMBER, default=1, help=">1: long-tailed training set, class c keeps n_max * ratio^(-c/(C-1))"),
+        "file_list": Setting(str, "", help="optional text file of the training items to keep (ImageNet-LT style: path [label])"),
     },
     "backbone": {
-        "name": Setting(str), "checkpoint": Setting(str), "checkpoint_part": Setting(str), "image_size": at_least(8),
-        "batch_size": positive(), "device": Setting(str), "shard_size": positive(), "processes": positive(),
-        "mean": Setting(list), "std": Setting(list), "interpolation": one_of("auto", "bilinear", "bicubic", "nearest"),
-        "precision": one_of("auto", "float32", "bfloat16"),
+        "name": Setting(str, "efficientnet_lite0", help="any timm model name"),
+        "checkpoint": Setting(str, "packaged:efficientnet_lite0",
+                              help="packaged:NAME or a local .pth/.pt/.safetensors file (MoCo, SimCLR, DINO, torchvision, timm layouts)"),
+        "checkpoint_part": Setting(str, "auto", help="entry of a training checkpoint: auto, teacher, student, state_dict..."),
+        "image_size": at_least(8, default=96, help="input size in pixels; the model's own size for photos (the default's 96 suits 28 px images)"),
+        "batch_size": positive(default=256, help="images per forward pass of the extraction"),
+        "device": Setting(str, "auto", help="auto (cuda when present, else cpu), cpu, cuda or cuda:N"),
+        "shard_size": positive(default=8192, help="images per resumable shard (a killed embed restarts from the last one)"),
+        "processes": positive(default=1, help=">1: embed under torchrun with this many local processes (one per GPU; gloo on CPU)"),
+        "mean": Setting(list, [], help="per-channel normalisation; [] = the checkpoint's own, else timm's pretrained config"),
+        "std": Setting(list, [], help="per-channel standard deviation, as mean"),
+        "interpolation": one_of("auto", "bilinear", "bicubic", "nearest", default="auto", help="resizing to image_size"),
+        "precision": one_of(*PRECISIONS, default="float32",
+                            help="float32 (byte-identical reruns across hosts), bfloat16, or auto (bf16 on GPUs and AMX/AVX512-BF16 CPUs)"),
     },
     "train": {
-        "mode": one_of("linear", "finetune"), "lr": positive(NUMBER), "momentum": UNIT, "weight_decay": at_least(0, NUMBER),
-        "batch_size": positive(), "max_epochs": positive(), "patience": positive(), "class_weighted": Setting(bool),
+        "mode": one_of("linear", "finetune", default="linear",
+                       help="linear: a head on frozen features; finetune: the whole network from the checkpoint, each round"),
+        "lr": positive(NUMBER, default=0.05, help="learning rate of the head (SGD with momentum, cosine schedule)"),
+        "momentum": unit(0.9, "SGD momentum"),
+        "weight_decay": at_least(0, NUMBER, default=0.0005, help="L2 weight decay"),
+        "batch_size": positive(default=256, help="minibatch size, capped so every epoch has at least 4 steps"),
+        "max_epochs": positive(default=50, help="epochs at most"),
+        "patience": positive(default=10, help="epochs without a better validation top-1 before stopping"),
+        "class_weighted": Setting(bool, False, help="weight the loss by the inverse class frequency of the labeled set"),
     },
-    "full": {"max_epochs": at_least(0)},
+    "full": {"max_epochs": at_least(0, default=0, help="epochs of the full-data probe; 0 = train.max_epochs (cap it at scale)")},
     "finetune": {
-        "lr": positive(NUMBER), "momentum": UNIT, "weight_decay": at_least(0, NUMBER), "batch_size": positive(),
-        "epochs": positive(), "schedule": one_of("cosine", "step"), "step_epochs": positive(), "gamma": positive(NUMBER),
-        "patience": positive(), "augment": Setting(bool),
+        "lr": positive(NUMBER, default=0.001, help="learning rate (the paper's code: SGD lr 0.001, momentum 0.9, batch 128)"),
+        "momentum": unit(0.9, "SGD momentum"),
+        "weight_decay": at_least(0, NUMBER, default=0.0005, help="L2 weight decay"),
+        "batch_size": positive(default=128, help="minibatch size"),
+        "epochs": positive(default=20, help="epochs at most"),
+        "schedule": one_of("cosine", "step", default="cosine", help="cosine, or step (lr x gamma every step_epochs)"),
+        "step_epochs": positive(default=10, help="epochs between steps of the step schedule"),
+        "gamma": positive(NUMBER, default=0.1, help="factor of each step of the step schedule"),
+        "patience": positive(default=5, help="epochs without a better validation top-1 before stopping"),
+        "augment": Setting(bool, True, help="random resized crop and horizontal flip"),
     },
     "labels": {
-        "source": one_of("oracle", "annotations"), "store": Setting(str), "conflicts": one_of("latest", "majority", "refuse"),
-        "image_url": Setting(str), "awaiting": one_of("wait", "return", "set_aside"),
+        "source": one_of("oracle", "annotations", default="oracle",
+                         help="oracle: the dataset's labels (a simulation); annotations: the annotation store (al import)"),
+        "store": Setting(str, "data/annotations", help="folder of the annotation store (labels.parquet); keep it in git or dvc"),
+        "conflicts": one_of("latest", "majority", "refuse", default="latest",
+                            help="several annotations of one item: latest (by time, then import), majority, or refuse"),
+        "image_url": Setting(str, "", help="al export: URL prefix for images (empty: Label Studio serves the image files)"),
+        "awaiting": one_of("wait", "return", "set_aside", default="wait",
+                           help="queries still without a label at the next round: wait (stop and say so), return (to the pool), set_aside"),
     },
-    "stop": {"set_size": positive(), "kappa": Setting(NUMBER, valid=lambda value: 0 < value <= 1, expected="in (0, 1]"),
-             "window": positive()},
-    "select": {"chunk_size": positive(), "processes": positive(), "precision": one_of("auto", "float32", "bfloat16")},
+    "stop": {
+        "set_size": positive(default=2000, help="pool items every round's head predicts (the same items each round)"),
+        "kappa": fraction(0.99, "stop once the mean Cohen's kappa of consecutive rounds' predictions reaches this...", closed=True),
+        "window": positive(default=3, help="...over the last this many round pairs (Bloodgood and Vijay-Shanker 2009)"),
+    },
+    "select": {
+        "chunk_size": positive(default=8192, help="pool rows per streamed block; the streaming samplers' picks do not depend on it"),
+        "processes": positive(default=1, help=">1: select under torchrun with this many processes (same picks)"),
+        "precision": one_of(*PRECISIONS, default="float32",
+                            help="fast product scoring features before the exact refinement (the picks are the same)"),
+    },
 }
 
 

@@ -82,9 +82,10 @@ def run_prepare(params: Params) -> None:
         splits, skipped = _drop_unreadable(splits)
         meta_extra.update(storage="files", skipped=skipped)
     train, test = splits["train"], splits["test"]
-    if dataset.val is not None:  # an unlabeled pool comes with its own labeled validation set
+    if dataset.val is not None:  # a validation set of its own (val/ folder, val rows): nothing held out of the pool
         pool, val = train, splits["val"]
-        meta_extra["unlabeled_pool"] = True
+        if unlabeled:
+            meta_extra["unlabeled_pool"] = True
     else:
         val_size = params.get("data.val_size", int)
         if not 0 < val_size < len(train):

@@ -1,6 +1,7 @@
 """Dataset readers (CIFAR-10 files, ImageFolder, manifests), subsets, image files, and prepare/embed on files."""
 
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ def write_png(path: Path, label: int, size=(40, 30), seed=0):
 
 
 def image_folder(root: Path, per_class=6, classes=("cat", "dog", "eel")) -> Path:
-    for split, count in (("train", per_class), ("val", 2)):
+    for split, count in (("train", per_class), ("test", 2)):
         for label, name in enumerate(classes):
             for i in range(count):
                 write_png(root / split / name / f"{i}.png", label, seed=i + 10 * label)
@@ -153,3 +154,21 @@ def test_prepare_and_embed_an_image_folder(tmp_path, monkeypatch):
     expected = queried.select("id").join(table.select("id", "path"), on="id", how="left")["path"]
     assert queried["path"].to_list() == expected.to_list()
     assert all(Path(path).is_file() for path in queried["path"])
+
+
+def test_val_is_the_validation_set_in_every_layout(tmp_path):
+    from al_core.data import DATASETS
+    from al_core.errors import DatasetMissingError
+
+    root = image_folder(tmp_path / "labeled")
+    (root / "train" / "dog" / "broken.jpg").unlink()
+    for label, name in enumerate(("cat", "dog", "eel")):
+        write_png(root / "val" / name / "0.png", label, seed=77 + label)
+    dataset = DATASETS["imagefolder"](root)
+    assert len(dataset.val) == 3 and all("/val/" in path for path in dataset.val.paths)  # validation, not test
+    assert all("/test/" in path for path in dataset.test.paths) and len(dataset.train) == 18
+    ids = np.concatenate([dataset.train.ids, dataset.val.ids, dataset.test.ids])
+    assert np.unique(ids).size == ids.size
+    shutil.move(root / "test", tmp_path / "elsewhere")  # the ImageNet layout: train/ and val/ only
+    with pytest.raises(DatasetMissingError, match="val/ is the validation set here; the test set goes in test/"):
+        DATASETS["imagefolder"](root)

@@ -12,8 +12,6 @@ from al_core.data.dataset import UNLABELED, Dataset, Split, check_labels, read_t
 from al_core.errors import DatasetMissingError, InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-TRAIN_NAMES = ("train",)
-TEST_NAMES = ("val", "test")
 
 
 def _image_files(directory: Path) -> list[str]:
@@ -45,28 +43,42 @@ def _class_tree(directory: Path, classes: tuple[str, ...] | None, require_images
 
 
 def load_image_folder(root: str | Path, classes: tuple[str, ...] | None = None, **_) -> Dataset:
-    """``root/train/<class>/*`` for training and ``root/val/<class>/*`` (or ``test``) for testing.
+    """Labeled (a simulation): ``root/train/<class>/*`` (the pool), ``root/test/<class>/*`` (the
+    test set) and optionally ``root/val/<class>/*`` (the validation set; without it
+    ``data.val_size`` training images are held out).
 
-    Classes are the training subfolders in sorted order (or ``classes``); a test folder naming a
-    class not in that list is an error. Ids: position in the sorted file list, train then test.
+    Unlabeled (a campaign): ``root/pool/**`` (any files, no classes) beside labeled
+    ``root/val/<class>/*`` (validation) and optionally ``root/test/<class>/*`` (test); classes come
+    from ``val``. An optional ``root/seed/<class>/*`` holds images labeled already: they join the
+    pool with their labels (the seed set that replaces the random s0).
 
-    An unlabeled pool instead: ``root/pool/**`` (any files, no classes) beside labeled
-    ``root/val/<class>/*`` (validation) and ``root/test/<class>/*`` (test); classes come from ``val``.
-    An optional ``root/seed/<class>/*`` holds images labeled already: they join the pool with
-    their labels (the seed set that replaces the random s0).
+    ``val/`` is the validation set in both layouts, ``test/`` the test set. Classes are the
+    training (or validation) subfolders in sorted order, or ``classes``; a folder naming a class not
+    in that list is an error. Ids: position in the sorted file list, train then val then test.
     """
     root = Path(root)
     if (root / "pool").is_dir():
         return _unlabeled_folder(root, classes)
-    train_dir = next((root / name for name in TRAIN_NAMES if (root / name).is_dir()), None)
-    test_dir = next((root / name for name in TEST_NAMES if (root / name).is_dir()), None)
-    if train_dir is None or test_dir is None:
-        raise DatasetMissingError(f"{root} must hold train/<class>/* and val/<class>/* (or test/<class>/*) image folders")
+    train_dir, val_dir, test_dir = root / "train", root / "val", root / "test"
+    if not train_dir.is_dir():
+        raise DatasetMissingError(f"{root} must hold train/<class>/* and test/<class>/* image folders (and optionally "
+                                  "val/<class>/*), or pool/** beside val/<class>/* for unlabeled images")
+    if not test_dir.is_dir():
+        hint = (": val/ is the validation set here; the test set goes in test/<class>/* (ImageNet's val/ is a test set: "
+                f"ln -s val {test_dir})") if val_dir.is_dir() else ""
+        raise DatasetMissingError(f"{root} has train/ but no test/<class>/* folder{hint}")
     train_paths, train_labels, classes = _class_tree(train_dir, classes, require_images=True)
     test_paths, test_labels, _ = _class_tree(test_dir, classes)
     if not train_paths or not test_paths:
         raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {train_dir if not train_paths else test_dir}")
-    return _from_files(train_paths, train_labels, test_paths, test_labels, classes)
+    dataset = _from_files(train_paths, train_labels, test_paths, test_labels, classes)
+    if not val_dir.is_dir():
+        return dataset
+    val_paths, val_labels, _ = _class_tree(val_dir, classes, require_images=True)
+    offset = len(train_paths) + len(test_paths)
+    val = Split(ids=np.arange(offset, offset + len(val_paths), dtype=np.int64), labels=np.asarray(val_labels, dtype=np.int64),
+                paths=np.asarray(val_paths, dtype=object))
+    return Dataset(train=dataset.train, test=dataset.test, class_names=dataset.class_names, val=val)
 
 
 def _unlabeled_folder(root: Path, classes: tuple[str, ...] | None) -> Dataset:

@@ -1,0 +1,189 @@
+"""Reference pages generated from the code at every `mkdocs build` (mkdocs-gen-files), so they
+cannot drift: the CLI (the typer app), params.yaml (the params schema), the samplers and their
+options (the registry), the stages (dvc.yaml) and the bad-input catalogue (the tests that check it).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from enum import Enum
+from pathlib import Path
+
+import mkdocs_gen_files
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cell(text) -> str:
+    """Text for a markdown table cell: one line, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def cli_page() -> str:
+    import click
+    import typer.main
+
+    from stages.cli import app
+
+    group = typer.main.get_command(app)
+    lines = ["# Command line: `al`", "", "Generated from the `al` command's own definitions (`stages/cli.py`).", "",
+             cell(group.help), "", "Every command takes `-h`/`--help`; `al --version` prints the version.", ""]
+
+    def command_section(name: str, command: click.Command, panel: str) -> list[str]:
+        out = [f"## al {name}", "", f"*{panel}*", ""]
+        help_text = command.help or ""
+        for paragraph in help_text.split("\n\n"):
+            paragraph = " ".join(paragraph.split())
+            if paragraph.startswith("Example: "):
+                out += ["```bash", paragraph.removeprefix("Example: "), "```", ""]
+            elif paragraph:
+                out += [paragraph, ""]
+        arguments = [p for p in command.params if isinstance(p, click.Argument)]
+        options = [p for p in command.params if isinstance(p, click.Option)]
+        if arguments:
+            out += ["| argument | meaning |", "|---|---|"]
+            out += [f"| `{(p.metavar or p.name).upper()}` | {cell(getattr(p, 'help', '') or '')} |" for p in arguments]
+            out.append("")
+        if options:
+            out += ["| option | default | meaning |", "|---|---|---|"]
+            for p in options:
+                default = p.default.value if isinstance(p.default, Enum) else p.default
+                shown = "" if default in (None, False) or p.is_flag and not default else f"`{default}`"
+                out.append(f"| `{', '.join(p.opts)}` | {shown} | {cell(p.help or '')} |")
+            out.append("")
+        return out
+
+    for name, command in group.commands.items():
+        panel = getattr(command, "rich_help_panel", None) or "Commands"
+        if isinstance(command, click.Group):
+            lines += [f"## al {name}", "", cell(command.help), ""]
+            for sub_name, sub in command.commands.items():
+                lines += [line.replace("## ", "### ", 1) if line.startswith("## ") else line
+                          for line in command_section(f"{name} {sub_name}", sub, panel)]
+        else:
+            lines += command_section(name, command, panel)
+    return "\n".join(lines) + "\n"
+
+
+def params_page() -> str:
+    from al_core.schema import Setting
+    from pipeline.params import SCHEMA
+
+    lines = ["# Parameters: `params.yaml`", "",
+             "Generated from the params schema (`pipeline/params.py`), which every `al` command checks the whole file "
+             "against before any work: a key that is not listed here is an error, as is a value of the wrong type or "
+             "range. `params.yaml` holds these defaults. Change keys with `al set KEY=VALUE` (keeps the file's comments) "
+             "or `dvc exp run -S KEY=VALUE`. A sampler's own options go under `select.<sampler>` (see "
+             "[Samplers](samplers.md)).", ""]
+    top = {key: rule for key, rule in SCHEMA.items() if isinstance(rule, Setting)}
+    sections = {key: rule for key, rule in SCHEMA.items() if not isinstance(rule, Setting)}
+
+    def table(rows: dict[str, Setting], prefix: str) -> list[str]:
+        out = ["| key | type and range | default | meaning |", "|---|---|---|---|"]
+        for name, setting in rows.items():
+            kind = setting.type_name() + (f" {setting.expected}" if setting.expected else "")
+            default = "" if setting.default is None else f"`{setting.default!r}`" if isinstance(setting.default, str) else f"`{setting.default}`"
+            out.append(f"| `{prefix}{name}` | {cell(kind)} | {default} | {cell(setting.help)} |")
+        return out + [""]
+
+    lines += ["## Top level", ""] + table(top, "")
+    for key, rows in sections.items():
+        lines += [f"## {key}", ""] + table(rows, f"{key}.")
+    return "\n".join(lines) + "\n"
+
+
+def samplers_page() -> str:
+    from al_core.samplers import SAMPLERS
+
+    lines = ["# Samplers", "", "Generated from the sampler registry (`al_core/samplers/`); `al samplers` prints the same. "
+             "Set an option in `params.yaml` as `select.<sampler>.<option>` (e.g. `al set select.base.order=sequential`), "
+             "or pass `options={...}` to `al_core.samplers.select`.", "",
+             "| sampler | needs | what it picks |", "|---|---|---|"]
+    for name, spec in sorted(SAMPLERS.items()):
+        lines.append(f"| `{name}` | {cell(', '.join(sorted(spec.needs)) or '-')} | {cell(spec.summary)} |")
+    lines.append("")
+    for name, spec in sorted(SAMPLERS.items()):
+        if not spec.options:
+            continue
+        lines += [f"## {name}", "", "| option | type, range, default | meaning |", "|---|---|---|"]
+        for option, setting in spec.options.items():
+            where = f"`select.{name}.{option}`" if setting.settable else f"`{option}` (library only: an array)"
+            lines.append(f"| {where} | {cell(setting.describe())} | {cell(setting.help)} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def stages_page() -> str:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    lines = ["# Stages: `dvc.yaml`", "", "Generated from `dvc.yaml`. Each stage runs one `al` command; `${key}` is a round of "
+             "`params.yaml`'s `schedule` and `${item}` the round before it. Besides the artifacts listed here, each "
+             "stage depends on every project module its command imports (checked by `tests/test_dvc_dependencies.py`), "
+             "so DVC re-runs it when that code changes.", ""]
+    code = ("al_core", "stages", "pipeline", "reporting")
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        deps = [d if isinstance(d, str) else next(iter(d)) for d in body.get("deps", [])]
+        data = [d for d in deps if not d.startswith(code)]
+        outs = [o if isinstance(o, str) else next(iter(o)) for o in body.get("outs", []) + body.get("metrics", [])]
+        params = [p if isinstance(p, str) else next(iter(p)) for p in body.get("params", [])]
+        lines += [f"## {name}" + (" (one per round)" if "foreach" in stage else ""), "", f"`{body['cmd']}`", ""]
+        if body.get("always_changed"):
+            lines += ["Runs on every `dvc repro`; its output changes only when the data does.", ""]
+        lines += [f"- reads: {', '.join(f'`{d}`' for d in data) or '-'}",
+                  f"- params: {', '.join(f'`{p}`' for p in params) or '-'}",
+                  f"- writes: {', '.join(f'`{o}`' for o in outs)}", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _literal(node):
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        if isinstance(node, ast.JoinedStr):
+            return "".join(v.value if isinstance(v, ast.Constant) else "…" for v in node.values)
+        return "…"
+
+
+def error_cases() -> list[tuple[str, str, str, str]]:
+    """(file, case, command, what it says) of every catalogue test: fails_cleanly / warns_once calls
+    and the parametrized params cases."""
+    cases = []
+    for path in sorted((ROOT / "tests").glob("test_bad_inputs*.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PARAM_CASES":
+                for case in _literal(node.value):
+                    key, value, command, expected = case
+                    cases.append((path.name, f"params `{key}: {value!r}`", "al " + " ".join(command), "error: …" + expected))
+            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
+                continue
+            for call in ast.walk(node):
+                if isinstance(call, ast.Call) and getattr(call.func, "id", "") in ("fails_cleanly", "warns_once") and len(call.args) >= 2:
+                    command = _literal(call.args[0])
+                    command = "al " + " ".join(map(str, command)) if isinstance(command, list) else "al …"
+                    kind = "error: …" if call.func.id == "fails_cleanly" else "warning: …"
+                    case = re.sub(r"^test_", "", node.name).replace("_", " ")
+                    cases.append((path.name, case, command, kind + str(_literal(call.args[1]))))
+    return cases
+
+
+def errors_page() -> str:
+    cases = error_cases()
+    lines = ["# Errors and warnings", "", "Generated from the bad-input catalogue (`tests/test_bad_inputs*.py`), which CI runs: "
+             "each case breaks one thing as a user would and checks that the command stops with exit code 2 and one "
+             "line naming the file, row or key at fault, with every artifact and the annotation store byte-identical "
+             "afterwards; or, where going on is right, exit code 0 and one `warning:` line. `…` stands for the part "
+             "of the message that names your files.", "", f"{len(cases)} cases.", "",
+             "| case | command | what it says (excerpt) |", "|---|---|---|"]
+    lines += [f"| {cell(case)} | `{cell(command)}` | {cell(message)} |" for _, case, command, message in cases]
+    return "\n".join(lines) + "\n"
+
+
+PAGES = {"reference/cli.md": cli_page, "reference/params.md": params_page, "reference/samplers.md": samplers_page,
+         "reference/stages.md": stages_page, "reference/errors.md": errors_page}
+
+for page, build in PAGES.items():
+    with mkdocs_gen_files.open(page, "w") as handle:
+        handle.write(build())
