@@ -85,7 +85,8 @@ def test_manifest_names_ints_and_splits(tmp_path):
     pl.DataFrame(rows).write_csv(tmp_path / "m.csv")
     dataset = DATASETS["manifest"](tmp_path / "m.csv")
     assert dataset.class_names == ("a", "b") and dataset.train.labels.tolist() == [1, 0, 1, 0]
-    assert dataset.test.paths.tolist() == [str(tmp_path / "img/4.png"), str(tmp_path / "img/5.png")]
+    assert dataset.test.paths.tolist() == [str(tmp_path / "img/5.png")]
+    assert dataset.val.paths.tolist() == [str(tmp_path / "img/4.png")]  # val rows: the validation set, as val/ folders
     with pytest.raises(InputError, match=r"labels \['b'\] are not among the 1 classes"):
         DATASETS["manifest"](tmp_path / "m.csv", classes=("a",))
     pl.DataFrame({"path": rows["path"], "label": [0, 1, 0, 1, 0, 1]}).write_parquet(tmp_path / "m.parquet")

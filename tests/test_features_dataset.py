@@ -22,7 +22,7 @@ def write_feature_dataset(folder: Path, n_train=400, n_test=90, d=24, dtype=np.f
     labels = rng.integers(0, CLASSES, size=n)
     centers = rng.normal(scale=3.0, size=(CLASSES, d))
     features = (centers[labels] + rng.normal(size=(n, d))).astype(dtype)
-    split = np.where(rng.permutation(n) < n_test, "val", "train")  # test rows interleaved with train rows
+    split = np.where(rng.permutation(n) < n_test, "test", "train")  # test rows interleaved with train rows
     ids = rng.permutation(10 * n)[:n].astype(np.int64)  # arbitrary unique ids, not row numbers
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "features.npy", features)
@@ -101,7 +101,7 @@ def test_names_in_labels_and_float16_input(tmp_path):
     (lambda f, t: t.with_columns(pl.lit(7, pl.Int64).alias("id")).write_parquet(t_path(f)), "id 7 appears more than once"),
     (lambda f, t: t.with_columns(pl.lit("holdout").alias("split")).write_parquet(t_path(f)), "split holds \\['holdout'\\]"),
     (lambda f, t: t.drop("label").write_parquet(t_path(f)), "lacks column\\(s\\) \\['label'\\]"),
-    (lambda f, t: t.with_columns(pl.lit("train").alias("split")).write_parquet(t_path(f)), "needs rows of both splits"),
+    (lambda f, t: t.with_columns(pl.lit("train").alias("split")).write_parquet(t_path(f)), "needs train rows and test rows"),
 ])
 def test_bad_inputs_are_named(tmp_path, damage, message):
     folder = write_feature_dataset(tmp_path / "bad")

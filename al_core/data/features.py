@@ -7,7 +7,8 @@
 
 Two layouts, as for manifests:
 
-- labeled (a simulation): ``split`` is train, or test/val; every row has a label.
+- labeled (a simulation): ``split`` is train, test or val (the validation set; without val rows
+  ``data.val_size`` training rows are held out); every row has a label.
 - unlabeled (a labeling campaign): ``split`` is pool, val or test. Pool rows may have no label
   (an empty cell; a labeled pool row belongs to the seed set, s0); val rows (the validation set)
   and test rows are labeled. Classes: ``data.classes``, else the labels of the val and seed rows.
@@ -120,22 +121,23 @@ def load_feature_dataset(root: str | Path, classes: tuple[str, ...] | None = Non
             raise InputError(f"{table_file}: with pool rows, column split holds pool, val or test; got {bad[:5]}")
         labels, classes = _labels(frame, table_file, classes, split == "pool", split != "test")
     else:
-        split = split.replace({"val": "test", "validation": "test"}).to_numpy()
-        bad = sorted(set(split.tolist()) - {"train", "test"})
+        split = split.replace({"validation": "val"}).to_numpy()
+        bad = sorted(set(split.tolist()) - {"train", "test", "val"})
         if bad:
             raise InputError(f"{table_file}: column split holds {bad[:5]}; expected train, test or val (or pool, val "
                              "and test for an unlabeled pool)")
-        if split.tolist().count("test") in (0, frame.height):
-            raise InputError(f"{table_file}: needs rows of both splits (train, and test or val); got only "
-                             f"{'test' if (split == 'test').all() else 'train'}")
-        labels, classes = _labels(frame, table_file, classes, np.zeros(frame.height, dtype=bool), split == "train")
+        if not (split == "train").any() or not (split == "test").any():
+            raise InputError(f"{table_file}: needs train rows and test rows (val rows, the validation set, are optional); "
+                             f"got {sorted(set(split.tolist()))}")
+        labels, classes = _labels(frame, table_file, classes, np.zeros(frame.height, dtype=bool), split != "test")
 
     def split_of(mask: np.ndarray) -> Split:
         return Split(ids=ids[mask], labels=labels[mask], paths=None if paths is None else paths[mask], feature_rows=rows[mask])
 
     if "pool" not in set(split.tolist()):
+        val = split_of(split == "val") if (split == "val").any() else None
         return Dataset(train=split_of(split == "train"), test=split_of(split == "test"), class_names=classes,
-                       features_file=features_file)
+                       features_file=features_file, val=val)
     if not (split == "val").any():
         raise InputError(f"{table_file}: an unlabeled pool needs labeled val rows (the validation set, for early stopping)")
     return Dataset(train=split_of(split == "pool"), test=split_of(split == "test"), class_names=classes,

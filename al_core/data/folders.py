@@ -117,8 +117,9 @@ def load_manifest(root: str | Path, classes: tuple[str, ...] | None = None, test
 
     Labels are class names or integers. Class list: ``classes`` when given (a label outside it
     is an error), else the sorted distinct labels of the train rows (then a test label unseen in
-    training is an error). ``split`` is train or test (``val`` counts as test, as ImageNet's);
-    without it, a seeded ``test_fraction`` of the rows is the test set.
+    training is an error). ``split`` is train, test, or val (the validation set; without val rows
+    ``data.val_size`` training rows are held out); without a split column, a seeded
+    ``test_fraction`` of the rows is the test set.
 
     An unlabeled pool: ``split`` holds ``pool`` rows, whose ``label`` may be empty (unlabeled; a
     labeled one belongs to the seed set), ``val`` rows (the validation set) and ``test`` rows;
@@ -140,12 +141,16 @@ def load_manifest(root: str | Path, classes: tuple[str, ...] | None = None, test
         seen[file] = row
     if "split" in frame.columns and "pool" in set(frame["split"].cast(pl.String).str.to_lowercase().to_list()):
         return _unlabeled_manifest(path, frame, np.asarray(files, dtype=object), classes)
+    is_val = np.zeros(frame.height, dtype=bool)
     if "split" in frame.columns:
-        split = frame["split"].cast(pl.String).str.to_lowercase().replace({"val": "test", "validation": "test"})
-        bad = sorted(set(split.to_list()) - {"train", "test"})
+        split = frame["split"].cast(pl.String).str.to_lowercase().replace({"validation": "val"})
+        bad = sorted(set(split.to_list()) - {"train", "test", "val"})
         if bad:
             raise InputError(f"manifest {path}: column split holds {bad[:5]}; expected train, test or val")
         is_test = (split == "test").to_numpy()
+        is_val = (split == "val").to_numpy()
+        if is_val.any() and not is_test.any():
+            raise InputError(f"manifest {path}: val rows are the validation set; the test rows need split test")
     else:
         if not 0 < test_fraction < 1:
             raise InputError(f"data.test_fraction must lie in (0, 1), got {test_fraction}")
@@ -165,7 +170,13 @@ def load_manifest(root: str | Path, classes: tuple[str, ...] | None = None, test
             raise InputError(f"manifest {path}: labels {unknown[:5]} are not among the {len(classes)} classes")
         labels = np.array([index[name] for name in names], dtype=np.int64)
     files = np.asarray(files, dtype=object)
-    return _from_files(list(files[~is_test]), labels[~is_test], list(files[is_test]), labels[is_test], classes)
+    is_train = ~is_test & ~is_val
+    dataset = _from_files(list(files[is_train]), labels[is_train], list(files[is_test]), labels[is_test], classes)
+    if not is_val.any():
+        return dataset
+    offset = int(is_train.sum() + is_test.sum())
+    val = Split(ids=np.arange(offset, offset + int(is_val.sum()), dtype=np.int64), labels=labels[is_val], paths=files[is_val])
+    return Dataset(train=dataset.train, test=dataset.test, class_names=dataset.class_names, val=val)
 
 
 def _unlabeled_manifest(path: Path, frame: pl.DataFrame, files: np.ndarray, classes: tuple[str, ...] | None) -> Dataset:
