@@ -12,4 +12,7 @@ fi
 # Label Studio (its own environment) for the real-server round trip of tests/test_label_studio.py,
 # which is skipped, saying why, when it cannot be installed.
 bash scripts/install_label_studio.sh || echo "test: could not install Label Studio; tests/test_label_studio.py will be skipped" >&2
+# The documentation site: reference pages generated from the code, every link and anchor checked.
+echo "test: building the documentation (mkdocs build --strict)"
+NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 python -m pytest -q "$@"

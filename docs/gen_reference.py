@@ -22,7 +22,6 @@ def cell(text) -> str:
 
 
 def cli_page() -> str:
-    import click
     import typer.main
 
     from stages.cli import app
@@ -31,7 +30,7 @@ def cli_page() -> str:
     lines = ["# Command line: `al`", "", "Generated from the `al` command's own definitions (`stages/cli.py`).", "",
              cell(group.help), "", "Every command takes `-h`/`--help`; `al --version` prints the version.", ""]
 
-    def command_section(name: str, command: click.Command, panel: str) -> list[str]:
+    def command_section(name: str, command, panel: str) -> list[str]:
         out = [f"## al {name}", "", f"*{panel}*", ""]
         help_text = command.help or ""
         for paragraph in help_text.split("\n\n"):
@@ -40,8 +39,9 @@ def cli_page() -> str:
                 out += ["```bash", paragraph.removeprefix("Example: "), "```", ""]
             elif paragraph:
                 out += [paragraph, ""]
-        arguments = [p for p in command.params if isinstance(p, click.Argument)]
-        options = [p for p in command.params if isinstance(p, click.Option)]
+        # typer ships its own copy of click: parameters are told apart by their kind, not their class.
+        arguments = [p for p in command.params if p.param_type_name == "argument"]
+        options = [p for p in command.params if p.param_type_name == "option"]
         if arguments:
             out += ["| argument | meaning |", "|---|---|"]
             out += [f"| `{(p.metavar or p.name).upper()}` | {cell(getattr(p, 'help', '') or '')} |" for p in arguments]
@@ -57,7 +57,7 @@ def cli_page() -> str:
 
     for name, command in group.commands.items():
         panel = getattr(command, "rich_help_panel", None) or "Commands"
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):
             lines += [f"## al {name}", "", cell(command.help), ""]
             for sub_name, sub in command.commands.items():
                 lines += [line.replace("## ", "### ", 1) if line.startswith("## ") else line
@@ -181,9 +181,19 @@ def errors_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+# Committed figures the pages show, copied from where the commands that make them write them.
+FIGURES = {"results/img/learning_curves.png": "reports/figures/learning_curves.png",
+           "results/img/class_histograms.png": "reports/figures/class_histograms.png",
+           "results/img/balance.png": "reports/figures/balance.png",
+           "results/img/study.png": "reports/study/study.png"}
+
 PAGES = {"reference/cli.md": cli_page, "reference/params.md": params_page, "reference/samplers.md": samplers_page,
          "reference/stages.md": stages_page, "reference/errors.md": errors_page}
 
 for page, build in PAGES.items():
     with mkdocs_gen_files.open(page, "w") as handle:
         handle.write(build())
+
+for target, source in FIGURES.items():
+    with mkdocs_gen_files.open(target, "wb") as handle:
+        handle.write((ROOT / source).read_bytes())

@@ -25,7 +25,7 @@ if [ "${SKIP_DATASET:-0}" != "1" ] && [ ! -e /usr/share/datasets/fashion-mnist/t
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
     else
         echo "setup: Fashion-MNIST is not in /usr/share/datasets/fashion-mnist;" \
-             "run 'sudo apt-get install dataset-fashion-mnist' (or see README, 'Data')" >&2
+             "run 'sudo apt-get install dataset-fashion-mnist' (or see docs/how-to/data.md)" >&2
     fi
 fi
 
