@@ -9,7 +9,7 @@ round the criterion stops at; the *plateau*: the first round whose test top-1 is
 round) or saves (labels not bought). Writes ``benchmarks/results/stopping.json`` and
 ``docs/results/img/stopping.png``.
 
-    python -m benchmarks.stopping [--cells DIR]
+    python -m benchmarks.stopping [--cells DIR] [--out JSON] [--figure PNG]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def draw(cells: dict, path: Path) -> None:
             axes[0][column].plot([cell["summary"]["plateau_labels"]], [cell["summary"]["plateau_top1"]], "o",
                                  mfc="none", color=line.get_color(), markersize=9)
         axes[0][column].set_title(f"{dataset}: test top-1 (o plateau, v stop at kappa {THRESHOLDS[0]})")
-        axes[1][column].set_title(f"kappa of consecutive rounds' predictions (stop set)")
+        axes[1][column].set_title("kappa of consecutive rounds' predictions (stop set)")
         for threshold in THRESHOLDS:
             axes[1][column].axhline(threshold, color="grey", linewidth=0.6, linestyle=":")
         axes[1][column].set_xlabel("labels")
@@ -82,6 +82,8 @@ def draw(cells: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=Path, default=CELLS)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--figure", type=Path, default=FIGURE, help="'' for none")
     args = parser.parse_args()
     cells = {}
     for rounds_file in sorted(args.cells.glob("*/*/seed*/rounds.csv")):
@@ -92,11 +94,12 @@ def main() -> None:
     if not cells:
         raise SystemExit(f"no finished cells under {args.cells}; run: al study run --grid benchmarks/stopping_grid.yaml "
                          f"--out {args.cells}")
-    draw(cells, FIGURE)
-    result = {"what": __doc__.splitlines()[0], "command": "python -m benchmarks.stopping", "machine": machine(),
-              "window": WINDOW, "plateau_points": PLATEAU_POINTS,
-              "cells": {key: cell["summary"] for key, cell in cells.items()}}
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    if str(args.figure):
+        draw(cells, args.figure)
+    result = {"what": __doc__.splitlines()[0], "command": f"python -m benchmarks.stopping --cells {args.cells}",
+              "machine": machine(), "window": WINDOW, "plateau_points": PLATEAU_POINTS,
+              "cells": {key: {**cell["summary"], "rounds": cell["rounds"]} for key, cell in cells.items()}}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     for key, cell in cells.items():
         summary = cell["summary"]
         stops = ", ".join(f"{t}: {s['labels'] if s else 'never'}" for t, s in summary["stops"].items())

@@ -47,12 +47,17 @@ def finished_run(tmp_path_factory):
     return work
 
 
-@pytest.fixture
-def run(finished_run, tmp_path, monkeypatch):
+def enter_copy(finished: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A fresh copy of a finished run, made the working directory (each case breaks its own copy)."""
     work = tmp_path / "work"
-    shutil.copytree(finished_run, work)
+    shutil.copytree(finished, work)
     monkeypatch.chdir(work)
     return work
+
+
+@pytest.fixture
+def run(finished_run, tmp_path, monkeypatch):
+    return enter_copy(finished_run, tmp_path, monkeypatch)
 
 
 def snapshot() -> dict[str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from typer.testing import CliRunner
 
 from stages.cli import app
 from tests.test_annotation_loop import CLASSES, truth, unlabeled_folder
-from tests.test_bad_inputs import fails_cleanly, finished_run, run, set_param, snapshot  # noqa: F401  (fixtures)
+from tests.test_bad_inputs import enter_copy, fails_cleanly, finished_run, run, set_param  # noqa: F401  (fixtures)
 from tests.test_datasets import write_png
 from tests.test_pipeline import tiny_params
 
@@ -60,10 +59,7 @@ def campaign_run(tmp_path_factory):
 
 @pytest.fixture
 def campaign(campaign_run, tmp_path, monkeypatch):
-    work = tmp_path / "work"
-    shutil.copytree(campaign_run, work)
-    monkeypatch.chdir(work)
-    return work
+    return enter_copy(campaign_run, tmp_path, monkeypatch)
 
 
 def batch_rows() -> list[dict]:

@@ -7,7 +7,6 @@ how the pool was chunked or on an unstable sort.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import numpy as np
 
