@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def warns_once(command: list[str], expected: str) -> str:
     """Run ``al command``: exit 0, exactly one ``warning:`` line, naming ``expected``."""
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}{result.exception!r}"
-    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    # A progress bar may precede the warning on the captured line (a terminal redraws the bar).
+    warnings = re.findall(r"warning: [^\r\n]*", result.output)
     assert len(warnings) == 1 and expected in warnings[0], result.output
     return warnings[0]
 
@@ -339,3 +341,14 @@ def test_version_and_short_help():
 def test_report_options_that_do_not_apply_to_the_run_scope(run):
     fails_cleanly(["report", "--scope", "run", "--check", "--any-code"],
                   "--check, --any-code apply to --scope all (the comparison of experiments), not to --scope run")
+
+
+def test_a_damaged_image_after_prepare_is_a_warning_and_a_record(campaign):
+    import shutil
+
+    damaged = batch_rows()[0]["path"]
+    Path(damaged).write_bytes(b"\x89PNG damaged after prepare")
+    shutil.rmtree("data/embed")
+    line = warns_once(["embed"], "1 image(s) could not be decoded and were embedded as black images")
+    assert "data/embed/unreadable.csv" in line
+    assert pl.read_csv("data/embed/unreadable.csv")["path"].to_list() == [damaged]
