@@ -146,6 +146,26 @@ def _literal(node):
         return "…"
 
 
+def _parametrized(node: ast.FunctionDef, case: str) -> list[tuple[str, str, str]]:
+    """Rows of a parametrized catalogue test whose parameters include the expected message."""
+    for decorator in node.decorator_list:
+        if not (isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", "") == "parametrize"):
+            continue
+        names = [name.strip() for name in _literal(decorator.args[0]).split(",")]
+        if "expected" not in names:
+            return []
+        values = _literal(decorator.args[1])
+        if values == "…":
+            return []
+        ids = next((_literal(k.value) for k in decorator.keywords if k.arg == "ids"), None)
+        rows = []
+        for index, value in enumerate(values):
+            label = ids[index] if isinstance(ids, list) else str(index + 1)
+            rows.append((f"{case}: {label}", "al …", "error: …" + str(value[names.index("expected")])))
+        return rows
+    return []
+
+
 def error_cases() -> list[tuple[str, str, str, str]]:
     """(file, case, command, what it says) of every catalogue test: fails_cleanly / warns_once calls
     and the parametrized params cases."""
@@ -159,12 +179,16 @@ def error_cases() -> list[tuple[str, str, str, str]]:
                     cases.append((path.name, f"params `{key}: {value!r}`", "al " + " ".join(command), "error: …" + expected))
             if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
                 continue
+            case = re.sub(r"^test_", "", node.name).replace("_", " ")
+            expanded = _parametrized(node, case)
+            if expanded:
+                cases += [(path.name, *row) for row in expanded]
+                continue
             for call in ast.walk(node):
                 if isinstance(call, ast.Call) and getattr(call.func, "id", "") in ("fails_cleanly", "warns_once") and len(call.args) >= 2:
                     command = _literal(call.args[0])
                     command = "al " + " ".join(map(str, command)) if isinstance(command, list) else "al …"
                     kind = "error: …" if call.func.id == "fails_cleanly" else "warning: …"
-                    case = re.sub(r"^test_", "", node.name).replace("_", " ")
                     cases.append((path.name, case, command, kind + str(_literal(call.args[1]))))
     return cases
 
