@@ -144,7 +144,7 @@ def validate_params(data: dict, source: str) -> None:
 def _check_sampler_sections(section: dict, source: str) -> dict:
     """``select`` without its ``select.<sampler>`` mappings, after checking that each is a mapping.
     Their keys and values are checked against the sampler registry by the stages that read them
-    (``select``, ``cluster``: see ``stages/sampler_options.py``), so that stages which never
+    (``select``, ``cluster``: see ``pipeline/sampler_options.py``), so that stages which never
     select do not depend on the samplers' code."""
     return {name: value for name, value in section.items() if not isinstance(value, dict)}
 
