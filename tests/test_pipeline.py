@@ -82,7 +82,8 @@ def test_stages_in_process(workspace, monkeypatch):
     result = al("report", "--scope", "run")
     assert "| r02 | 50 |" in result.output
     summary = yaml.safe_load(Path("metrics.json").read_text())
-    assert set(summary) == {"labels", "final_top1", "final_top5", "mean_top1", "final_imbalance", "full_top1", "full_top5"}
+    assert set(summary) == {"labels", "final_top1", "final_top5", "mean_top1", "final_imbalance", "full_top1", "full_top5",
+                            "stop_labels"}
     for stem in ("learning_curves", "balance", "class_histograms"):
         assert Path(f"reports/figures/{stem}.png").stat().st_size > 1000
     assert summary["labels"] == 50
