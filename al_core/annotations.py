@@ -6,7 +6,8 @@ appended to. Which label an item has is decided when it is read, by a documented
 (:func:`resolve`), so a reviewer's correction or a second annotator never erases the first.
 
 Each annotation is stored once, keyed by its identity (``annotation``): Label Studio's
-annotation id, or for a row without one (a plain CSV) its item, label, annotator and time. An
+annotation id with its task and item (ids number annotations within one server only), or for a
+row without one (a plain CSV) its item, label, annotator and time. An
 export that repeats stored annotations adds only the new ones; an annotation edited in Label
 Studio (same id, later ``updated_at``) is stored as a new version that replaces the earlier one
 when labels are resolved. Every row also records when it was imported (``imported_at``): a row
@@ -126,9 +127,14 @@ def _number(value) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def _studio_key(annotation_id) -> str | None:
+def _studio_key(annotation_id, task_id) -> str | None:
+    """``label-studio:<annotation id>:<task id>`` (the item is added once it is known): an id
+    numbers annotations within one Label Studio server only, so two servers (or a reinstalled
+    one) reuse ids; with the task and the item in the key, such a reuse never passes for an edit
+    of another item's annotation."""
     number = _number(annotation_id)
-    return None if number is None else f"label-studio:{int(number)}"
+    task = _number(task_id)
+    return None if number is None else f"label-studio:{int(number)}:{'' if task is None else int(task)}"
 
 
 def _is_json(path: Path) -> bool:
@@ -160,7 +166,7 @@ def _records(path: Path) -> tuple[str, list[dict]]:
                         "annotator": _annotator(annotation.get("completed_by")),
                         "time": annotation.get("updated_at") or annotation.get("created_at"),
                         "cancelled": bool(annotation.get("was_cancelled")),
-                        "key": _studio_key(annotation.get("id")), "lead_time": _number(annotation.get("lead_time")),
+                        "key": _studio_key(annotation.get("id"), task.get("id")), "lead_time": _number(annotation.get("lead_time")),
                     })
             return "label-studio-json", records
         return "label-studio-json-min", [_flat_record(row) for row in data]
@@ -184,7 +190,7 @@ def _records(path: Path) -> tuple[str, list[dict]]:
 def _flat_record(row: dict) -> dict:
     return {"item_id": row.get("item_id"), "path": row.get("path") or None, "choice": _choice(row.get("label")),
             "annotator": _annotator(row.get("annotator")), "time": row.get("updated_at") or row.get("created_at") or None,
-            "cancelled": str(row.get("was_cancelled", "")).lower() == "true", "key": _studio_key(row.get("annotation_id")),
+            "cancelled": str(row.get("was_cancelled", "")).lower() == "true", "key": _studio_key(row.get("annotation_id"), row.get("id")),
             "task": row.get("id"), "lead_time": _number(row.get("lead_time"))}
 
 
@@ -288,7 +294,7 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
             bad.append(f"{where}: time {record['time']!r} is not an ISO 8601 time (e.g. 2026-11-26T10:00:00Z)")
             continue
         answered.add(item)
-        key = record["key"] or _row_identity(item, record["choice"], record["annotator"], time)
+        key = f"{record['key']}:{item}" if record["key"] else _row_identity(item, record["choice"], record["annotator"], time)
         rows.append({"id": item, "label": classes[record["choice"]], "label_name": record["choice"],
                      "annotator": record["annotator"], "time": time, "source": source, "source_sha256": "",
                      "source_row": position, "annotation": key, "imported_at": None, "lead_time": record["lead_time"]})

@@ -215,3 +215,14 @@ def test_majority_and_refuse():
     assert resolve(history, "majority")[0].select("id", "label").rows() == [(10, 1), (11, 2)]
     with pytest.raises(InputError, match="annotators disagree on 1 item"):
         resolve(history, "refuse")
+
+
+def test_annotation_ids_reused_by_another_server_are_new_annotations(tmp_path):
+    """Two Label Studio servers (or one reinstalled) number their annotations from 1 again: the
+    second project's annotation 1000, on another item, is a new annotation, not an edit of the first's."""
+    store = tmp_path / "labels.parquet"
+    append_to_store(store, parse(studio_json(tmp_path / "first.json", [(10, [{"label": "cat", "time": "2026-11-25T10:00:00Z"}])])))
+    second = studio_json(tmp_path / "second.json", [(11, [{"label": "dog", "time": "2026-11-26T10:00:00Z"}])])
+    assert append_to_store(store, parse(second)) == ImportCounts(new=1, changed=0, repeated=0)
+    labels, _ = resolve(read_store(store), "latest")
+    assert labels.select("id", "label_name").rows() == [(10, "cat"), (11, "dog")]
