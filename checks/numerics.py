@@ -62,13 +62,13 @@ def boundary_distances_float64(logits: np.ndarray, weight: np.ndarray) -> np.nda
 
 
 def round_seed(seed: int, round_name: str) -> int:
-    """The per-round seed the README documents: SeedSequence([seed, *map(ord, round)]).generate_state(1)[0]."""
+    """The per-round seed the samplers' documentation gives: SeedSequence([seed, *map(ord, round)]).generate_state(1)[0]."""
     return int(np.random.SeedSequence([seed] + [ord(char) for char in round_name]).generate_state(1)[0])
 
 
 def quotas_of(budget: int, labeled_counts: np.ndarray, seed: int) -> np.ndarray:
     """b // C each; b mod C more for the classes with the fewest labels, ties in the order of
-    ``default_rng(seed).permutation(C)`` (the README's rule)."""
+    ``default_rng(seed).permutation(C)`` (the documented rule)."""
     num_classes = labeled_counts.shape[0]
     quotas = np.full(num_classes, budget // num_classes)
     tie_break = np.random.default_rng(seed).permutation(num_classes)

@@ -10,7 +10,7 @@ without DVC's bookkeeping. A finished cell's results (``rounds.csv``, ``metrics.
 ids each round picked, and ``cell.json``: seconds, code version, machine) are moved into
 ``reports/study/runs/<dataset>/<sampler>/seed<k>/`` in one rename, so a killed study resumes at
 the first cell without results, and a finished cell is never run again (``--force`` aside).
-Cost: each dataset's extraction once, then per cell its rounds (see README for measured figures).
+Cost: each dataset's extraction once, then per cell its rounds (measured figures: docs/results/study.md).
 """
 
 from __future__ import annotations

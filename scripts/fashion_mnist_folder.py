@@ -1,4 +1,4 @@
-"""Write Fashion-MNIST as the image folder of an unlabeled labeling campaign (README walkthrough).
+"""Write Fashion-MNIST as the image folder of an unlabeled labeling campaign (the Label Studio tutorial, docs/tutorials/label-studio.md).
 
     python scripts/fashion_mnist_folder.py images --pool 3000 --val 300 --test 1000
 
