@@ -238,7 +238,7 @@ def set_command(assignments: list[str] = typer.Argument(..., metavar="KEY=VALUE.
 
     Example: al set data.dataset=imagefolder data.root=../images labels.source=annotations
     """
-    from pipeline.schedule import set_params
+    from pipeline.edit_params import set_params
 
     set_params(params, assignments)
 
