@@ -309,6 +309,14 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
                         cancelled=cancelled, skipped_items=tuple(sorted(skipped - answered)))
 
 
+def _stored_time(value: str | None) -> str | None:
+    """A first-layout store's time in today's form (kept as it is when it does not parse)."""
+    try:
+        return normalise_time(value)
+    except ValueError:
+        return value
+
+
 def read_store(store: Path) -> pl.DataFrame:
     """Every annotation imported so far (empty when none), in import order. A store written
     before annotations had identities is read with each row its own annotation."""
@@ -321,8 +329,11 @@ def read_store(store: Path) -> pl.DataFrame:
     except (OSError, pl.exceptions.PolarsError) as error:
         raise InputError(f"annotation store {store} is not readable ({error}); restore it from git or DVC") from None
     if dict(frame.schema) == STORE_SCHEMA_V1:
-        identities = [_row_identity(*row) for row in frame.select("id", "label_name", "annotator", "time").iter_rows()]
-        frame = frame.with_columns(pl.Series("annotation", identities, dtype=pl.String),
+        times = [_stored_time(time) for time in frame["time"].to_list()]
+        identities = [_row_identity(item, name, annotator, time)
+                      for (item, name, annotator), time in zip(frame.select("id", "label_name", "annotator").iter_rows(), times)]
+        frame = frame.with_columns(pl.Series("time", times, dtype=pl.String),
+                                   pl.Series("annotation", identities, dtype=pl.String),
                                    pl.lit(None, dtype=pl.String).alias("imported_at"),
                                    pl.lit(None, dtype=pl.Float64).alias("lead_time"))
     if dict(frame.schema) != STORE_SCHEMA:
@@ -334,8 +345,9 @@ def append_to_store(store: Path, parsed: ParsedExport, imported_at: str | None =
     """Append the annotations of ``parsed`` that the store lacks, atomically (temporary file +
     rename: a killed import leaves the store as it was before or after).
 
-    An annotation already stored in the same version (identity and time) is not stored again; a
-    stored annotation with another time is a new version. Rows are stamped ``imported_at``
+    An annotation already stored in the same version (identity and time), or saying exactly what a
+    stored row says (item, label, annotator, time: how rows of the first store layout are known),
+    is not stored again; a stored annotation with another time is a new version. Rows are stamped ``imported_at``
     (default: now, UTC). O(store + rows) time and memory.
     """
     from al_core.artifacts import atomic_path
@@ -344,7 +356,10 @@ def append_to_store(store: Path, parsed: ParsedExport, imported_at: str | None =
     versions = set(zip(history["annotation"].to_list(), history["time"].fill_null("").to_list()))
     identities = set(history["annotation"].to_list())
     rows = parsed.rows.unique(["annotation", "time"], keep="first", maintain_order=True)
-    fresh = [(key, time or "") not in versions for key, time in zip(rows["annotation"].to_list(), rows["time"].to_list())]
+    # A row the first store layout holds (no annotation id then) is known by what it says.
+    said = [_row_identity(*row) for row in rows.select("id", "label_name", "annotator", "time").iter_rows()]
+    fresh = [(key, time or "") not in versions and text not in identities
+             for key, time, text in zip(rows["annotation"].to_list(), rows["time"].to_list(), said)]
     rows = rows.filter(pl.Series(fresh, dtype=pl.Boolean))
     changed = sum(key in identities for key in rows["annotation"].to_list())
     counts = ImportCounts(new=rows.height - changed, changed=changed, repeated=parsed.rows.height - rows.height)

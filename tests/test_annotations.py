@@ -175,6 +175,12 @@ def test_a_store_of_the_first_layout_is_read_and_extended(tmp_path):
     (tmp_path / "same.csv").write_text("id,label\n10,cat\n11,dog\n")
     assert append_to_store(store, parse(tmp_path / "same.csv")) == ImportCounts(new=1, changed=0, repeated=1)
     assert dict(read_store(store).schema) == STORE_SCHEMA
+    # A Label Studio annotation stored by the first layout (no id kept) is not stored again either.
+    export = studio_json(tmp_path / "studio.json", [(12, [{"label": "eel", "time": "2026-11-25T10:00:00Z"}])])
+    old = pl.DataFrame({"id": [12], "label": [2], "label_name": ["eel"], "annotator": ["1"], "time": ["2026-11-25T10:00:00Z"],
+                        "source": ["studio.json"], "source_sha256": ["x"], "source_row": [0]}, schema=STORE_SCHEMA_V1)
+    old.write_parquet(tmp_path / "v1.parquet")
+    assert append_to_store(tmp_path / "v1.parquet", parse(export)) == ImportCounts(new=0, changed=0, repeated=1)
 
 
 def test_format_by_content_and_paths_absolute_or_relative(tmp_path):
