@@ -30,3 +30,20 @@ def test_selection_scaling_benchmark_tiny(tmp_path, monkeypatch):
     selection_scaling.main()
     run = json.loads(out.read_text())["runs"][0]
     assert run["sharded_equal_to_one_process"] is True and run["notes"]["filter"] == "float32"
+
+
+def test_selection_grid_benchmark_tiny(tmp_path, monkeypatch):
+    from benchmarks import realistic_pool, selection_grid
+
+    monkeypatch.setattr(selection_grid, "WORK", tmp_path)
+    monkeypatch.setattr(realistic_pool, "WORK", tmp_path)
+    monkeypatch.setattr(selection_grid, "build_realistic_pool",
+                        lambda *args, **kwargs: realistic_pool.build_realistic_pool(*args, work=tmp_path, **kwargs))
+    out = tmp_path / "grid.json"
+    monkeypatch.setattr("sys.argv", ["selection_grid", "--n", "2000", "--d", "16", "--c", "10", "--fractions", "0.02",
+                                     "--out", str(out), "--figure", str(tmp_path / "grid.png")])
+    selection_grid.main()
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 2 * len(selection_grid.SAMPLERS) and all(row["same_picks_order_scores"] for row in rows)
+    realistic = next(row for row in rows if row["pool"] == "realistic")
+    assert 0.5 <= realistic["median_top1_probability"] <= 0.8  # the head is not saturated

@@ -1,0 +1,150 @@
+"""Side by side: every streaming sampler against the bare float32 product, over a grid of pools
+and budgets, in one run (a benchmark, not a test).
+
+For each pool (``realistic``: class geometry, long-tailed sizes, an unsaturated head, see
+``benchmarks.realistic_pool``; ``imagenet``: the saturated ImageNet-shaped pool of
+``benchmarks.selection``, kept for comparability), each N and each budget fraction b/N, it times
+the bare product (features @ W^T + b over the pool, in the samplers' chunks: the floor every
+head-based sampler pays) and each sampler selecting from features (exact selection: filter and
+refine), and records the ratio to the bare product and the fraction of rows scored exactly. With
+``--check`` (default for N <= 200k) it also selects from the exact reference logits and records
+whether the picks, their order and their scores are equal. Writes
+``benchmarks/results/selection_grid.json`` and ``docs/results/img/selection_grid.png``.
+
+    python -m benchmarks.selection_grid                          # N = 100k, d = 2048, C = 1000
+    python -m benchmarks.selection_grid --n 100000,1280000 --no-check
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from al_core.clustering import cluster_pool
+from al_core.linear import reference_logits
+from al_core.samplers import select_with_scores
+from benchmarks.realistic_pool import WORK, build_realistic_pool
+from benchmarks.results_file import machine, write_results
+from benchmarks.selection import build_pool
+
+OUT = Path("benchmarks/results/selection_grid.json")
+FIGURE = Path("docs/results/img/selection_grid.png")
+SAMPLERS = {"base": {}, "base (sequential)": {"order": "sequential"}, "mase": {}, "margin": {}, "confidence": {},
+            "entropy": {}, "margin_clustering": {}}
+CHUNK = 8192
+
+
+def bare_product_seconds(features, weight, bias, repeats: int = 2) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for start in range(0, features.shape[0], CHUNK):
+            block = np.asarray(features[start:start + CHUNK], dtype=np.float32) @ weight.T
+            block += bias
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def exact_logits(features, weight, bias) -> np.ndarray:
+    out = np.empty((features.shape[0], weight.shape[0]), dtype=np.float32)
+    for start in range(0, features.shape[0], CHUNK):
+        out[start:start + CHUNK] = reference_logits(features[start:start + CHUNK], weight, bias)
+    return out
+
+
+def run_pool(pool: str, n: int, d: int, c: int, fractions: list[float], check: bool, seed: int) -> list[dict]:
+    if pool == "realistic":
+        features, weight, bias, _, info = build_realistic_pool(n, d, c, seed)
+    else:
+        WORK.mkdir(parents=True, exist_ok=True)
+        features, weight, bias, _ = build_pool(WORK, n, d, c, seed)
+        info = {"pool": "imagenet", "n": n, "d": d, "c": c, "seed": seed}
+    rng = np.random.default_rng(seed + 2)
+    labeled = np.zeros(n, dtype=bool)
+    labeled[rng.choice(n, size=max(1, n * 3 // 100), replace=False)] = True  # 3% labeled
+    bare = bare_product_seconds(features, weight, bias)
+    started = time.perf_counter()
+    clusters = cluster_pool(features, min(1000, n // 10), codebook_size=min(2048, n), seed=seed)
+    cluster_seconds = time.perf_counter() - started
+    reference = exact_logits(features, weight, bias) if check else None
+    print(f"{pool} N={n}: bare product {bare:.2f} s; clustering {cluster_seconds:.1f} s (once, not in the ratios)")
+    rows = []
+    for fraction in fractions:
+        budget = max(1, round(fraction * n))
+        for label, options in SAMPLERS.items():
+            name = label.split(" ")[0]
+            options = dict(options, **({"cluster_ids": clusters} if name == "margin_clustering" else {}))
+            common = dict(labeled_mask=labeled, seed=seed, options=options, head_weight=weight, head_bias=bias)
+            started = time.perf_counter()
+            selection = select_with_scores(name, budget, features=features, chunk_size=CHUNK, **common)
+            seconds = time.perf_counter() - started
+            row = {**info, "budget": budget, "budget_fraction": fraction, "sampler": label, "seconds": round(seconds, 3),
+                   "bare_product_seconds": round(bare, 3), "ratio_to_bare": round(seconds / bare, 3),
+                   "streamed_rows": selection.notes.get("streamed_rows"), "refined_rows": selection.notes.get("refined_rows"),
+                   "refined_fraction": round(selection.notes.get("refined_rows", 0) / max(selection.notes.get("streamed_rows", 1), 1), 5)}
+            if reference is not None:
+                exact = select_with_scores(name, budget, logits=reference, **common)
+                row["same_picks_order_scores"] = bool(np.array_equal(exact.indices, selection.indices)
+                                                      and exact.scores.tobytes() == selection.scores.tobytes())
+            print(f"  b={budget:>7} {label:18s} {seconds:7.2f} s  {row['ratio_to_bare']:5.2f}x bare  refined "
+                  f"{row['refined_fraction']:.4f}" + (f"  same as exact: {row['same_picks_order_scores']}" if reference is not None else ""))
+            rows.append(row)
+    return rows
+
+
+def draw(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pools = sorted({(row["pool"], row["n"]) for row in rows})
+    figure, axes = plt.subplots(2, len(pools), figsize=(6 * len(pools), 7), squeeze=False, constrained_layout=True)
+    for column, (pool, n) in enumerate(pools):
+        for sampler in SAMPLERS:
+            mine = sorted((row for row in rows if row["pool"] == pool and row["n"] == n and row["sampler"] == sampler),
+                          key=lambda row: row["budget_fraction"])
+            fractions = [row["budget_fraction"] for row in mine]
+            axes[0][column].plot(fractions, [row["ratio_to_bare"] for row in mine], marker="o", label=sampler)
+            axes[1][column].plot(fractions, [row["refined_fraction"] for row in mine], marker="o", label=sampler)
+        axes[0][column].axhline(1.2, color="grey", linestyle=":", linewidth=0.8)
+        axes[0][column].set_title(f"{pool}, N = {n:,}: time / bare float32 product")
+        axes[1][column].set_title("fraction of rows scored exactly")
+        for row_axes in (axes[0][column], axes[1][column]):
+            row_axes.set_xscale("log")
+            row_axes.set_xlabel("budget / pool")
+    axes[0][0].legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", default="100000", help="pool sizes, comma-separated")
+    parser.add_argument("--d", type=int, default=2048)
+    parser.add_argument("--c", type=int, default=1000)
+    parser.add_argument("--fractions", default="0.001,0.01,0.1")
+    parser.add_argument("--pools", default="realistic,imagenet")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=None,
+                        help="compare with selection on the exact logits (default: when N <= 200k)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--figure", type=Path, default=FIGURE)
+    args = parser.parse_args()
+    fractions = [float(f) for f in args.fractions.split(",")]
+    rows = []
+    for n in (int(value) for value in args.n.split(",")):
+        check = args.check if args.check is not None else n <= 200_000
+        for pool in args.pools.split(","):
+            rows += run_pool(pool, n, args.d, args.c, fractions, check, args.seed)
+    write_results(args.out, {"what": __doc__.splitlines()[0], "command": "python -m benchmarks.selection_grid " +
+                             f"--n {args.n} --d {args.d} --c {args.c} --fractions {args.fractions} --pools {args.pools}",
+                             "date": time.strftime("%Y-%m-%d"), "machine": machine(), "rows": rows})
+    draw(rows, args.figure)
+
+
+if __name__ == "__main__":
+    main()
