@@ -20,10 +20,11 @@ the pool, O(S d C) for the temperature on a sample of S rows.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.selection import write_pool
 
 WORK = Path("benchmarks/.work")
 
@@ -63,20 +64,10 @@ def build_realistic_pool(n: int, d: int, c: int, seed: int = 0, separation: floa
     centres = (separation * directions / np.linalg.norm(directions, axis=1, keepdims=True)).astype(np.float32)
     sizes = long_tail_sizes(n, c, ratio, seed)
     labels = rng.permutation(np.repeat(np.arange(c), sizes))
-    path = work / f"realistic_{n}_{d}_{c}_{seed}.npy"
-    if not path.exists():
-        work.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, d))
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            block = rng.standard_normal(size=(stop - start, d), dtype=np.float32)
-            block += centres[labels[start:stop]]
-            out[start:stop] = block
-        out.flush()
-        del out
-        os.replace(tmp, path)
-    features = np.load(path, mmap_mode="r")
+    def block_of(start: int, stop: int) -> np.ndarray:
+        return rng.standard_normal(size=(stop - start, d), dtype=np.float32) + centres[labels[start:stop]]
+
+    features = write_pool(work / f"realistic_{n}_{d}_{c}_{seed}.npy", n, d, block_of, chunk)
     weight = centres.copy()
     bias = (-0.5 * np.einsum("ij,ij->i", centres, centres)).astype(np.float32)
     sample = np.sort(np.random.default_rng(seed + 1).choice(n, size=min(n, 20000), replace=False))
