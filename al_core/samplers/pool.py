@@ -249,6 +249,10 @@ class Pool:
         ``bound[i]`` of :meth:`reference_logits` (see ``al_core.linear``). From features only.
 
         Cost: the fast product, O(N*d*C), plus O(N*d) for the bounds; memory O(chunk_size*(d + C)).
+        The product runs on the whole block, labeled rows included (a few percent more products,
+        no copy of the unlabeled rows' features); their logits are dropped after it. Finiteness is
+        checked on the logits' row sums (a NaN or inf feature makes its row's logits non-finite),
+        and only then on the features, to name the row.
         """
         self._check_streamable(False)
         if not self.filters:
@@ -261,7 +265,13 @@ class Pool:
             if not keep.any():
                 continue
             rows = np.arange(start, stop, dtype=np.int64)[keep]
-            logits, bound = product.approximate(self._finite_block(self.features, "features", start, stop, keep, rows))
+            block = np.asarray(self.features[start:stop], dtype=np.float32)
+            with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows are named just below
+                logits, bound = product.approximate(block)
+            if not keep.all():
+                logits, bound = logits[keep], bound[keep]
+            if not (np.isfinite(logits.sum(axis=1)).all() and np.isfinite(bound).all()):
+                _require_finite(block[keep], rows, "features")
             self._count_distinct("streamed_rows", rows)
             yield fn(rows, logits, bound)
 
