@@ -317,6 +317,17 @@ def _stored_time(value: str | None) -> str | None:
         return value
 
 
+def _upgraded(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows of the first store layout (no annotation ids) in today's: times normalised, each row
+    known by what it says (item, label, annotator, time), no import time or lead time."""
+    times = [_stored_time(time) for time in frame["time"].to_list()]
+    identities = [_row_identity(item, name, annotator, time)
+                  for (item, name, annotator), time in zip(frame.select("id", "label_name", "annotator").iter_rows(), times)]
+    return frame.with_columns(pl.Series("time", times, dtype=pl.String), pl.Series("annotation", identities, dtype=pl.String),
+                              pl.lit(None, dtype=pl.String).alias("imported_at"),
+                              pl.lit(None, dtype=pl.Float64).alias("lead_time")).select(list(STORE_SCHEMA))
+
+
 def read_store(store: Path) -> pl.DataFrame:
     """Every annotation imported so far (empty when none), in import order. A store written
     before annotations had identities is read with each row its own annotation."""
@@ -329,13 +340,7 @@ def read_store(store: Path) -> pl.DataFrame:
     except (OSError, pl.exceptions.PolarsError) as error:
         raise InputError(f"annotation store {store} is not readable ({error}); restore it from git or DVC") from None
     if dict(frame.schema) == STORE_SCHEMA_V1:
-        times = [_stored_time(time) for time in frame["time"].to_list()]
-        identities = [_row_identity(item, name, annotator, time)
-                      for (item, name, annotator), time in zip(frame.select("id", "label_name", "annotator").iter_rows(), times)]
-        frame = frame.with_columns(pl.Series("time", times, dtype=pl.String),
-                                   pl.Series("annotation", identities, dtype=pl.String),
-                                   pl.lit(None, dtype=pl.String).alias("imported_at"),
-                                   pl.lit(None, dtype=pl.Float64).alias("lead_time"))
+        frame = _upgraded(frame)
     if dict(frame.schema) != STORE_SCHEMA:
         raise InputError(f"annotation store {store} has columns {dict(frame.schema)}, expected {STORE_SCHEMA}")
     return frame
@@ -376,11 +381,9 @@ def current_versions(history: pl.DataFrame) -> pl.DataFrame:
     """The store's rows less the superseded versions of edited annotations (each annotation's
     latest version by time, then import), with ``order`` (import order) and ``effective_time``
     (the annotation's time, else its import time) added. O(rows log rows)."""
-    for name, dtype in STORE_SCHEMA.items():  # a frame in the first store layout: each row its own annotation
-        if name not in history.columns:
-            history = history.with_columns(pl.lit(None, dtype=dtype).alias(name))
+    if "annotation" not in history.columns:  # a frame in the first store layout, not read by read_store
+        history = _upgraded(history)
     ordered = history.with_row_index("order").with_columns(
-        pl.coalesce("annotation", pl.format("row-{}", "order")).alias("annotation"),
         pl.coalesce("time", "imported_at").fill_null("").alias("effective_time"))
     return (ordered.sort(["effective_time", "order"]).group_by("annotation", maintain_order=True).last()
             .sort("order"))

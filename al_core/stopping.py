@@ -44,6 +44,17 @@ def stabilized_at(kappas: list[float | None], threshold: float = 0.99, window: i
     return None
 
 
+def stopping_point(rounds: list[str], labels: list[int], kappas: list[float | None], threshold: float,
+                   window: int) -> dict:
+    """Where the stabilizing-predictions rule says stop: ``stop_round`` and ``stop_labels`` (None
+    when it has not yet), and ``rule``, the rule in words."""
+    index = stabilized_at(kappas, threshold, window)
+    rule = f"mean kappa of the last {window} round pairs >= {threshold}"
+    if index is None:
+        return {"stop_round": None, "stop_labels": None, "rule": rule}
+    return {"stop_round": rounds[index], "stop_labels": int(labels[index]), "rule": rule}
+
+
 def wilson_interval(accuracy: float, count: int) -> tuple[float, float]:
     """95% Wilson score interval of a proportion measured on ``count`` items."""
     if count <= 0 or not math.isfinite(accuracy):

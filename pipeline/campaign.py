@@ -17,9 +17,10 @@ import polars as pl
 
 from al_core.annotations import UNUSABLE_LABEL, read_store, resolve
 from al_core.artifacts import atomic_path
+from al_core.stopping import stopping_point
 from pipeline.annotate import class_names
 from pipeline.artifacts import INIT_ROUND, REPORTS_DIR, PoolTable, load_queried, round_dir
-from pipeline.label_store import known_labels, store_file
+from pipeline.label_store import store_file, with_dataset_labels
 from pipeline.params import Params
 
 CAMPAIGN_CSV = REPORTS_DIR / "campaign.csv"
@@ -32,8 +33,7 @@ def campaign_table(params: Params) -> pl.DataFrame:
     names = class_names()
     history = read_store(store_file(params))
     labels, disagreements = resolve(history, params.get("labels.conflicts", str, "latest"))
-    given = known_labels(table).filter(~pl.col("id").is_in(labels["id"].implode()))
-    answered = pl.concat([labels.select("id", "label"), given.select("id", "label")])
+    answered, given = with_dataset_labels(labels, table)
     lead = history.group_by("id").agg(pl.col("lead_time").median().alias("lead_time"))
     rows = []
     for round_name in [INIT_ROUND, *params.schedule()]:
@@ -71,9 +71,8 @@ def run_campaign(params: Params) -> pl.DataFrame:
     if rounds_csv.exists():
         rounds = pl.read_csv(rounds_csv)
         if "kappa" in rounds.columns:
-            from stages.report import stop_round
-
-            stop = stop_round(rounds, params)
+            stop = stopping_point(rounds["round"].to_list(), rounds["labels"].to_list(), rounds["kappa"].to_list(),
+                                  params.get("stop.kappa", float, 0.99), params.get("stop.window", int, 3))
             lines.append("")
             lines.append(f"Stopping signal ({stop['rule']}): " + (f"stop at {stop['stop_round']} ({stop['stop_labels']} labels)"
                                                                  if stop["stop_round"] else "not reached yet") +

@@ -15,7 +15,6 @@ from pipeline.params import Params
 
 LABELS_COLUMNS = {"id": pl.Int64, "label": pl.Int64}
 SET_ASIDE_LABEL = -2  # in a labeled set: queried, still awaiting its label; neither trained on nor queried again
-AWAITING_RULES = ("wait", "return", "set_aside")
 
 
 def store_file(params: Params) -> Path:
@@ -39,6 +38,13 @@ def known_labels(table: PoolTable) -> pl.DataFrame:
     """``id, label`` of the pool items whose label the dataset itself gives (an unlabeled pool's seed set)."""
     labels = table.labels("pool")
     return pl.DataFrame({"id": table.ids("pool")[labels >= 0], "label": labels[labels >= 0]}, schema=LABELS_COLUMNS)
+
+
+def with_dataset_labels(annotated: pl.DataFrame, table: PoolTable) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(answered, given)``: ``id, label`` of every pool item with a label, the annotators' first,
+    else the dataset's own (a seed set); and ``given``, the items labeled by the dataset alone."""
+    given = known_labels(table).filter(~pl.col("id").is_in(annotated["id"].implode()))
+    return pl.concat([annotated.select("id", "label"), given]), given
 
 
 def new_labels(round_name: str, awaiting: str = "wait") -> pl.DataFrame:

@@ -8,10 +8,11 @@ writes ``metrics.json`` (a handful of columns for ``dvc exp show``), ``reports/r
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from al_core.artifacts import atomic_path, read_json, read_npy, write_json
-from al_core.stopping import cohen_kappa, stabilized_at, wilson_interval
+from al_core.stopping import cohen_kappa, stopping_point, wilson_interval
 from pipeline.artifacts import FULL_DIR, PREPARE_DIR, REPORTS_DIR, STOP_PREDICTIONS, round_dir
 from pipeline.params import Params
 from reporting.comparison import Comparison
@@ -23,48 +24,46 @@ TABLE_MD = REPORTS_DIR / "table.md"
 RUN_FIGURES = REPORTS_DIR / "figures"
 
 
-def stop_signals(params: Params, num_classes: int) -> list[dict]:
-    """Per scheduled round: validation top-1 with its 95% Wilson interval, Cohen's kappa and the
-    changed share of the stop set's predictions against the previous round (None for the first)."""
+def stop_signals(metrics: list[dict], predictions: list[np.ndarray | None], num_classes: int) -> list[dict]:
+    """Per round (``metrics``: each round's metrics.json; ``predictions``: its stop-set predictions):
+    validation top-1 with its 95% Wilson interval, Cohen's kappa and the changed share of the
+    predictions against the previous round's (None for the first)."""
     signals, previous = [], None
-    for round_name in params.schedule():
-        metrics = read_json(round_dir(round_name) / "metrics.json")
-        low, high = wilson_interval(metrics.get("val_top1", float("nan")), metrics.get("val_items", 0))
-        path = round_dir(round_name) / STOP_PREDICTIONS
-        predictions = read_npy(path, mmap=False) if path.exists() else None
-        same = previous is not None and predictions is not None and previous.shape == predictions.shape
-        signals.append({"val_top1": metrics.get("val_top1"), "val_low": round(low, 4), "val_high": round(high, 4),
-                        "kappa": round(cohen_kappa(previous, predictions, num_classes), 5) if same else None,
-                        "changed": round(float((previous != predictions).mean()), 5) if same else None})
-        previous = predictions
+    for round_metrics, current in zip(metrics, predictions):
+        low, high = wilson_interval(round_metrics.get("val_top1", float("nan")), round_metrics.get("val_items", 0))
+        same = previous is not None and current is not None and previous.shape == current.shape
+        signals.append({"val_top1": round_metrics.get("val_top1"), "val_low": round(low, 4), "val_high": round(high, 4),
+                        "kappa": round(cohen_kappa(previous, current, num_classes), 5) if same else None,
+                        "changed": round(float((previous != current).mean()), 5) if same else None})
+        previous = current
     return signals
 
 
 def stop_round(frame: pl.DataFrame, params: Params) -> dict:
-    """Where the stabilizing-predictions criterion says stop: the round and its label count (None: not yet)."""
-    kappa, window = params.get("stop.kappa", float, 0.99), params.get("stop.window", int, 3)
-    index = stabilized_at(frame["kappa"].to_list(), kappa, window)
-    rule = f"mean kappa of the last {window} round pairs >= {kappa}"
-    if index is None:
-        return {"stop_round": None, "stop_labels": None, "rule": rule}
-    return {"stop_round": frame["round"][index], "stop_labels": int(frame["labels"][index]), "rule": rule}
+    """Where the stabilizing-predictions criterion (``stop.kappa``, ``stop.window``) says stop, on a rounds table."""
+    return stopping_point(frame["round"].to_list(), frame["labels"].to_list(), frame["kappa"].to_list(),
+                          params.get("stop.kappa", float, 0.99), params.get("stop.window", int, 3))
 
 
 def collect_rounds(params: Params) -> pl.DataFrame:
-    rows = []
+    """One row per scheduled round: its metrics.json, and the stopping signals of its stop-set predictions."""
+    rounds = list(params.schedule())
+    metrics = [read_json(round_dir(round_name) / "metrics.json") for round_name in rounds]
+    paths = [round_dir(round_name) / STOP_PREDICTIONS for round_name in rounds]
+    predictions = [read_npy(path, mmap=False) if path.exists() else None for path in paths]
     num_classes = len(read_json(PREPARE_DIR / "meta.json")["class_names"])
-    for round_name, signals in zip(params.schedule(), stop_signals(params, num_classes)):
-        metrics = read_json(round_dir(round_name) / "metrics.json")
+    rows = []
+    for round_name, round_metrics, signals in zip(rounds, metrics, stop_signals(metrics, predictions, num_classes)):
         rows.append({
             "round": round_name,
-            "sampler": metrics["sampler"],
-            "labels": metrics["labels"],
-            "top1": metrics["top1"],
-            "top5": metrics["top5"],
-            "imbalance_ratio": metrics["imbalance_ratio"],
-            "entropy": metrics["entropy"],
-            "missing_classes": metrics["missing_classes"],
-            "class_counts": " ".join(map(str, metrics["class_counts"])),
+            "sampler": round_metrics["sampler"],
+            "labels": round_metrics["labels"],
+            "top1": round_metrics["top1"],
+            "top5": round_metrics["top5"],
+            "imbalance_ratio": round_metrics["imbalance_ratio"],
+            "entropy": round_metrics["entropy"],
+            "missing_classes": round_metrics["missing_classes"],
+            "class_counts": " ".join(map(str, round_metrics["class_counts"])),
             **signals,
         })
     return pl.DataFrame(rows, schema_overrides={"kappa": pl.Float64, "changed": pl.Float64, "val_top1": pl.Float64})
@@ -94,13 +93,13 @@ def run_report(params: Params) -> None:
     full_path = FULL_DIR / "metrics.json"
     full = read_json(full_path) if full_path.exists() else None
     full = full if full is not None and "top1" in full else None  # skipped on an unlabeled pool
+    stop = stop_round(frame, params)
     summary = summarize(frame, full)
-    summary["stop_labels"] = stop_round(frame, params)["stop_labels"]
+    summary["stop_labels"] = stop["stop_labels"]
     with atomic_path(ROUNDS_CSV, suffix=".csv") as tmp:
         frame.write_csv(tmp)
     table = markdown_table(frame, ["round", "labels", "top1", "top5", "imbalance_ratio", "entropy", "val_top1", "kappa",
                                    "changed", "class_counts"])
-    stop = stop_round(frame, params)
     footer = f"\nsampler={frame['sampler'][0]} seed={params.get('seed', int)}"
     footer += (f"; stop ({stop['rule']}): at {stop['stop_round']} ({stop['stop_labels']} labels)" if stop["stop_round"]
                else f"; stop ({stop['rule']}): not reached yet")
