@@ -97,17 +97,26 @@ class ExactLogits:
         self.bias = np.asarray(bias, dtype=np.float32).astype(np.float64)
         self.weight_norms = row_norms(self.weight)
         self.factor = accumulation_factor(self.weight.shape[1] + 1, UNIT_ROUNDOFF_64) * SAFETY
+        self.scaled_norms = self.weight_norms * self.factor
+        self.scaled_bias = np.abs(self.bias) * self.factor
+        # |values| <= ||x|| max||w_c|| + max|b_c| (+ the bound): the scale of the float64 rounding of values -/+ bound.
+        self.largest_norm = float(self.weight_norms.max(initial=0.0)) * (1.0 + 2.0**-20)
+        self.largest_bias = float(np.abs(self.bias).max(initial=0.0))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         x = np.asarray(features, dtype=np.float32).astype(np.float64)
         values = x @ self.weight_t
         values += self.bias
-        bound = np.multiply.outer(row_norms(x), self.weight_norms)
-        bound += np.abs(self.bias)
-        bound *= self.factor
-        bound += np.abs(values) * 2.0**-51 + 2.0**-1000  # the float64 rounding of values -/+ bound below
+        norms = row_norms(x)
+        # gamma_(d+1) (||x|| ||w_c|| + |b_c|), plus the float64 rounding of values -/+ bound below
+        # (at most 2^-53 (|values| + bound) each, with |values| <= ||x|| max||w|| + max|b| + bound).
+        bound = np.multiply.outer(norms, self.scaled_norms)
+        bound += self.scaled_bias
+        bound += (2.0**-51 * (norms * self.largest_norm + self.largest_bias) + 2.0**-1000)[:, None]
         result = values.astype(np.float32)
-        unsettled = (values - bound).astype(np.float32) != (values + bound).astype(np.float32)
+        low = values - bound
+        values += bound
+        unsettled = low.astype(np.float32) != values.astype(np.float32)
         for row, column in zip(*np.nonzero(unsettled)):
             result[row, column] = _exact_float32_dot(x[row], self.weight[column], self.bias[column])
         return result
@@ -133,10 +142,12 @@ def _exact_float32_dot(x: np.ndarray, w: np.ndarray, b: float) -> np.float32:
 class Float32Filter:
     """Fast logits for the filter: the BLAS float32 product, with per-row error bounds.
 
-    ``approximate(block)`` returns ``(logits (B, C) float32, bound (B,) float64)`` with
-    ``|logits[i, c] - reference_logits[i, c]| <= bound[i]`` for every class: gamma_d ||x_i||
-    max_c ||w_c|| for the product, plus the float32 rounding of adding the bias and of the
-    reference itself. Cost: the product plus O(B*d) for the norms.
+    ``product(block)`` returns the ``(B, C) float32`` logits, ``bound(block, logits)`` the
+    ``(B,) float64`` bounds with ``|logits[i, c] - reference_logits[i, c]| <= bound[i]`` for every
+    class: gamma_d ||x_i|| max_c ||w_c|| for the product, plus the float32 rounding of adding the
+    bias and of the reference itself. ``bound`` works on any slice of rows (callers split a block
+    between threads), and is NaN or inf where a row's logits are. Cost: the product plus O(B*d)
+    for the norms and O(B*C) for the rows' largest logits.
     """
 
     name = "float32"
@@ -147,12 +158,27 @@ class Float32Filter:
         self.largest_weight_norm = float(row_norms(self.weight).max(initial=0.0))
         self.factor = accumulation_factor(self.weight.shape[1], UNIT_ROUNDOFF_32) * SAFETY
 
-    def approximate(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        block = np.asarray(block, dtype=np.float32)
-        logits = linear_logits(block, self.weight, self.bias)
+    def product(self, block: np.ndarray) -> np.ndarray:
+        return linear_logits(block, self.weight, self.bias)
+
+    def bound(self, block: np.ndarray, logits: np.ndarray) -> np.ndarray:
         bound = self.factor * row_norms(block) * self.largest_weight_norm
-        bound += 2.01 * UNIT_ROUNDOFF_32 * np.abs(logits).max(axis=1, initial=0.0)
-        return logits, bound
+        bound += 2.01 * UNIT_ROUNDOFF_32 * largest_magnitudes(logits)
+        return bound
+
+    def approximate(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits, bound)`` of a block: ``product`` then ``bound``."""
+        block = np.asarray(block, dtype=np.float32)
+        logits = self.product(block)
+        return logits, self.bound(block, logits)
+
+
+def largest_magnitudes(matrix: np.ndarray) -> np.ndarray:
+    """``(B,) float64``: max_c |matrix[i, c]| from the rows' maxima and minima (no (B, C) temporary);
+    NaN where a row holds NaN."""
+    if matrix.shape[1] == 0:
+        return np.zeros(matrix.shape[0])
+    return np.maximum(matrix.max(axis=1).astype(np.float64), -matrix.min(axis=1).astype(np.float64))
 
 
 class BFloat16Filter:
@@ -179,21 +205,34 @@ class BFloat16Filter:
         self.largest_weight_norm = float(row_norms(weight32.numpy()).max(initial=0.0))
         self.largest_rounded_norm = float(row_norms(rounded).max(initial=0.0))
         self.largest_residual_norm = float(row_norms(rounded - weight32.numpy()).max(initial=0.0))
+        self.largest_bias = float(np.abs(self.bias).max(initial=0.0))
         self.factor = accumulation_factor(weight.shape[1], UNIT_ROUNDOFF_32) * SAFETY
 
-    def approximate(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def product(self, block: np.ndarray) -> np.ndarray:
         torch = self.torch
-        block32 = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
-        block16 = block32.to(torch.bfloat16)
-        product = (block16 @ self.weight16.T).to(torch.float32).numpy()
-        rounded = block16.to(torch.float32).numpy()
+        block16 = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(torch.bfloat16)
+        logits = (block16 @ self.weight16.T).to(torch.float32).numpy()
+        logits += self.bias
+        return logits
+
+    def bound(self, block: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        block32 = np.ascontiguousarray(block, dtype=np.float32)
+        rounded = torch.from_numpy(block32).to(torch.bfloat16).to(torch.float32).numpy()
         rounded_norms = row_norms(rounded)
-        bound = row_norms(rounded - block32.numpy()) * self.largest_weight_norm
+        bound = row_norms(rounded - block32) * self.largest_weight_norm
         bound += rounded_norms * (self.largest_residual_norm + self.factor * self.largest_rounded_norm)
-        bound += BFLOAT16_UNIT_ROUNDOFF * SAFETY * np.abs(product).max(axis=1, initial=0.0)
-        logits = product + self.bias
-        bound += 2.01 * UNIT_ROUNDOFF_32 * np.abs(logits).max(axis=1, initial=0.0)
-        return logits, bound * SAFETY
+        # |product| <= (|logits| + |bias|) (1 + u32): the logits are the product plus the bias, rounded.
+        largest = largest_magnitudes(logits)
+        bound += BFLOAT16_UNIT_ROUNDOFF * SAFETY * (largest + self.largest_bias) * (1.0 + 2.0 * UNIT_ROUNDOFF_32)
+        bound += 2.01 * UNIT_ROUNDOFF_32 * largest
+        return bound * SAFETY
+
+    def approximate(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits, bound)`` of a block: ``product`` then ``bound``."""
+        block = np.asarray(block, dtype=np.float32)
+        logits = self.product(block)
+        return logits, self.bound(block, logits)
 
 
 LOGIT_FILTERS = {"float32": Float32Filter, "bfloat16": BFloat16Filter}

@@ -142,16 +142,15 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
     kept: list[tuple[np.ndarray, ...]] = []
     buffered, limit = 0, max(1 << 21, 4 * int(keep.sum()))
 
-    def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):
+    def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):  # in worker threads
         if excluded is not None:
             still = ~excluded[rows]
             rows, logits, bound = rows[still], logits[still], bound[still]
-        lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+        return rows, *boundary_distance_bounds(logits, bound, geometry)
+
+    for rows, lower, upper, unsettled in pool.map_unlabeled_bounds(intervals):
         if unsettled.any():
             lower[unsettled] = upper[unsettled] = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
-        return rows, lower, upper
-
-    for rows, lower, upper in pool.map_unlabeled_bounds(intervals):
         upper_ends.push(upper, rows)
         flat = np.flatnonzero(lower <= float32_ceiling(upper_ends.thresholds)[None, :])
         positions, classes = np.divmod(flat, lower.shape[1])

@@ -125,13 +125,12 @@ def _refined_smallest(pool: Pool, budget: int, score: IntervalScore) -> tuple[np
     kept_lower: list[np.ndarray] = []
     buffered, limit = 0, max(1 << 20, 8 * budget)
 
-    def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):
-        lower, upper, unsettled = score.bounds(logits, bound)
+    def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):  # in worker threads
+        return rows, *score.bounds(logits, bound)
+
+    for rows, lower, upper, unsettled in pool.map_unlabeled_bounds(intervals):
         if unsettled is not None and unsettled.any():
             lower[unsettled] = upper[unsettled] = score.exact(pool.reference_logits(rows[unsettled]))
-        return rows, lower, upper
-
-    for rows, lower, upper in pool.map_unlabeled_bounds(intervals):
         upper_ends.push(upper, rows)
         passing = lower <= upper_ends.threshold()
         kept_rows.append(rows[passing])

@@ -91,12 +91,39 @@ class IntervalScore:
     bounds: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray | None]]
 
 
-def _logit_slack(logits: np.ndarray, bound: np.ndarray) -> np.ndarray:
+def _logit_slack(spread: np.ndarray, bound: np.ndarray) -> np.ndarray:
     """``(B,) float64``: how far (per logit) the logits behind either computed score may lie from
-    ``logits``: the filter's bound plus twice the evaluation error (float32 rounding of z_c - z_1,
-    at most u |z_max - z_min|, and of the exponential)."""
-    spread = logits.max(axis=1).astype(np.float64) - logits.min(axis=1)
+    the given ones: the filter's bound plus twice the evaluation error (float32 rounding of
+    z_c - z_1, at most u |z_max - z_min| = u ``spread``, and of the exponential)."""
     return bound + 2.0 * (1.01 * UNIT_ROUNDOFF_32 * spread + EXP_ERROR)
+
+
+@dataclass(frozen=True)
+class _Exponentials:
+    """The work behind every softmax interval, in 6 passes over the block: ``shifted`` (z - z_t,
+    float32, or None when not asked for), ``ratios`` e^(z_c - z_t) (float32, 0 in the top class's
+    column), ``spread`` z_t - min z, ``others`` R = sum of ``ratios`` (float64) and ``runner_up``
+    r_2, the largest ratio left (float32 exponentials: their error is in ``_logit_slack``)."""
+
+    shifted: np.ndarray | None
+    ratios: np.ndarray
+    spread: np.ndarray
+    others: np.ndarray
+    runner_up: np.ndarray
+
+
+def _interval_exponentials(logits: np.ndarray, keep_shifted: bool = False) -> _Exponentials:
+    logits = np.asarray(logits, dtype=np.float32)
+    rows = np.arange(logits.shape[0])
+    top_class = logits.argmax(axis=1)
+    top = logits[rows, top_class]
+    spread = top.astype(np.float64) - logits.min(axis=1)
+    shifted = logits - top[:, None]
+    ratios = np.exp(shifted, out=None if keep_shifted else shifted)
+    ratios[rows, top_class] = 0.0
+    runner_up = ratios.max(axis=1).astype(np.float64) if logits.shape[1] > 1 else np.zeros(logits.shape[0])
+    return _Exponentials(shifted=shifted if keep_shifted else None, ratios=ratios, spread=spread,
+                         others=ratios.sum(axis=1, dtype=np.float64), runner_up=runner_up)
 
 
 def _widen(lower: np.ndarray, upper: np.ndarray, relative=1e-15) -> tuple[np.ndarray, np.ndarray]:
@@ -129,13 +156,14 @@ class _SoftmaxBox:
     other_high: np.ndarray
 
 
-def _softmax_box(logits: np.ndarray, bound: np.ndarray) -> _SoftmaxBox:
-    second, others = _second_and_others(logits)
-    factor = np.exp(2.0 * _logit_slack(logits, bound))
-    summation = 2.0 * logits.shape[1] * UNIT_ROUNDOFF_64  # relative float64 error of R (C terms, any order)
+def _softmax_box(logits: np.ndarray, bound: np.ndarray, work: _Exponentials | None = None) -> _SoftmaxBox:
+    work = _interval_exponentials(logits) if work is None else work
+    factor = np.exp(2.0 * _logit_slack(work.spread, bound))
+    summation = 2.0 * logits.shape[1] * UNIT_ROUNDOFF_64  # relative float64 error of R here and in the reference (C terms, any order)
+    others = work.others
     others_low = others / factor * (1.0 - summation)
     others_high = others * factor * (1.0 + summation)
-    runner_up = np.exp(second)
+    runner_up = work.runner_up
     return _SoftmaxBox(factor=factor, others=others, others_low=others_low, others_high=others_high,
                        top_low=1.0 / (1.0 + others_high), top_high=1.0 / (1.0 + others_low),
                        other_low=runner_up / factor / (1.0 + others_high), other_high=runner_up * factor / (1.0 + others_low))
@@ -161,11 +189,12 @@ def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
     otherwise, so |H(q) - H(p)| <= a + 2e (1 - q_t) + (e^(2e + a) - 1) H(p): tight when the top
     class holds nearly all the mass. Plus the float32 rounding of each e_c (z_c - z_t) term,
     u sum p_c |z_c - z_t| on either side (on the reference's side at most f^2 (that sum + 2e (1 - q_t)))."""
-    shifted, exponentials, _, others = _exponentials(logits)
-    np.multiply(exponentials, shifted, out=shifted)
+    work = _interval_exponentials(logits, keep_shifted=True)
+    others = work.others
+    shifted = np.multiply(work.ratios, work.shifted, out=work.shifted)  # the top class's term is 0 * 0
     first = shifted.sum(axis=1, dtype=np.float64) / (1.0 + others)  # sum_c p_c (z_c - z_t) <= 0
     score = first - np.log1p(others)
-    box = _softmax_box(logits, bound)
+    box = _softmax_box(logits, bound, work)
     slack = np.log(box.factor) / 2.0
     log_ratio = np.maximum(np.log1p(box.others_high) - np.log1p(box.others), np.log1p(box.others) - np.log1p(box.others_low))
     other_mass = box.others_high / (1.0 + box.others_high)

@@ -1,0 +1,60 @@
+"""The filter's score intervals hold the score of every logits within the bound (checked by
+properties: logits moved to random points and to the corners of the box the bound allows)."""
+
+import numpy as np
+import pytest
+
+from al_core.samplers.scores import CONFIDENCE, ENTROPY, MARGIN, boundary_distance_bounds, boundary_distances, inverse_weight_distances, nearest_boundary_bounds
+
+
+def logits_and_bounds(seed: int, rows: int, classes: int, scale: float):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((rows, classes)) * scale).astype(np.float32)
+    logits[: rows // 4, 1] = logits[: rows // 4, 0] + rng.uniform(-1e-3, 1e-3, rows // 4).astype(np.float32)  # near-ties on top
+    logits[rows // 4: rows // 2, 0] += np.float32(8 * scale)  # one class far ahead (saturated rows)
+    bound = rng.choice([0.0, 1e-6, 1e-3, 3e-2], size=rows) * rng.uniform(0.5, 1.0, rows)
+    return logits, bound
+
+
+def moved(logits: np.ndarray, bound: np.ndarray, rng, corners: bool) -> np.ndarray:
+    if corners:
+        step = rng.choice([-1.0, 1.0], size=logits.shape)
+    else:
+        step = rng.uniform(-1.0, 1.0, size=logits.shape)
+    out = (logits.astype(np.float64) + step * bound[:, None] * (1.0 - 1e-6)).astype(np.float32)
+    # float32 rounding may step past the bound: pull those back to the given logits
+    beyond = np.abs(out.astype(np.float64) - logits) > bound[:, None]
+    out[beyond] = logits[beyond]
+    return out
+
+
+@pytest.mark.parametrize("score", [CONFIDENCE, MARGIN, ENTROPY], ids=["confidence", "margin", "entropy"])
+@pytest.mark.parametrize("classes, scale", [(2, 1.0), (10, 3.0), (1000, 1.5), (1000, 12.0)])
+def test_softmax_score_intervals_hold_every_moved_logits(score, classes, scale):
+    logits, bound = logits_and_bounds(classes, 400, classes, scale)
+    lower, upper, unsettled = score.bounds(logits, bound)
+    assert unsettled is None and (lower <= upper).all()
+    rng = np.random.default_rng(7)
+    for trial in range(6):
+        value = score.exact(logits if trial == 0 else moved(logits, bound, rng, corners=trial % 2 == 1))
+        assert (lower <= value).all() and (value <= upper).all(), trial
+    tight = bound == 0.0
+    assert np.median((upper - lower)[tight] / np.maximum(np.abs(upper[tight]), 1e-12)) < 1e-3  # the intervals do work
+
+
+@pytest.mark.parametrize("classes", [3, 40])
+def test_boundary_distance_intervals_hold_every_moved_logits(classes):
+    rng = np.random.default_rng(classes)
+    weight = rng.standard_normal((classes, 16)).astype(np.float32)
+    geometry = inverse_weight_distances(weight)
+    logits, bound = logits_and_bounds(classes + 1, 400, classes, 2.0)
+    lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+    mase_lower, mase_upper, mase_unsettled = nearest_boundary_bounds(logits, bound, geometry)
+    settled, mase_settled = ~unsettled, ~mase_unsettled
+    assert settled.sum() > 200 and mase_settled.sum() > 200
+    for trial in range(6):
+        other = logits if trial == 0 else moved(logits, bound, rng, corners=trial % 2 == 1)
+        distances, predicted = boundary_distances(other, geometry)
+        assert (lower[settled] <= distances[settled]).all() and (distances[settled] <= upper[settled]).all(), trial
+        nearest = distances[np.arange(len(predicted)), predicted]
+        assert (mase_lower[mase_settled] <= nearest[mase_settled]).all() and (nearest[mase_settled] <= mase_upper[mase_settled]).all()
