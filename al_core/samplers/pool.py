@@ -242,6 +242,24 @@ class Pool:
         self._count_distinct("refined_rows", rows)
         return out
 
+    def reference_top_two(self, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """``(len(rows),) float64``: z_b - z_a (the float32 difference, as a softmax score takes it) of
+        the exact logits of classes ``classes[:, 0]`` (a) and ``classes[:, 1]`` (b) of each row. From
+        features only. Cost O(len(rows)*d) in float64: two dot products per row, not C."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if "exact" not in self.cache:
+            self.cache["exact"] = ExactLogits(self.head_weight, self.head_bias)
+        exact = self.cache["exact"]
+        out = np.empty(rows.shape[0], dtype=np.float64)
+        for start in range(0, rows.shape[0], self.chunk_size):
+            block = slice(start, start + self.chunk_size)
+            features = self.gather_features(rows[block])
+            first = exact.entries(features, classes[block, 0])
+            second = exact.entries(features, classes[block, 1])
+            out[block] = (second - first).astype(np.float64)
+        self._count_distinct("top_two_rows", rows)
+        return out
+
     def _count_distinct(self, name: str, rows: np.ndarray) -> None:
         """``stats[name]``: how many distinct pool rows were ever passed here (a row refined or
         streamed again in a later pass counts once). O(len(rows)), memory O(N) bits."""

@@ -118,32 +118,42 @@ def _refined_smallest(pool: Pool, budget: int, score: IntervalScore) -> tuple[np
 
     Why it is exact: the ``budget`` rows with the smallest upper ends all have exact scores <= T
     (the ``budget``-th smallest upper end), so the ``budget``-th smallest exact score is <= T, and a
-    row with lower end > T has an exact score above it. Every other row is scored exactly.
+    row with lower end > T has an exact score above it. Every other row is scored exactly: a row
+    whose interval is a point has that score, a row with ``top_two`` classes gets its score from
+    those two exact logits (``Pool.reference_top_two``), the rest from their exact logits.
     """
     upper_ends = RunningSmallest(budget)
-    kept_rows: list[np.ndarray] = []
-    kept_lower: list[np.ndarray] = []
+    kept: list[tuple[np.ndarray, ...]] = []
     buffered, limit = 0, max(1 << 20, 8 * budget)
 
     def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):  # in worker threads
         return rows, *score.bounds(logits, bound)
 
-    for rows, lower, upper, unsettled in pool.map_unlabeled_bounds(intervals):
+    for rows, lower, upper, unsettled, *extra in pool.map_unlabeled_bounds(intervals):
+        top_two = extra[0] if extra else np.full((rows.shape[0], 2), -1, dtype=np.int64)
         if unsettled is not None and unsettled.any():
             lower[unsettled] = upper[unsettled] = score.exact(pool.reference_logits(rows[unsettled]))
+            top_two[unsettled] = -1
         upper_ends.push(upper, rows)
         passing = lower <= upper_ends.threshold()
-        kept_rows.append(rows[passing])
-        kept_lower.append(lower[passing])
+        kept.append((rows[passing], lower[passing], upper[passing], top_two[passing]))
         buffered += int(passing.sum())
         if buffered > limit:
-            rows, lower = np.concatenate(kept_rows), np.concatenate(kept_lower)
-            passing = lower <= upper_ends.threshold()
-            kept_rows, kept_lower, buffered = [rows[passing]], [lower[passing]], int(passing.sum())
-    rows = np.concatenate(kept_rows) if kept_rows else np.empty(0, dtype=np.int64)
-    lower = np.concatenate(kept_lower) if kept_lower else np.empty(0)
-    candidates = np.sort(rows[lower <= upper_ends.threshold()])
+            merged = [np.concatenate(part) for part in zip(*kept)]
+            passing = merged[1] <= upper_ends.threshold()
+            kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+    if not kept:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    rows, lower, upper, top_two = (np.concatenate(part) for part in zip(*kept))
+    passing = lower <= upper_ends.threshold()
+    rows, lower, upper, top_two = rows[passing], lower[passing], upper[passing], top_two[passing]
     exact = RunningSmallest(budget)
+    point = lower == upper
+    exact.push(lower[point], rows[point])
+    pairs = ~point & (top_two[:, 0] >= 0)
+    if pairs.any():
+        exact.push(score.from_top_two(pool.reference_top_two(rows[pairs], top_two[pairs])), rows[pairs])
+    candidates = np.sort(rows[~point & ~pairs])
     for start in range(0, candidates.shape[0], pool.chunk_size):
         block = candidates[start:start + pool.chunk_size]
         exact.push(score.exact(pool.reference_logits(block)), block)

@@ -83,12 +83,22 @@ class IntervalScore:
 
     exact: ``(B, C) float32`` logits -> ``(B,) float64`` scores.
     bounds: ``(logits (B, C) float32, bound (B,) float64)`` -> ``(lower (B,), upper (B,), unsettled
-        (B,) bool or None)``; rows marked unsettled get no useful interval (the caller scores them
-        exactly at once).
+        (B,) bool or None[, top_two (B, 2) int64])``; rows marked unsettled get no useful interval
+        (the caller scores them exactly at once). A row whose lower end equals its upper end has
+        exactly that score. With ``from_top_two``, bounds also returns ``top_two``: for the rows
+        whose exact score depends on the exact logits of two classes only, those classes (top,
+        runner-up), -1 elsewhere.
+    from_top_two: ``(B,) float64`` second = z_b - z_a (float32 difference of the two exact logits)
+        -> the exact ``(B,)`` scores of those rows; None when the score has no such rows.
     """
 
     exact: Callable[[np.ndarray], np.ndarray]
-    bounds: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray | None]]
+    bounds: Callable[[np.ndarray, np.ndarray], tuple]
+    from_top_two: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+# Below half an ulp of 1 (2^-53) 1 + R rounds to 1: the softmax's denominator is exactly 1.
+NEGLIGIBLE_OTHERS = 2.0**-54
 
 
 def _logit_slack(spread: np.ndarray, bound: np.ndarray) -> np.ndarray:
@@ -154,6 +164,7 @@ class _SoftmaxBox:
     top_high: np.ndarray
     other_low: np.ndarray
     other_high: np.ndarray
+    runner_up: np.ndarray
 
 
 def _softmax_box(logits: np.ndarray, bound: np.ndarray, work: _Exponentials | None = None) -> _SoftmaxBox:
@@ -166,21 +177,60 @@ def _softmax_box(logits: np.ndarray, bound: np.ndarray, work: _Exponentials | No
     runner_up = work.runner_up
     return _SoftmaxBox(factor=factor, others=others, others_low=others_low, others_high=others_high,
                        top_low=1.0 / (1.0 + others_high), top_high=1.0 / (1.0 + others_low),
-                       other_low=runner_up / factor / (1.0 + others_high), other_high=runner_up * factor / (1.0 + others_low))
+                       other_low=runner_up / factor / (1.0 + others_high), other_high=runner_up * factor / (1.0 + others_low),
+                       runner_up=runner_up)
+
+
+def _saturated(logits: np.ndarray, bound: np.ndarray, box: _SoftmaxBox):
+    """``(rows, block, first, runner)``: the rows whose reference score has the denominator 1 + R = 1
+    exactly (R's upper end, which covers the reference's float64 sum, is below 2^-54) and whose top
+    class is the reference's too (the runner-up logit more than 2 bound below it); their logits
+    with the top class's set to -inf, the top class and the runner-up class. O(B*C) on those rows."""
+    rows = np.flatnonzero(box.others_high < NEGLIGIBLE_OTHERS) if logits.shape[1] > 1 else np.empty(0, dtype=np.int64)
+    block = np.asarray(logits[rows], dtype=np.float32)
+    first = block.argmax(axis=1)
+    top = block[np.arange(rows.shape[0]), first].astype(np.float64)
+    block[np.arange(rows.shape[0]), first] = -np.inf
+    runner = block.argmax(axis=1)
+    gap = (top - block[np.arange(rows.shape[0]), runner]) * (1.0 - 2.0**-40)
+    settled = gap > 2.0 * bound[rows] * (1.0 + 2.0**-20)
+    return rows[settled], block[settled], first[settled], runner[settled]
 
 
 def confidence_bounds(logits: np.ndarray, bound: np.ndarray):
-    """The largest probability lies in [p_t low, max(p_t high, any other's high)] (see _SoftmaxBox)."""
+    """The largest probability lies in [p_t low, max(p_t high, any other's high)] (see _SoftmaxBox);
+    exactly 1 where the denominator is (:func:`_saturated`)."""
     box = _softmax_box(logits, bound)
-    return (*_widen(box.top_low, np.maximum(box.top_high, box.other_high), _evaluation_error(logits, box)), None)
+    lower, upper = _widen(box.top_low, np.maximum(box.top_high, box.other_high), _evaluation_error(logits, box))
+    saturated = _saturated(logits, bound, box)[0]
+    lower[saturated] = upper[saturated] = 1.0  # the reference computes 1.0 / (1.0 + R) = 1.0 / 1.0
+    return lower, upper, None
 
 
 def margin_bounds(logits: np.ndarray, bound: np.ndarray):
     """p_(1) - p_(2) >= p_t low - (every other's high), and >= 0 (if another class is on top this
-    lower end is negative); <= max(p_t high, others' high) - (second largest's low)."""
+    lower end is negative); <= max(p_t high, others' high) - (second largest's low).
+
+    Where the denominator is exactly 1 (:func:`_saturated`) and one class alone can be the
+    reference's runner-up (every other logit more than 2 bound below it), the exact score is
+    -expm1(z_2 - z_1) of the exact logits of those two classes: they are returned in ``top_two``."""
     box = _softmax_box(logits, bound)
-    return (*_widen(np.maximum(box.top_low - box.other_high, 0.0), np.maximum(box.top_high, box.other_high) - box.other_low,
-                    _evaluation_error(logits, box)), None)
+    lower, upper = _widen(np.maximum(box.top_low - box.other_high, 0.0), np.maximum(box.top_high, box.other_high) - box.other_low,
+                          _evaluation_error(logits, box))
+    top_two = np.full((logits.shape[0], 2), -1, dtype=np.int64)
+    rows, block, first, runner = _saturated(logits, bound, box)
+    if rows.shape[0]:
+        second = block[np.arange(rows.shape[0]), runner].astype(np.float64)
+        reach = second - 2.0 * bound[rows] * (1.0 + 2.0**-20) - 2.0**-50 * np.abs(second) - 1e-300
+        alone = (block >= reach[:, None]).sum(axis=1) == 1  # no third class within 2 bound of the runner-up
+        top_two[rows[alone], 0] = first[alone]
+        top_two[rows[alone], 1] = runner[alone]
+    return lower, upper, None, top_two
+
+
+def margin_from_top_two(second: np.ndarray) -> np.ndarray:
+    """The margin score of a row with denominator exactly 1: -expm1(z_2 - z_1) / 1.0, as :func:`margin_score`."""
+    return -np.expm1(second) / 1.0
 
 
 def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
@@ -211,7 +261,7 @@ def _evaluation_error(logits: np.ndarray, box: _SoftmaxBox) -> np.ndarray:
 
 
 CONFIDENCE = IntervalScore(confidence_score, confidence_bounds)
-MARGIN = IntervalScore(margin_score, margin_bounds)
+MARGIN = IntervalScore(margin_score, margin_bounds, margin_from_top_two)
 ENTROPY = IntervalScore(entropy_score, entropy_bounds)
 
 

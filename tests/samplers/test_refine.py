@@ -93,3 +93,38 @@ def test_base_refines_about_the_budget_not_its_whole_candidate_lists():
                                    seed=0, labeled_class_counts=counts)
     # The lists hold up to (1 + 32) * quota + 64 candidates per class; the turns walk about the quota.
     assert selection.notes["refined_rows"] < 0.1 * selection.notes["streamed_rows"]
+
+
+def saturated_pool(seed: int = 8, n: int = 3000, d: int = 64, c: int = 30):
+    """A head that saturates the softmax (top-two gaps of 28-66, median 47): most margins and confidences are
+    exactly 1.0 in float64."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(c, d))
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    labels = rng.integers(0, c, size=n)
+    features = (centers[labels] * rng.uniform(0.6, 1.2, size=(n, 1)) + rng.normal(scale=0.05, size=(n, d))).astype(np.float32)
+    weight = (centers * 100).astype(np.float32)
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, size=100, replace=False)] = True
+    return features, weight, np.zeros(c, dtype=np.float32), mask
+
+
+@pytest.mark.parametrize("name", ["margin", "confidence"])
+@pytest.mark.parametrize("budget", [30, 1500])
+def test_a_saturated_head_is_settled_without_refining_every_row(name, budget):
+    from al_core.samplers.scores import confidence_score, margin_score
+
+    score_of = {"margin": margin_score, "confidence": confidence_score}
+    """Tied scores of 1.0: the filter proves them (denominator exactly 1) and margin takes the
+    exact logits of two classes, not C, for such rows; picks, order and scores equal the exact ones."""
+    features, weight, bias, mask = saturated_pool()
+    common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=0)
+    reference = reference_logits(features, weight, bias)
+    exact = select_with_scores(name, budget, logits=reference, **common)
+    assert (score_of[name](reference[~mask]) == 1.0).mean() > 0.9  # the ties are there to be settled
+    for chunk_size in (8192, 97):
+        got = select_with_scores(name, budget, features=features, chunk_size=chunk_size, **common)
+        assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), chunk_size
+        assert got.notes["refined_rows"] <= min(2 * budget, got.notes["streamed_rows"] // 4), got.notes
+        if name == "margin":
+            assert got.notes["top_two_rows"] > 0

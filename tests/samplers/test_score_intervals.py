@@ -32,12 +32,17 @@ def moved(logits: np.ndarray, bound: np.ndarray, rng, corners: bool) -> np.ndarr
 @pytest.mark.parametrize("classes, scale", [(2, 1.0), (10, 3.0), (1000, 1.5), (1000, 12.0)])
 def test_softmax_score_intervals_hold_every_moved_logits(score, classes, scale):
     logits, bound = logits_and_bounds(classes, 400, classes, scale)
-    lower, upper, unsettled = score.bounds(logits, bound)
+    lower, upper, unsettled, *top_two = score.bounds(logits, bound)
     assert unsettled is None and (lower <= upper).all()
     rng = np.random.default_rng(7)
     for trial in range(6):
-        value = score.exact(logits if trial == 0 else moved(logits, bound, rng, corners=trial % 2 == 1))
+        other = logits if trial == 0 else moved(logits, bound, rng, corners=trial % 2 == 1)
+        value = score.exact(other)
         assert (lower <= value).all() and (value <= upper).all(), trial
+        if top_two:  # rows whose score two classes' logits decide: that score, whatever the others
+            pairs = np.flatnonzero(top_two[0][:, 0] >= 0)
+            second = (other[pairs, top_two[0][pairs, 1]] - other[pairs, top_two[0][pairs, 0]]).astype(np.float64)
+            assert score.from_top_two(second).tobytes() == value[pairs].tobytes()
     tight = bound == 0.0
     assert np.median((upper - lower)[tight] / np.maximum(np.abs(upper[tight]), 1e-12)) < 1e-3  # the intervals do work
 
