@@ -116,9 +116,9 @@ class ExactLogits:
         result = values.astype(np.float32)
         low = values - bound
         values += bound
-        unsettled = low.astype(np.float32) != values.astype(np.float32)
-        for row, column in zip(*np.nonzero(unsettled)):
-            result[row, column] = _exact_float32_dot(x[row], self.weight[column], self.bias[column])
+        rows, columns = np.nonzero(low.astype(np.float32) != values.astype(np.float32))
+        if rows.shape[0]:
+            result[rows, columns] = exact_float32_dots(x, rows, self.weight, columns, self.bias)
         return result
 
 
@@ -133,10 +133,69 @@ class ExactLogits:
         bound = norms * self.scaled_norms[classes] + self.scaled_bias[classes]
         bound += 2.0**-51 * (norms * self.largest_norm + self.largest_bias) + 2.0**-1000
         result = values.astype(np.float32)
-        unsettled = (values - bound).astype(np.float32) != (values + bound).astype(np.float32)
-        for row in np.flatnonzero(unsettled):
-            result[row] = _exact_float32_dot(x[row], self.weight[classes[row]], self.bias[classes[row]])
+        rows = np.flatnonzero((values - bound).astype(np.float32) != (values + bound).astype(np.float32))
+        if rows.shape[0]:
+            result[rows] = exact_float32_dots(x, rows, self.weight, classes[rows], self.bias)
         return result
+
+
+FALLBACK_BLOCK = 2048  # elements settled together by exact_float32_dots: (block, d) float64 products
+SUM_BLOCK = 32  # terms per partial sum there: each partial is within gamma_32 of its exact value
+
+
+def exact_float32_dots(x: np.ndarray, rows: np.ndarray, weight: np.ndarray, columns: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``(m,) float32``: for each element, the float32 nearest (ties to even) to the exact
+    x[rows[k]].weight[columns[k]] + bias[columns[k]] (float32 values held as float64).
+
+    For the elements the float64 product could not settle (its bound, gamma_(d+1) sum|x_j w_j|,
+    put a float32 midpoint within reach), vectorised: each product x_j w_j is exact in float64;
+    they are summed in partial sums of 32 terms (each within gamma_32 of its exact value), and the
+    partials by a pairwise tree of error-free additions (TwoSum: the tree's sum plus its additions'
+    errors is the partials' sum exactly). The bound drops from gamma_(d+1) to about gamma_32 of
+    sum|x_j w_j|, so where the exact value now lies strictly between the two float32 midpoints
+    around the candidate, the candidate is the answer: all but about one element in d / 32. The
+    rest (true midpoints among them) are summed exactly one by one (``math.fsum``). Cost O(m d).
+    """
+    out = np.empty(rows.shape[0], dtype=np.float32)
+    d = x.shape[1]
+    padded = -(-d // SUM_BLOCK) * SUM_BLOCK
+    for start in range(0, rows.shape[0], FALLBACK_BLOCK):
+        part = slice(start, start + FALLBACK_BLOCK)
+        r, c = rows[part], columns[part]
+        products = np.zeros((r.shape[0], padded))
+        np.multiply(x[r], weight[c], out=products[:, :d])
+        scale = np.abs(products).sum(axis=1) + np.abs(bias[c])
+        terms = np.concatenate([products.reshape(r.shape[0], -1, SUM_BLOCK).sum(axis=2), bias[c][:, None]], axis=1)
+        errors = []
+        while terms.shape[1] > 1:
+            if terms.shape[1] % 2:
+                terms = np.concatenate([terms, np.zeros((terms.shape[0], 1))], axis=1)
+            a, b = terms[:, 0::2], terms[:, 1::2]
+            total = a + b
+            back = total - a
+            errors.append((a - (total - back)) + (b - back))  # TwoSum: a + b = total + error, exactly
+            terms = total
+        high = terms[:, 0]
+        low = np.concatenate(errors, axis=1).sum(axis=1) if errors else np.zeros_like(high)
+        # the partials' own error, then the float64 sum of the tree's errors (each level's at most u of its sum)
+        bound = (accumulation_factor(SUM_BLOCK, UNIT_ROUNDOFF_64)
+                 + accumulation_factor(padded // SUM_BLOCK + 2, UNIT_ROUNDOFF_64) * UNIT_ROUNDOFF_64 * (len(errors) + 1) * 1.01)
+        bound = bound * scale * SAFETY + 2.0**-1000
+        with np.errstate(over="ignore", invalid="ignore"):
+            candidate = (high + low).astype(np.float32)
+            above = np.nextafter(candidate, np.float32(np.inf)).astype(np.float64)
+            below = np.nextafter(candidate, np.float32(-np.inf)).astype(np.float64)
+            certified = np.isfinite(candidate) & np.isfinite(above) & np.isfinite(below)
+            for middle, side in (((candidate + above) / 2.0, -1.0), ((candidate + below) / 2.0, 1.0)):
+                # high - middle is exact (Sterbenz) when they share a sign and lie within a factor 2.
+                sterbenz = (high * middle > 0) & (np.abs(high) <= 2.0 * np.abs(middle)) & (np.abs(middle) <= 2.0 * np.abs(high))
+                gap = (high - middle) + low
+                certified &= sterbenz & (side * gap - 2.0**-52 * np.abs(gap) - bound > 0)
+        result = out[part]
+        result[:] = candidate
+        for k in np.flatnonzero(~certified):
+            result[k] = _exact_float32_dot(x[r[k]], weight[c[k]], float(bias[c[k]]))
+    return out
 
 
 def _exact_float32_dot(x: np.ndarray, w: np.ndarray, b: float) -> np.float32:

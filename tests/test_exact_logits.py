@@ -66,3 +66,32 @@ def test_the_fast_products_stay_within_their_bounds(precision, scale):
     assert error.max() > 0  # the fast product is not exact, so the bound is doing work
     if precision == "float32":
         assert np.median(bound / np.abs(logits).max(axis=1)) < 1e-3  # tight enough to rule most rows out
+
+
+def test_the_vectorised_exact_sums_round_like_exact_arithmetic(monkeypatch):
+    """Elements the float64 product cannot settle (large cancellation, sums next to a float32
+    midpoint) are settled by error-free sums, and only true midpoints go to math.fsum."""
+    from al_core import linear
+
+    rng = np.random.default_rng(3)
+    d = 64
+    x = rng.standard_normal((60, d)).astype(np.float32)
+    weight = rng.standard_normal((5, d)).astype(np.float32)
+    # Cancellation: the last weight row makes x.w tiny against ||x|| ||w||.
+    x[:20, -1] = np.float32(0.0)
+    weight[4, -1] = np.float32(0.0)
+    x[:20, :-1] = np.abs(x[:20, :-1])
+    weight[4, :-1] = (np.where(np.arange(d - 1) % 2 == 0, 1.0, -1.0) * np.abs(weight[4, :-1])).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    # Next to a midpoint: 1 + 2^-24 (the midpoint between 1 and its successor) +/- a tiny tail, and exactly on it.
+    x[40:43, :3] = np.array([[1.0, 2.0**-24, 2.0**-60], [1.0, 2.0**-24, -2.0**-60], [1.0, 2.0**-24, 0.0]], dtype=np.float32)
+    x[40:43, 3:] = 0.0
+    weight[0, :3], bias[0] = 1.0, 0.0
+    calls = []
+    original = linear._exact_float32_dot
+    monkeypatch.setattr(linear, "_exact_float32_dot", lambda *args: calls.append(1) or original(*args))
+    rows, columns = np.divmod(np.arange(60 * 5), 5)
+    got = linear.exact_float32_dots(x.astype(np.float64), rows, weight.astype(np.float64), columns, bias.astype(np.float64))
+    for k, (i, c) in enumerate(zip(rows, columns)):
+        assert got[k] == nearest_float32(exact_logit(x[i], weight[c], bias[c])), (i, c)
+    assert len(calls) <= 3  # at most the constructed midpoint cases go one by one

@@ -130,13 +130,13 @@ def _refined_smallest(pool: Pool, budget: int, score: IntervalScore) -> tuple[np
         return rows, *score.bounds(logits, bound)
 
     for rows, lower, upper, unsettled, *extra in pool.map_unlabeled_bounds(intervals):
-        top_two = extra[0] if extra else np.full((rows.shape[0], 2), -1, dtype=np.int64)
+        top_two, denominator = extra if extra else (np.full((rows.shape[0], 2), -1, dtype=np.int64), np.full(rows.shape[0], np.nan))
         if unsettled is not None and unsettled.any():
             lower[unsettled] = upper[unsettled] = score.exact(pool.reference_logits(rows[unsettled]))
             top_two[unsettled] = -1
         upper_ends.push(upper, rows)
         passing = lower <= upper_ends.threshold()
-        kept.append((rows[passing], lower[passing], upper[passing], top_two[passing]))
+        kept.append((rows[passing], lower[passing], upper[passing], top_two[passing], denominator[passing]))
         buffered += int(passing.sum())
         if buffered > limit:
             merged = [np.concatenate(part) for part in zip(*kept)]
@@ -144,15 +144,15 @@ def _refined_smallest(pool: Pool, budget: int, score: IntervalScore) -> tuple[np
             kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
     if not kept:
         return np.empty(0, dtype=np.int64), np.empty(0)
-    rows, lower, upper, top_two = (np.concatenate(part) for part in zip(*kept))
+    rows, lower, upper, top_two, denominator = (np.concatenate(part) for part in zip(*kept))
     passing = lower <= upper_ends.threshold()
-    rows, lower, upper, top_two = rows[passing], lower[passing], upper[passing], top_two[passing]
+    rows, lower, upper, top_two, denominator = (part[passing] for part in (rows, lower, upper, top_two, denominator))
     exact = RunningSmallest(budget)
     point = lower == upper
     exact.push(lower[point], rows[point])
     pairs = ~point & (top_two[:, 0] >= 0)
     if pairs.any():
-        exact.push(score.from_top_two(pool.reference_top_two(rows[pairs], top_two[pairs])), rows[pairs])
+        exact.push(score.from_top_two(pool.reference_top_two(rows[pairs], top_two[pairs]), denominator[pairs]), rows[pairs])
     candidates = np.sort(rows[~point & ~pairs])
     for start in range(0, candidates.shape[0], pool.chunk_size):
         block = candidates[start:start + pool.chunk_size]

@@ -83,22 +83,20 @@ class IntervalScore:
 
     exact: ``(B, C) float32`` logits -> ``(B,) float64`` scores.
     bounds: ``(logits (B, C) float32, bound (B,) float64)`` -> ``(lower (B,), upper (B,), unsettled
-        (B,) bool or None[, top_two (B, 2) int64])``; rows marked unsettled get no useful interval
-        (the caller scores them exactly at once). A row whose lower end equals its upper end has
-        exactly that score. With ``from_top_two``, bounds also returns ``top_two``: for the rows
-        whose exact score depends on the exact logits of two classes only, those classes (top,
-        runner-up), -1 elsewhere.
-    from_top_two: ``(B,) float64`` second = z_b - z_a (float32 difference of the two exact logits)
-        -> the exact ``(B,)`` scores of those rows; None when the score has no such rows.
+        (B,) bool or None[, top_two (B, 2) int64, denominator (B,) float64])``; rows marked unsettled
+        get no useful interval (the caller scores them exactly at once). A row whose lower end
+        equals its upper end has exactly that score. With ``from_top_two``, bounds also returns
+        ``top_two`` and ``denominator``: for the rows whose exact score depends on the exact logits
+        of two classes only, those classes (top, runner-up; -1 elsewhere) and the score's known
+        denominator.
+    from_top_two: ``(second (B,) float64, denominator (B,) float64)`` -> the exact ``(B,)`` scores
+        of those rows, with second = z_b - z_a (the float32 difference of the two exact logits);
+        None when the score has no such rows.
     """
 
     exact: Callable[[np.ndarray], np.ndarray]
     bounds: Callable[[np.ndarray, np.ndarray], tuple]
     from_top_two: Callable[[np.ndarray], np.ndarray] | None = None
-
-
-# Below half an ulp of 1 (2^-53) 1 + R rounds to 1: the softmax's denominator is exactly 1.
-NEGLIGIBLE_OTHERS = 2.0**-54
 
 
 def _logit_slack(spread: np.ndarray, bound: np.ndarray) -> np.ndarray:
@@ -182,11 +180,13 @@ def _softmax_box(logits: np.ndarray, bound: np.ndarray, work: _Exponentials | No
 
 
 def _saturated(logits: np.ndarray, bound: np.ndarray, box: _SoftmaxBox):
-    """``(rows, block, first, runner)``: the rows whose reference score has the denominator 1 + R = 1
-    exactly (R's upper end, which covers the reference's float64 sum, is below 2^-54) and whose top
-    class is the reference's too (the runner-up logit more than 2 bound below it); their logits
-    with the top class's set to -inf, the top class and the runner-up class. O(B*C) on those rows."""
-    rows = np.flatnonzero(box.others_high < NEGLIGIBLE_OTHERS) if logits.shape[1] > 1 else np.empty(0, dtype=np.int64)
+    """``(rows, denominator, block, first, runner)``: the rows whose reference score has a known
+    denominator 1 + R (1.0 + R rounds to one float64 ``denominator`` over all of R's interval,
+    which covers the reference's float64 sum: so for nearly saturated rows) and whose top class is
+    the reference's too (the runner-up logit more than 2 bound below it); their logits with the
+    top class's set to -inf, the top class and the runner-up class. O(B*C) on those rows."""
+    known = (1.0 + box.others_low) == (1.0 + box.others_high)
+    rows = np.flatnonzero(known) if logits.shape[1] > 1 else np.empty(0, dtype=np.int64)
     block = np.asarray(logits[rows], dtype=np.float32)
     first = block.argmax(axis=1)
     top = block[np.arange(rows.shape[0]), first].astype(np.float64)
@@ -194,16 +194,17 @@ def _saturated(logits: np.ndarray, bound: np.ndarray, box: _SoftmaxBox):
     runner = block.argmax(axis=1)
     gap = (top - block[np.arange(rows.shape[0]), runner]) * (1.0 - 2.0**-40)
     settled = gap > 2.0 * bound[rows] * (1.0 + 2.0**-20)
-    return rows[settled], block[settled], first[settled], runner[settled]
+    rows = rows[settled]
+    return rows, 1.0 + box.others_low[rows], block[settled], first[settled], runner[settled]
 
 
 def confidence_bounds(logits: np.ndarray, bound: np.ndarray):
     """The largest probability lies in [p_t low, max(p_t high, any other's high)] (see _SoftmaxBox);
-    exactly 1 where the denominator is (:func:`_saturated`)."""
+    a point where the denominator is known (:func:`_saturated`): 1.0 / (1.0 + R) as the reference computes it."""
     box = _softmax_box(logits, bound)
     lower, upper = _widen(box.top_low, np.maximum(box.top_high, box.other_high), _evaluation_error(logits, box))
-    saturated = _saturated(logits, bound, box)[0]
-    lower[saturated] = upper[saturated] = 1.0  # the reference computes 1.0 / (1.0 + R) = 1.0 / 1.0
+    rows, denominator = _saturated(logits, bound, box)[:2]
+    lower[rows] = upper[rows] = 1.0 / denominator
     return lower, upper, None
 
 
@@ -211,26 +212,29 @@ def margin_bounds(logits: np.ndarray, bound: np.ndarray):
     """p_(1) - p_(2) >= p_t low - (every other's high), and >= 0 (if another class is on top this
     lower end is negative); <= max(p_t high, others' high) - (second largest's low).
 
-    Where the denominator is exactly 1 (:func:`_saturated`) and one class alone can be the
-    reference's runner-up (every other logit more than 2 bound below it), the exact score is
-    -expm1(z_2 - z_1) of the exact logits of those two classes: they are returned in ``top_two``."""
+    Where the denominator is known (:func:`_saturated`) and one class alone can be the reference's
+    runner-up (every other logit more than 2 bound below it), the exact score is
+    -expm1(z_2 - z_1) / (1.0 + R) with the exact logits of those two classes: returned as
+    ``top_two`` (their classes) and ``denominator`` (NaN elsewhere)."""
     box = _softmax_box(logits, bound)
     lower, upper = _widen(np.maximum(box.top_low - box.other_high, 0.0), np.maximum(box.top_high, box.other_high) - box.other_low,
                           _evaluation_error(logits, box))
     top_two = np.full((logits.shape[0], 2), -1, dtype=np.int64)
-    rows, block, first, runner = _saturated(logits, bound, box)
+    denominators = np.full(logits.shape[0], np.nan)
+    rows, denominator, block, first, runner = _saturated(logits, bound, box)
     if rows.shape[0]:
         second = block[np.arange(rows.shape[0]), runner].astype(np.float64)
         reach = second - 2.0 * bound[rows] * (1.0 + 2.0**-20) - 2.0**-50 * np.abs(second) - 1e-300
         alone = (block >= reach[:, None]).sum(axis=1) == 1  # no third class within 2 bound of the runner-up
         top_two[rows[alone], 0] = first[alone]
         top_two[rows[alone], 1] = runner[alone]
-    return lower, upper, None, top_two
+        denominators[rows[alone]] = denominator[alone]
+    return lower, upper, None, top_two, denominators
 
 
-def margin_from_top_two(second: np.ndarray) -> np.ndarray:
-    """The margin score of a row with denominator exactly 1: -expm1(z_2 - z_1) / 1.0, as :func:`margin_score`."""
-    return -np.expm1(second) / 1.0
+def margin_from_top_two(second: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """The margin score from z_2 - z_1 and the known 1.0 + R, as :func:`margin_score` computes it."""
+    return -np.expm1(second) / denominator
 
 
 def entropy_bounds(logits: np.ndarray, bound: np.ndarray):

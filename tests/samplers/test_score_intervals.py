@@ -40,9 +40,10 @@ def test_softmax_score_intervals_hold_every_moved_logits(score, classes, scale):
         value = score.exact(other)
         assert (lower <= value).all() and (value <= upper).all(), trial
         if top_two:  # rows whose score two classes' logits decide: that score, whatever the others
-            pairs = np.flatnonzero(top_two[0][:, 0] >= 0)
-            second = (other[pairs, top_two[0][pairs, 1]] - other[pairs, top_two[0][pairs, 0]]).astype(np.float64)
-            assert score.from_top_two(second).tobytes() == value[pairs].tobytes()
+            classes, denominator = top_two
+            pairs = np.flatnonzero(classes[:, 0] >= 0)
+            second = (other[pairs, classes[pairs, 1]] - other[pairs, classes[pairs, 0]]).astype(np.float64)
+            assert score.from_top_two(second, denominator[pairs]).tobytes() == value[pairs].tobytes()
     tight = bound == 0.0
     assert np.median((upper - lower)[tight] / np.maximum(np.abs(upper[tight]), 1e-12)) < 1e-3  # the intervals do work
 
