@@ -95,17 +95,19 @@ def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.nd
     walked in (distance, index) order. One pass over the pool; from features, filter and refine
     (:func:`_boundary_entries`, then exact distances as the turns need them)."""
     if pool.filters:
-        parts = pool.all_gather(_boundary_entries(pool, geometry, keep, excluded))
+        *entries, threshold = _boundary_entries(pool, geometry, keep, excluded)
+        parts = pool.all_gather(tuple(entries))
         classes, rows, lower, upper = (np.concatenate([part[i] for part in parts]) for i in range(4))
-        # T_c: the keep[c]-th smallest upper end of class c. Each shard kept its own keep[c]
-        # smallest, so the pool's are among the entries; an entry whose lower end is above T_c
-        # cannot be among the keep[c] nearest.
-        order = np.lexsort((upper, classes))
-        starts = np.searchsorted(classes[order], np.arange(keep.shape[0] + 1), side="left")
-        counts = np.diff(starts)
-        threshold = np.where(keep > 0, np.inf, -np.inf)
-        full = np.flatnonzero((counts >= keep) & (keep > 0))
-        threshold[full] = upper[order[starts[full] + keep[full] - 1]]
+        # T_c: the keep[c]-th smallest upper end of class c (one process: what the stream's running
+        # thresholds hold). Each shard kept its own keep[c] smallest, so the pool's are among the
+        # entries; an entry whose lower end is above T_c cannot be among the keep[c] nearest.
+        if len(parts) > 1:
+            order = np.lexsort((upper, classes))
+            starts = np.searchsorted(classes[order], np.arange(keep.shape[0] + 1), side="left")
+            counts = np.diff(starts)
+            threshold = np.where(keep > 0, np.inf, -np.inf)
+            full = np.flatnonzero((counts >= keep) & (keep > 0))
+            threshold[full] = upper[order[starts[full] + keep[full] - 1]]
         candidate = lower <= threshold[classes]
         return RefiningLists(classes[candidate], rows[candidate], lower[candidate], keep,
                              lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0])
@@ -129,8 +131,9 @@ def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.nd
 
 
 def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None):
-    """``(classes, rows, lower, upper)`` of this process's (row, class) entries that may be among
-    their class's ``keep[c]`` nearest, from the fast product (filter and refine).
+    """``(classes, rows, lower, upper, thresholds)``: this process's (row, class) entries that may be
+    among their class's ``keep[c]`` nearest, from the fast product (filter and refine), and per
+    class the ``keep[c]``-th smallest upper end among them (+inf with fewer entries).
 
     Every (row, class) gets an interval holding the distance the exact logits give
     (``boundary_distance_bounds``; rows whose predicted class is unsettled get exact distances at
@@ -160,9 +163,10 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
             merged = [np.concatenate(part) for part in zip(*kept)]
             passing = merged[2] <= upper_ends.thresholds[merged[0]]
             kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+    thresholds = upper_ends.finish_thresholds()
     if not kept:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)
-    return tuple(np.concatenate(part) for part in zip(*kept))
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), thresholds
+    return (*(np.concatenate(part) for part in zip(*kept)), thresholds)
 
 
 def _take_turns(lists, turns, first_turn, taken, picked, picked_scores) -> int:

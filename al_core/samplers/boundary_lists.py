@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 FIRST_BATCH = 16  # rows refined the first time a class needs one; doubles each time that class needs more
+LOOKAHEAD = 2  # with them, the next unrefined rows of every class with turns left (one product for all: see _refine)
 
 
 class ExactLists:
@@ -68,6 +69,7 @@ class RefiningLists:
         self.heaps: list[list[tuple[float, int]]] = [[] for _ in range(keep.shape[0])]
         self.walked = np.zeros(keep.shape[0], dtype=np.int64)
         self.batch = np.full(keep.shape[0], FIRST_BATCH, dtype=np.int64)
+        self.remaining = np.zeros(keep.shape[0], dtype=np.int64)  # turns left per class (from prefetch)
         self.keep = keep
         self.exact_distances = exact_distances
 
@@ -79,16 +81,28 @@ class RefiningLists:
         self.position[cls] = position
         return float(self.lower[position]) if position < stop else None
 
-    def _refine(self, cls: int) -> None:
-        """Exact distances of class ``cls``'s next unrefined rows, pushed to every class they are candidates of."""
+    def _unrefined(self, cls: int, count: int) -> list[int]:
+        """Class ``cls``'s next ``count`` rows not refined yet, by lower end."""
         position, stop = self.position[cls], self.starts[cls + 1]
-        batch: set[int] = set()
-        while position < stop and len(batch) < self.batch[cls]:
+        batch: list[int] = []
+        while position < stop and len(batch) < count:
             row = int(self.rows[position])
             if row not in self.refined:
-                batch.add(row)
+                batch.append(row)
             position += 1
+        return batch
+
+    def _refine(self, cls: int) -> None:
+        """Exact distances of class ``cls``'s next unrefined rows, pushed to every class they are
+        candidates of; with them, the next ``LOOKAHEAD`` unrefined rows of every other class with
+        turns left. One float64 product reads the whole head, so a few rows cost as much as a few
+        dozen: refining the rows other classes will soon need in the same product saves hundreds
+        of small ones."""
+        batch = set(self._unrefined(cls, int(self.batch[cls])))
         self.batch[cls] *= 2
+        for other in np.flatnonzero(self.remaining > 0).tolist():
+            if other != cls:
+                batch.update(self._unrefined(other, min(LOOKAHEAD, int(self.remaining[other]))))
         self._push_exact(np.array(sorted(batch), dtype=np.int64))
 
     def _push_exact(self, rows: np.ndarray) -> None:
@@ -107,6 +121,7 @@ class RefiningLists:
         """Refine, in one batch, each class's first ``counts[c]`` entries (by lower end): what its
         turns will need at least, so most of the walk needs no small batches (one large float64
         product is several times faster per row than many small ones)."""
+        self.remaining = np.asarray(counts, dtype=np.int64).copy()
         batch = [self.rows[start:start + min(int(count), stop - start)]
                  for start, stop, count in zip(self.starts[:-1], self.starts[1:], counts)]
         rows = np.unique(np.concatenate(batch)) if batch else np.empty(0, dtype=np.int64)
@@ -125,6 +140,7 @@ class RefiningLists:
                 distance, row = heapq.heappop(heap)
                 self.walked[cls] += 1
                 if not taken[row]:
+                    self.remaining[cls] -= 1
                     return row, distance
             elif next_lower is None:
                 raise AssertionError(f"BASE: class {cls} has no candidate left although its list is complete")

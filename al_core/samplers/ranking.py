@@ -205,9 +205,10 @@ class RunningSmallestPerClass:
         local = None
         unset = np.flatnonzero(np.isinf(thresholds) & (thresholds > 0) & (self.k <= scores.shape[0]))
         if unset.shape[0]:
-            # This block alone holds k[c] pairs at or below its k[c]-th smallest score, and they
-            # all pass: a valid threshold for class c from now on.
-            positions = self.k[unset] - 1
+            # This block alone holds k[c] pairs at or below its j-th smallest score for any j >= k[c],
+            # and they all pass: a valid threshold for class c from now on. j is k[c] rounded up to
+            # a power of two (at most the block's rows), so one partition has few distinct positions.
+            positions = np.minimum((1 << np.ceil(np.log2(self.k[unset])).astype(np.int64)) - 1, scores.shape[0] - 1)
             ordered = np.partition(scores[:, unset], np.unique(positions), axis=0)
             local = np.full(thresholds.shape[0], np.inf)
             local[unset] = ordered[positions, np.arange(unset.shape[0])]
@@ -253,6 +254,13 @@ class RunningSmallestPerClass:
         self._scores = [np.concatenate(kept_scores)]
         self._indices = [np.concatenate(kept_indices)]
         self._buffered = self._classes[0].shape[0]
+
+    def finish_thresholds(self) -> np.ndarray:
+        """``(C,) float64``: per class the ``k[c]``-th smallest score pushed (+inf for a class with
+        fewer, -inf where k[c] = 0), after a last compaction."""
+        if self._buffered:
+            self._compact()
+        return self.thresholds.copy()
 
     def finish(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per class, ``(indices, scores)`` of its kept pairs sorted by (score, index)."""
