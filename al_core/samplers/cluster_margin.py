@@ -13,7 +13,7 @@ import numpy as np
 from al_core.clustering import CLUSTERING_OPTIONS, pool_clusters_from_options
 from al_core.errors import InputError
 from al_core.samplers.pool import CLUSTER_IDS, Pool
-from al_core.samplers.ranking import select_smallest_scores
+from al_core.samplers.ranking import exact_scores, interval_candidates, select_smallest_scores, smallest_k
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import MARGIN
 from al_core.schema import positive
@@ -70,6 +70,65 @@ def margin_clustering_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     factor = pool.option("candidates_factor")
     cluster_ids = pool_clusters(pool, seed)
     available = int((~pool.labeled_mask).sum())
+    if pool.filters and pool.shard[1] == 1:
+        return _refined_margin_clustering(pool, budget, min(available, factor * budget), cluster_ids)
     candidates = select_smallest_scores(pool, min(available, factor * budget), MARGIN)
     order = round_robin(candidates.indices, cluster_ids[candidates.indices], budget)
     return Selection(indices=candidates.indices[order], scores=candidates.scores[order])
+
+
+def _refined_margin_clustering(pool: Pool, budget: int, count: int, cluster_ids: np.ndarray) -> Selection:
+    """The same picks, order and scores as ranking all ``count`` candidates exactly, scoring
+    exactly only what decides them (filter and refine, one process).
+
+    1. Membership: among the rows the filter keeps (``interval_candidates``), a row whose upper end
+       is below L, the ``count``-th smallest lower end, is among the ``count`` smallest (fewer than
+       ``count`` rows can lie below it); the rest (the band) are scored exactly and fill the slots
+       left, by (score, index). With ``count`` = every unlabeled row all are members.
+    2. The round robin takes k_g items from cluster g, a function of the members' cluster sizes
+       alone: its k_g smallest margins. Per cluster, a member whose lower end is above the k_g-th
+       smallest upper end of its cluster cannot be among them; the others are scored exactly.
+    3. Each cluster's members go to the round robin with its k_g smallest first, in exact (score,
+       index) order: it takes exactly those, in the order ranking every candidate would give.
+    Cost: one streamed pass plus the exact scores of about the budget and the rows whose intervals
+    overlap the two cut-offs (not ``count``); memory O(rows kept).
+    """
+    found = interval_candidates(pool, count, MARGIN)
+    exact = np.full(found.rows.shape[0], np.nan)
+    if count >= found.rows.shape[0]:
+        members = np.arange(found.rows.shape[0])
+    else:
+        cut = np.partition(found.lower, count - 1)[count - 1]
+        sure = np.flatnonzero(found.upper < cut)
+        band = np.flatnonzero(found.upper >= cut)
+        exact[band] = exact_scores(pool, MARGIN, found[band])
+        chosen, _ = smallest_k(exact[band], found.rows[band], count - sure.shape[0])
+        members = np.concatenate([sure, band[np.isin(found.rows[band], chosen)]])
+    rows, clusters = found.rows[members], cluster_ids[found.rows[members]]
+    group = np.unique(clusters, return_inverse=True)[1]
+    # k_g depends on the members' cluster sizes only: any order inside the clusters gives it.
+    taken = np.bincount(group[round_robin(rows, clusters, budget)], minlength=int(group.max(initial=-1)) + 1)
+    lower, upper = found.lower[members], found.upper[members]
+    by_upper = np.lexsort((upper, group))
+    starts = np.searchsorted(group[by_upper], np.arange(taken.shape[0] + 1), side="left")
+    threshold = np.full(taken.shape[0], -np.inf)
+    some = np.flatnonzero(taken > 0)
+    threshold[some] = upper[by_upper[starts[some] + taken[some] - 1]]
+    contending = np.flatnonzero(lower <= threshold[group])
+    needed = members[contending][np.isnan(exact[members[contending]])]
+    exact[needed] = exact_scores(pool, MARGIN, found[needed])
+    scores = exact[members]
+    # Each cluster's k_g smallest (score, index), in that order, ahead of every other member.
+    picked = contending[_smallest_per_group(scores[contending], rows[contending], group[contending], taken)]
+    picked = picked[np.lexsort((rows[picked], scores[picked]))]
+    ordered = np.concatenate([picked, np.setdiff1d(np.arange(members.shape[0]), picked, assume_unique=True)])
+    chosen = ordered[round_robin(rows[ordered], clusters[ordered], budget)]
+    return Selection(indices=rows[chosen], scores=scores[chosen])
+
+
+def _smallest_per_group(scores: np.ndarray, rows: np.ndarray, group: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    """Positions of each group g's ``taken[g]`` smallest (score, row). O(n log n)."""
+    order = np.lexsort((rows, scores, group))
+    starts = np.searchsorted(group[order], np.arange(taken.shape[0] + 1), side="left")
+    rank = np.arange(order.shape[0]) - starts[group[order]]
+    return order[rank < taken[group[order]]]

@@ -7,6 +7,7 @@ how the pool was chunked or on an unstable sort.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -114,17 +115,44 @@ def select_smallest_scores(pool: Pool, budget: int, score: IntervalScore) -> Sel
 
 
 def _refined_smallest(pool: Pool, budget: int, score: IntervalScore) -> tuple[np.ndarray, np.ndarray]:
-    """This process's ``budget`` smallest exact scores, by filter and refine (see above).
+    """This process's ``budget`` smallest exact scores, by filter and refine (see above): every
+    row :func:`interval_candidates` keeps is scored exactly (:func:`exact_scores`)."""
+    found = interval_candidates(pool, budget, score)
+    exact = RunningSmallest(budget)
+    exact.push(exact_scores(pool, score, found), found.rows)
+    return exact.indices, exact.scores
 
-    Why it is exact: the ``budget`` rows with the smallest upper ends all have exact scores <= T
-    (the ``budget``-th smallest upper end), so the ``budget``-th smallest exact score is <= T, and a
-    row with lower end > T has an exact score above it. Every other row is scored exactly: a row
-    whose interval is a point has that score, a row with ``top_two`` classes gets its score from
-    those two exact logits (``Pool.reference_top_two``), the rest from their exact logits.
+
+@dataclass
+class Intervals:
+    """Rows with score intervals from the filter: ``rows`` (r,) int64 pool indices, ``lower`` and
+    ``upper`` (r,) float64 (equal where the score is known exactly), ``top_two`` (r, 2) int64 and
+    ``denominator`` (r,) float64 (see ``IntervalScore``; -1 and NaN where not used)."""
+
+    rows: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    top_two: np.ndarray
+    denominator: np.ndarray
+
+    def __getitem__(self, which) -> "Intervals":
+        return Intervals(self.rows[which], self.lower[which], self.upper[which], self.top_two[which], self.denominator[which])
+
+
+def interval_candidates(pool: Pool, count: int, score: IntervalScore) -> Intervals:
+    """One pass of the fast product: the rows that may be among the ``count`` smallest exact scores,
+    with their intervals.
+
+    Why no row is lost: the ``count`` rows with the smallest upper ends all have exact scores <= T
+    (the ``count``-th smallest upper end), so the ``count``-th smallest exact score is <= T, and a
+    row with lower end > T has an exact score above it; every other row is kept. Rows the filter
+    marks unsettled are scored exactly at once (a point interval).
+    Cost: the fast pass, O(N*d*C), plus the exact logits of the unsettled rows; memory
+    O(chunk*C + the rows kept).
     """
-    upper_ends = RunningSmallest(budget)
+    upper_ends = RunningSmallest(count)
     kept: list[tuple[np.ndarray, ...]] = []
-    buffered, limit = 0, max(1 << 20, 8 * budget)
+    buffered, limit = 0, max(1 << 20, 8 * count)
 
     def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):  # in worker threads
         return rows, *score.bounds(logits, bound)
@@ -143,21 +171,27 @@ def _refined_smallest(pool: Pool, budget: int, score: IntervalScore) -> tuple[np
             passing = merged[1] <= upper_ends.threshold()
             kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
     if not kept:
-        return np.empty(0, dtype=np.int64), np.empty(0)
-    rows, lower, upper, top_two, denominator = (np.concatenate(part) for part in zip(*kept))
-    passing = lower <= upper_ends.threshold()
-    rows, lower, upper, top_two, denominator = (part[passing] for part in (rows, lower, upper, top_two, denominator))
-    exact = RunningSmallest(budget)
-    point = lower == upper
-    exact.push(lower[point], rows[point])
-    pairs = ~point & (top_two[:, 0] >= 0)
+        return Intervals(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty((0, 2), dtype=np.int64), np.empty(0))
+    found = Intervals(*(np.concatenate(part) for part in zip(*kept)))
+    return found[found.lower <= upper_ends.threshold()]
+
+
+def exact_scores(pool: Pool, score: IntervalScore, found: Intervals) -> np.ndarray:
+    """``(r,) float64`` exact scores of the rows of ``found``: a point interval is its score, a row
+    with ``top_two`` classes gets it from those two exact logits (``Pool.reference_top_two``), the
+    rest from their exact logits (``Pool.reference_logits``, in sorted chunks of rows)."""
+    out = np.empty(found.rows.shape[0])
+    point = found.lower == found.upper
+    out[point] = found.lower[point]
+    pairs = ~point & (found.top_two[:, 0] >= 0)
     if pairs.any():
-        exact.push(score.from_top_two(pool.reference_top_two(rows[pairs], top_two[pairs]), denominator[pairs]), rows[pairs])
-    candidates = np.sort(rows[~point & ~pairs])
-    for start in range(0, candidates.shape[0], pool.chunk_size):
-        block = candidates[start:start + pool.chunk_size]
-        exact.push(score.exact(pool.reference_logits(block)), block)
-    return exact.indices, exact.scores
+        out[pairs] = score.from_top_two(pool.reference_top_two(found.rows[pairs], found.top_two[pairs]), found.denominator[pairs])
+    rest = np.flatnonzero(~point & ~pairs)
+    rest = rest[np.argsort(found.rows[rest], kind="stable")]
+    for start in range(0, rest.shape[0], pool.chunk_size):
+        block = rest[start:start + pool.chunk_size]
+        out[block] = score.exact(pool.reference_logits(found.rows[block]))
+    return out
 
 
 def float32_ceiling(values: np.ndarray) -> np.ndarray:

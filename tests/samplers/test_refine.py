@@ -128,3 +128,19 @@ def test_a_saturated_head_is_settled_without_refining_every_row(name, budget):
         assert got.notes["refined_rows"] <= min(2 * budget, got.notes["streamed_rows"] // 4), got.notes
         if name == "margin":
             assert got.notes["top_two_rows"] > 0
+
+
+@pytest.mark.parametrize("budget, factor", [(40, 10), (300, 10), (60, 2)])
+def test_margin_clustering_scores_about_the_budget_not_its_candidates(budget, factor):
+    """Cluster-Margin from features scores exactly what decides its picks (membership among the
+    factor x budget candidates, then each cluster's first k_g): picks, order and scores equal
+    ranking every candidate on the exact logits, also when the candidates are the whole pool."""
+    features, weight, bias, mask, counts, clusters = near_tie_pool(9, n=3000)
+    options = {"candidates_factor": factor, "cluster_ids": clusters}
+    common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=0, options=options)
+    exact = select_with_scores("margin_clustering", budget, logits=reference_logits(features, weight, bias), **common)
+    for chunk_size in (8192, 211):
+        got = select_with_scores("margin_clustering", budget, features=features, chunk_size=chunk_size, **common)
+        assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), chunk_size
+        if factor * budget >= got.notes["streamed_rows"]:  # every row a candidate: about the budget is scored
+            assert got.notes["refined_rows"] < 0.5 * got.notes["streamed_rows"], got.notes
