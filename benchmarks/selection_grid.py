@@ -62,9 +62,10 @@ def exact_logits(features, weight, bias) -> np.ndarray:
     return out
 
 
-def run_pool(pool: str, n: int, d: int, c: int, fractions: list[float], check: bool, seed: int) -> list[dict]:
+def run_pool(pool: str, n: int, d: int, c: int, fractions: list[float], check: bool, seed: int,
+             samplers: dict = SAMPLERS, median_top1: float = 0.65) -> list[dict]:
     if pool == "realistic":
-        features, weight, bias, _, info = build_realistic_pool(n, d, c, seed)
+        features, weight, bias, _, info = build_realistic_pool(n, d, c, seed, median_top1=median_top1)
     else:
         WORK.mkdir(parents=True, exist_ok=True)
         features, weight, bias, _ = build_pool(WORK, n, d, c, seed)
@@ -80,7 +81,7 @@ def run_pool(pool: str, n: int, d: int, c: int, fractions: list[float], check: b
     rows = []
     for fraction in fractions:
         budget = max(1, round(fraction * n))
-        for label, options in SAMPLERS.items():
+        for label, options in samplers.items():
             name = label.split(" ")[0]
             options = dict(options, **({"cluster_ids": clusters} if name == "margin_clustering" else {}))
             common = dict(labeled_mask=labeled, seed=seed, options=options, head_weight=weight, head_bias=bias)
@@ -139,19 +140,27 @@ def main() -> None:
     parser.add_argument("--fractions", default="0.001,0.01,0.1")
     parser.add_argument("--pools", default="realistic,imagenet")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samplers", default=",".join(SAMPLERS), help="a comma-separated subset of: " + ", ".join(SAMPLERS))
+    parser.add_argument("--median-top1", type=float, default=0.65, help="the realistic pool's median top-1 softmax probability")
     parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=None,
                         help="compare with selection on the exact logits (default: when N <= 200k)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--figure", type=Path, default=FIGURE)
     args = parser.parse_args()
     fractions = [float(f) for f in args.fractions.split(",")]
+    unknown = set(args.samplers.split(",")) - set(SAMPLERS)
+    if unknown:
+        parser.error(f"--samplers: {', '.join(sorted(unknown))} not among {', '.join(SAMPLERS)}")
+    samplers = {label: SAMPLERS[label] for label in args.samplers.split(",")}
     rows = []
     for n in (int(value) for value in args.n.split(",")):
         check = args.check if args.check is not None else n <= 200_000
         for pool in args.pools.split(","):
-            rows += run_pool(pool, n, args.d, args.c, fractions, check, args.seed)
+            rows += run_pool(pool, n, args.d, args.c, fractions, check, args.seed, samplers, args.median_top1)
     write_results(args.out, {"what": __doc__.splitlines()[0], "command": "python -m benchmarks.selection_grid " +
-                             f"--n {args.n} --d {args.d} --c {args.c} --fractions {args.fractions} --pools {args.pools}",
+                             f"--n {args.n} --d {args.d} --c {args.c} --fractions {args.fractions} --pools {args.pools}"
+                             + (f" --samplers '{args.samplers}'" if samplers != SAMPLERS else "")
+                             + (f" --median-top1 {args.median_top1}" if args.median_top1 != 0.65 else ""),
                              "date": time.strftime("%Y-%m-%d"), "machine": machine(), "rows": rows})
     draw(rows, args.figure)
 

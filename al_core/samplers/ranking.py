@@ -94,8 +94,9 @@ def select_smallest_scores(pool: Pool, budget: int, score: IntervalScore) -> Sel
     end cannot be picked, and only the rest are scored exactly (``Pool.reference_logits``). The
     picks, their order and their scores are those of the reference logits, whatever the product,
     the chunking or the number of processes.
-    Cost: one streamed pass, plus O(N + budget log budget) ranking, plus the exact logits of the
-    rows left in (O(r*d*C) float64 for r rows); memory O(chunk*C + budget + r).
+    Cost: one streamed pass, plus O(N + budget log budget) ranking, plus the exact scores of the
+    r rows left in (O(d*C) float64 each; O(d) for a row whose score two classes decide, nothing
+    for a point interval); memory O(chunk*C + budget + r).
     On a sharded pool each process streams its blocks and the shards' ``budget`` smallest are
     merged: the same items, scores and order as one process.
     """
