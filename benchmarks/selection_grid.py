@@ -74,7 +74,8 @@ def run_pool(pool: str, n: int, d: int, c: int, fractions: list[float], check: b
     labeled = np.zeros(n, dtype=bool)
     labeled[rng.choice(n, size=max(1, n * 3 // 100), replace=False)] = True  # 3% labeled
     started = time.perf_counter()
-    clusters = cluster_pool(features, min(1000, n // 10), codebook_size=min(2048, n), seed=seed)
+    clusters = (cluster_pool(features, min(1000, n // 10), codebook_size=min(2048, n), seed=seed)
+                if "margin_clustering" in samplers else None)
     cluster_seconds = time.perf_counter() - started
     reference = exact_logits(features, weight, bias) if check else None
     print(f"{pool} N={n}: clustering {cluster_seconds:.1f} s (once, not in the ratios)")

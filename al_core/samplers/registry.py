@@ -28,7 +28,8 @@ class Selection:
     classes: ``(b,) int64`` the class whose turn picked each item (BASE: the boundary it was
         picked for), or None for samplers without per-class turns.
     notes: how the pool was scored, for the caller to report: from features, the fast product
-        (``filter``: float32 or bfloat16), ``streamed_rows`` and ``refined_rows`` (scored exactly).
+        (``filter``: float32 or bfloat16), ``streamed_rows``, ``refined_rows`` (scored on their exact
+        logits) and ``top_two_rows`` (scored from the exact logits of two classes, when any).
     """
 
     indices: np.ndarray
