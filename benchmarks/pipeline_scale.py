@@ -32,7 +32,7 @@ import polars as pl
 import yaml
 
 from benchmarks.results_file import machine, write_results
-from benchmarks.selection import build_pool
+from benchmarks.realistic_pool import POOL_HELP, POOLS, build_named_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 WRAPPER = '''#!{python}
@@ -88,14 +88,14 @@ def write_feature_dataset(folder: Path, args) -> Path:
     """features.npy (the benchmark pool, N train + test rows) and items.parquet beside it."""
     folder.mkdir(parents=True, exist_ok=True)
     total = args.n + args.test
-    features, _, _, labels = build_pool(folder, total, args.d, args.c, args.seed)
+    features, _, _, labels = build_named_pool(args.pool, folder, total, args.d, args.c, args.seed)
     link = folder / "features.npy"
     if not link.exists():
         link.symlink_to(Path(features.filename).name)
     items = folder / "items.parquet"
     if not items.exists():
         split = np.full(total, "train", dtype=object)
-        split[np.random.default_rng(args.seed + 2).choice(total, size=args.test, replace=False)] = "val"
+        split[np.random.default_rng(args.seed + 2).choice(total, size=args.test, replace=False)] = "test"
         pl.DataFrame({"id": np.arange(total, dtype=np.int64), "label": labels, "split": split.tolist()}).write_parquet(items)
     return folder
 
@@ -145,6 +145,7 @@ def main() -> None:
     parser.add_argument("--sampler", default="base")
     parser.add_argument("--full-epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool", choices=POOLS, default="imagenet", help=POOL_HELP)
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / ".work" / "pipeline_scale")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pipeline_scale.json")
     args = parser.parse_args()
@@ -163,8 +164,9 @@ def main() -> None:
         row["stage"] = " ".join(row.pop("command"))
     cache_bytes = sum(f.stat().st_size for f in (work / ".dvc" / "cache").rglob("*") if f.is_file())
     report = {
-        "what": "dvc repro of the whole pipeline on an ImageNet-shaped pool of precomputed features",
+        "what": f"dvc repro of the whole pipeline on the {args.pool} benchmark pool of precomputed features",
         "machine": machine(),
+        "pool": args.pool,
         "shape": {"train_rows": args.n, "test_rows": args.test, "d": args.d, "classes": args.c, "val_size": args.val,
                   "initial_size": args.initial, "budget": args.budget, "rounds": args.rounds, "sampler": args.sampler,
                   "full_max_epochs": args.full_epochs},

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.selection import write_pool
+from benchmarks.selection import build_pool, write_pool
 
 WORK = Path("benchmarks/.work")
 
@@ -81,6 +81,20 @@ def build_realistic_pool(n: int, d: int, c: int, seed: int = 0, separation: floa
             "median_top2_logit_gap": round(float(np.median(top2[:, 1] - top2[:, 0])), 4)}
     return features, weight, bias, labels, info
 
+
+
+POOLS = ("imagenet", "realistic")
+POOL_HELP = ("benchmark pool: imagenet (ImageNet-shaped, saturated head, kept for comparability) or realistic "
+             "(class geometry, long-tailed sizes, median top-1 probability 0.65)")
+
+
+def build_named_pool(name: str, workdir: Path, n: int, d: int, c: int, seed: int):
+    """``(features, weight, bias, labels)`` of the benchmark pool ``name`` (see ``POOLS``)."""
+    if name == "realistic":
+        return build_realistic_pool(n, d, c, seed, work=workdir)[:4]
+    if name == "imagenet":
+        return build_pool(workdir, n, d, c, seed)
+    raise ValueError(f"unknown pool {name!r}; expected one of {', '.join(POOLS)}")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

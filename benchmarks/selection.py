@@ -193,12 +193,16 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/selection.json"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool", choices=("imagenet", "realistic"), default="imagenet",
+                        help="imagenet (ImageNet-shaped, saturated head) or realistic (benchmarks.realistic_pool)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    features, weight, bias, labels = build_pool(args.workdir, args.n, args.d, args.c, args.seed)
-    print(f"pool {features.shape} float16 ready in {time.perf_counter() - started:.0f} s")
+    from benchmarks.realistic_pool import build_named_pool  # it imports this module
+
+    features, weight, bias, labels = build_named_pool(args.pool, args.workdir, args.n, args.d, args.c, args.seed)
+    print(f"{args.pool} pool {features.shape} float16 ready in {time.perf_counter() - started:.0f} s")
     labeled_mask = np.zeros(args.n, dtype=bool)
     labeled_mask[np.random.default_rng(args.seed).choice(args.n, size=args.labeled, replace=False)] = True
 
@@ -249,6 +253,7 @@ def main() -> None:
         print(f"naive (B, C, d) tensors + full sorts, extrapolated: {naive:.0f} s")
     report = {
         "machine": machine(),
+        "pool": args.pool,
         "shape": {"n": args.n, "d": args.d, "c": args.c, "labeled": args.labeled, "budget": args.budget, "chunk_size": args.chunk_size},
         "bare_matmul_seconds": round(matmul_seconds, 2),
         "naive_extrapolated_seconds": None if naive is None else round(naive, 1),

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.results_file import machine, write_results
-from benchmarks.selection import build_pool
+from benchmarks.realistic_pool import POOL_HELP, POOLS, build_named_pool
 
 
 def bare_product_seconds(features, weight, bias, chunk: int) -> float:
@@ -35,7 +35,7 @@ def bare_product_seconds(features, weight, bias, chunk: int) -> float:
 
 
 def selection_inputs(args, n: int):
-    features, weight, bias, _ = build_pool(args.workdir, n, args.d, args.c, args.seed)
+    features, weight, bias, _ = build_named_pool(args.pool, args.workdir, n, args.d, args.c, args.seed)
     mask = np.zeros(n, dtype=bool)
     mask[np.random.default_rng(args.seed).choice(n, size=min(args.labeled, n - args.budget), replace=False)] = True
     return features, weight, bias, mask
@@ -108,10 +108,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/selection_scaling.json"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool", choices=POOLS, default="imagenet", help=POOL_HELP)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     rows = []
-    report = {"machine": machine(), "shape": {"d": args.d, "c": args.c, "labeled": args.labeled, "budget": args.budget,
+    report = {"machine": machine(), "pool": args.pool, "shape": {"d": args.d, "c": args.c, "labeled": args.labeled, "budget": args.budget,
                                               "chunk_size": args.chunk_size, "precision": args.precision}, "runs": rows}
     for n in (int(size) for size in args.sizes.split(",")):
         started = time.perf_counter()

@@ -14,7 +14,7 @@ def test_selection_benchmark_tiny(tmp_path, monkeypatch):
     ])
     selection.main()
     report = json.loads(out.read_text())
-    assert report["shape"]["n"] == 3000
+    assert report["shape"]["n"] == 3000 and report["pool"] == "imagenet"
     names = {(row["sampler"], row["from"]) for row in report["samplers"]}
     assert ("base", "features") in names and ("base", "logits") in names and ("random", "features") in names
     assert all(row["selected"] == 50 for row in report["samplers"])
@@ -26,10 +26,12 @@ def test_selection_scaling_benchmark_tiny(tmp_path, monkeypatch):
     out = tmp_path / "scaling.json"
     monkeypatch.setattr("sys.argv", [
         "selection_scaling", "--sizes", "3000", "--d", "16", "--c", "10", "--labeled", "100", "--budget", "50",
-        "--chunk-size", "512", "--samplers", "base", "--workdir", str(tmp_path), "--out", str(out)])
+        "--chunk-size", "512", "--samplers", "base", "--pool", "realistic", "--workdir", str(tmp_path), "--out", str(out)])
     selection_scaling.main()
-    run = json.loads(out.read_text())["runs"][0]
+    report = json.loads(out.read_text())
+    run = report["runs"][0]
     assert run["sharded_equal_to_one_process"] is True and run["notes"]["filter"] == "float32"
+    assert report["pool"] == "realistic"
 
 
 def test_selection_grid_benchmark_tiny(tmp_path, monkeypatch):
@@ -47,3 +49,18 @@ def test_selection_grid_benchmark_tiny(tmp_path, monkeypatch):
     assert len(rows) == 2 * len(selection_grid.SAMPLERS) and all(row["same_picks_order_scores"] for row in rows)
     realistic = next(row for row in rows if row["pool"] == "realistic")
     assert 0.5 <= realistic["median_top1_probability"] <= 0.8  # the head is not saturated
+
+
+def test_pipeline_scale_benchmark_tiny(tmp_path, monkeypatch):
+    """The whole pipeline under dvc repro on a tiny realistic pool: its feature table has the
+    train and test splits prepare expects."""
+    from benchmarks import pipeline_scale
+
+    out = tmp_path / "pipeline.json"
+    monkeypatch.setattr("sys.argv", [
+        "pipeline_scale", "--n", "3000", "--test", "300", "--d", "16", "--c", "10", "--val", "200", "--initial", "100",
+        "--budget", "50", "--rounds", "1", "--pool", "realistic", "--workdir", str(tmp_path / "work"), "--out", str(out)])
+    pipeline_scale.main()
+    report = json.loads(out.read_text())
+    assert report["pool"] == "realistic" and report["shape"]["train_rows"] == 3000
+    assert any(row["stage"].startswith("select") for row in report["stages"])
