@@ -109,19 +109,10 @@ class ExactLogits:
         values = x @ self.weight_t
         values += self.bias
         norms = row_norms(x)
-        # gamma_(d+1) (||x|| ||w_c|| + |b_c|), plus the float64 rounding of values -/+ bound below
-        # (at most 2^-53 (|values| + bound) each, with |values| <= ||x|| max||w|| + max|b| + bound).
         bound = np.multiply.outer(norms, self.scaled_norms)
         bound += self.scaled_bias
-        bound += (2.0**-51 * (norms * self.largest_norm + self.largest_bias) + 2.0**-1000)[:, None]
-        result = values.astype(np.float32)
-        low = values - bound
-        values += bound
-        rows, columns = np.nonzero(low.astype(np.float32) != values.astype(np.float32))
-        if rows.shape[0]:
-            result[rows, columns] = exact_float32_dots(x, rows, self.weight, columns, self.bias)
-        return result
-
+        bound += self._rounding_slack(norms)[:, None]
+        return self._certified(x, values, bound)
 
     def entries(self, features: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """``(B,) float32``: the exact logit of class ``classes[i]`` for row i (as ``__call__`` gives it
@@ -132,11 +123,25 @@ class ExactLogits:
         values += self.bias[classes]
         norms = row_norms(x)
         bound = norms * self.scaled_norms[classes] + self.scaled_bias[classes]
-        bound += 2.0**-51 * (norms * self.largest_norm + self.largest_bias) + 2.0**-1000
+        bound += self._rounding_slack(norms)
+        return self._certified(x, values, bound, classes)
+
+    def _rounding_slack(self, norms: np.ndarray) -> np.ndarray:
+        """Per row, the float64 rounding of values -/+ bound in :meth:`_certified`: at most
+        2^-53 (|values| + bound) each, with |values| <= ||x|| max||w|| + max|b| + bound."""
+        return 2.0**-51 * (norms * self.largest_norm + self.largest_bias) + 2.0**-1000
+
+    def _certified(self, x: np.ndarray, values: np.ndarray, bound: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+        """``values`` (float64, (B, C) or (B,) for ``classes``; overwritten) as float32 where the
+        interval values -/+ ``bound`` (gamma_(d+1) (||x|| ||w_c|| + |b_c|) plus the rounding slack)
+        rounds to one float32; the other elements from :func:`exact_float32_dots`."""
         result = values.astype(np.float32)
-        rows = np.flatnonzero((values - bound).astype(np.float32) != (values + bound).astype(np.float32))
-        if rows.shape[0]:
-            result[rows] = exact_float32_dots(x, rows, self.weight, classes[rows], self.bias)
+        low = values - bound
+        values += bound
+        where = np.nonzero(low.astype(np.float32) != values.astype(np.float32))
+        if where[0].shape[0]:
+            columns = where[1] if classes is None else classes[where[0]]
+            result[where] = exact_float32_dots(x, where[0], self.weight, columns, self.bias)
         return result
 
 
@@ -216,7 +221,17 @@ def _exact_float32_dot(x: np.ndarray, w: np.ndarray, b: float) -> np.float32:
     return max(rounded, neighbour) if side > 0 else min(rounded, neighbour)
 
 
-class Float32Filter:
+class _LogitFilter:
+    """What the filters share: ``approximate(block)``, their ``product`` then their ``bound``."""
+
+    def approximate(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits, bound)`` of a block: ``product`` then ``bound``."""
+        block = np.asarray(block, dtype=np.float32)
+        logits = self.product(block)
+        return logits, self.bound(block, logits)
+
+
+class Float32Filter(_LogitFilter):
     """Fast logits for the filter: the BLAS float32 product, with per-row error bounds.
 
     ``product(block)`` returns the ``(B, C) float32`` logits, ``bound(block, logits)`` the
@@ -243,12 +258,6 @@ class Float32Filter:
         bound += 2.01 * UNIT_ROUNDOFF_32 * largest_magnitudes(logits)
         return bound
 
-    def approximate(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(logits, bound)`` of a block: ``product`` then ``bound``."""
-        block = np.asarray(block, dtype=np.float32)
-        logits = self.product(block)
-        return logits, self.bound(block, logits)
-
 
 def largest_magnitudes(matrix: np.ndarray) -> np.ndarray:
     """``(B,) float64``: max_c |matrix[i, c]| from the rows' maxima and minima (no (B, C) temporary);
@@ -258,7 +267,7 @@ def largest_magnitudes(matrix: np.ndarray) -> np.ndarray:
     return np.maximum(matrix.max(axis=1).astype(np.float64), -matrix.min(axis=1).astype(np.float64))
 
 
-class BFloat16Filter:
+class BFloat16Filter(_LogitFilter):
     """Fast logits from a bfloat16 product (torch; AMX or AVX512-BF16 on CPUs that have them).
 
     Features and weights are rounded to bfloat16 (x' = x + dx, w' = w + dw, dx and dw exact in
@@ -304,12 +313,6 @@ class BFloat16Filter:
         bound += BFLOAT16_UNIT_ROUNDOFF * SAFETY * (largest + self.largest_bias) * (1.0 + 2.0 * UNIT_ROUNDOFF_32)
         bound += 2.01 * UNIT_ROUNDOFF_32 * largest
         return bound * SAFETY
-
-    def approximate(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(logits, bound)`` of a block: ``product`` then ``bound``."""
-        block = np.asarray(block, dtype=np.float32)
-        logits = self.product(block)
-        return logits, self.bound(block, logits)
 
 
 LOGIT_FILTERS = {"float32": Float32Filter, "bfloat16": BFloat16Filter}

@@ -175,6 +175,8 @@ def naive_seconds(features, weight, bias, labeled_mask, budget: int, slice_rows:
 
 
 def main() -> None:
+    from benchmarks.realistic_pool import POOL_HELP, POOLS, build_named_pool  # it imports this module
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_281_167)
     parser.add_argument("--d", type=int, default=2048)
@@ -193,14 +195,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/selection.json"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pool", choices=("imagenet", "realistic"), default="imagenet",
-                        help="imagenet (ImageNet-shaped, saturated head) or realistic (benchmarks.realistic_pool)")
+    parser.add_argument("--pool", choices=POOLS, default="imagenet", help=POOL_HELP)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    from benchmarks.realistic_pool import build_named_pool  # it imports this module
-
     features, weight, bias, labels = build_named_pool(args.pool, args.workdir, args.n, args.d, args.c, args.seed)
     print(f"{args.pool} pool {features.shape} float16 ready in {time.perf_counter() - started:.0f} s")
     labeled_mask = np.zeros(args.n, dtype=bool)

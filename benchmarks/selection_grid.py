@@ -122,9 +122,9 @@ def draw(rows: list[dict], path: Path) -> None:
             fractions = [row["budget_fraction"] for row in mine]
             axes[0][column].plot(fractions, [row["ratio_to_bare"] for row in mine], marker="o", label=sampler)
             axes[1][column].plot(fractions, [row["refined_fraction"] for row in mine], marker="o", label=sampler)
-        axes[0][column].axhline(1.2, color="grey", linestyle=":", linewidth=0.8)
+        axes[0][column].axhline(1.2, color="grey", linestyle=":", linewidth=0.8, label="1.2x")
         axes[0][column].set_title(f"{pool}, N = {n:,}: time / bare float32 product")
-        axes[1][column].set_title("fraction of rows scored exactly")
+        axes[1][column].set_title("fraction of rows scored on their exact logits")
         for row_axes in (axes[0][column], axes[1][column]):
             row_axes.set_xscale("log")
             row_axes.set_xlabel("budget / pool")

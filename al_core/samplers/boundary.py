@@ -13,7 +13,7 @@ import numpy as np
 from al_core.samplers.boundary_lists import ExactLists, RefiningLists
 from al_core.samplers.pool import Pool
 from al_core.samplers.quotas import TURN_ORDERS, class_quotas, turn_order, turns_needed
-from al_core.samplers.ranking import RunningSmallestPerClass, float32_ceiling, select_smallest_scores, smallest_k
+from al_core.samplers.ranking import RunningSmallestPerClass, float32_ceiling, kth_smallest_per_group, select_smallest_scores, smallest_k
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import (IntervalScore, boundary_distance_bounds, boundary_distances, inverse_weight_distances,
                                     nearest_boundary_bounds)
@@ -102,12 +102,7 @@ def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.nd
         # thresholds hold). Each shard kept its own keep[c] smallest, so the pool's are among the
         # entries; an entry whose lower end is above T_c cannot be among the keep[c] nearest.
         if len(parts) > 1:
-            order = np.lexsort((upper, classes))
-            starts = np.searchsorted(classes[order], np.arange(keep.shape[0] + 1), side="left")
-            counts = np.diff(starts)
-            threshold = np.where(keep > 0, np.inf, -np.inf)
-            full = np.flatnonzero((counts >= keep) & (keep > 0))
-            threshold[full] = upper[order[starts[full] + keep[full] - 1]]
+            threshold = kth_smallest_per_group(upper, classes, keep)
         candidate = lower <= threshold[classes]
         return RefiningLists(classes[candidate], rows[candidate], lower[candidate], keep,
                              lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0])

@@ -13,7 +13,7 @@ import numpy as np
 from al_core.clustering import CLUSTERING_OPTIONS, pool_clusters_from_options
 from al_core.errors import InputError
 from al_core.samplers.pool import CLUSTER_IDS, Pool
-from al_core.samplers.ranking import exact_scores, interval_candidates, select_smallest_scores, smallest_k
+from al_core.samplers.ranking import exact_scores, interval_candidates, kth_smallest_per_group, select_smallest_scores, smallest_k
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import MARGIN
 from al_core.schema import positive
@@ -109,11 +109,7 @@ def _refined_margin_clustering(pool: Pool, budget: int, count: int, cluster_ids:
     # k_g depends on the members' cluster sizes only: any order inside the clusters gives it.
     taken = np.bincount(group[round_robin(rows, clusters, budget)], minlength=int(group.max(initial=-1)) + 1)
     lower, upper = found.lower[members], found.upper[members]
-    by_upper = np.lexsort((upper, group))
-    starts = np.searchsorted(group[by_upper], np.arange(taken.shape[0] + 1), side="left")
-    threshold = np.full(taken.shape[0], -np.inf)
-    some = np.flatnonzero(taken > 0)
-    threshold[some] = upper[by_upper[starts[some] + taken[some] - 1]]
+    threshold = kth_smallest_per_group(upper, group, taken)  # every cluster holds at least the k_g it gives
     contending = np.flatnonzero(lower <= threshold[group])
     needed = members[contending][np.isnan(exact[members[contending]])]
     exact[needed] = exact_scores(pool, MARGIN, found[needed])

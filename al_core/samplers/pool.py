@@ -232,9 +232,7 @@ class Pool:
             out = np.empty((rows.shape[0], self.num_classes), dtype=np.float32)
             out[order] = _require_finite(np.asarray(self.logits[rows[order]], dtype=np.float32), rows[order], "logits")
             return out
-        if "exact" not in self.cache:
-            self.cache["exact"] = ExactLogits(self.head_weight, self.head_bias)
-        exact = self.cache["exact"]
+        exact = self._exact_logits()
         out = np.empty((rows.shape[0], self.head_weight.shape[0]), dtype=np.float32)
         for start in range(0, rows.shape[0], self.chunk_size):
             block = rows[start:start + self.chunk_size]
@@ -242,14 +240,18 @@ class Pool:
         self._count_distinct("refined_rows", rows)
         return out
 
+    def _exact_logits(self) -> ExactLogits:
+        """The head's :class:`ExactLogits`, made once per pool (its float64 copy of the head is reused)."""
+        if "exact" not in self.cache:
+            self.cache["exact"] = ExactLogits(self.head_weight, self.head_bias)
+        return self.cache["exact"]
+
     def reference_top_two(self, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """``(len(rows),) float64``: z_b - z_a (the float32 difference, as a softmax score takes it) of
         the exact logits of classes ``classes[:, 0]`` (a) and ``classes[:, 1]`` (b) of each row. From
         features only. Cost O(len(rows)*d) in float64: two dot products per row, not C."""
         rows = np.asarray(rows, dtype=np.int64)
-        if "exact" not in self.cache:
-            self.cache["exact"] = ExactLogits(self.head_weight, self.head_bias)
-        exact = self.cache["exact"]
+        exact = self._exact_logits()
         out = np.empty(rows.shape[0], dtype=np.float64)
         for start in range(0, rows.shape[0], self.chunk_size):
             block = slice(start, start + self.chunk_size)

@@ -195,6 +195,17 @@ def exact_scores(pool: Pool, score: IntervalScore, found: Intervals) -> np.ndarr
     return out
 
 
+def kth_smallest_per_group(values: np.ndarray, groups: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``(G,) float64``: per group g, its ``k[g]``-th smallest value (+inf where the group has fewer,
+    -inf where k[g] = 0). groups: ``(n,)`` ints in [0, G). O(n log n)."""
+    order = np.lexsort((values, groups))
+    starts = np.searchsorted(groups[order], np.arange(k.shape[0] + 1), side="left")
+    threshold = np.where(k > 0, np.inf, -np.inf)
+    full = np.flatnonzero((np.diff(starts) >= k) & (k > 0))
+    threshold[full] = values[order[starts[full] + k[full] - 1]]
+    return threshold
+
+
 def float32_ceiling(values: np.ndarray) -> np.ndarray:
     """``values`` as float32, rounded up, never down (a float32 x <= the result whenever x <= the value)."""
     rounded = values.astype(np.float32)

@@ -96,7 +96,7 @@ class IntervalScore:
 
     exact: Callable[[np.ndarray], np.ndarray]
     bounds: Callable[[np.ndarray, np.ndarray], tuple]
-    from_top_two: Callable[[np.ndarray], np.ndarray] | None = None
+    from_top_two: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 def _logit_slack(spread: np.ndarray, bound: np.ndarray) -> np.ndarray:
@@ -110,10 +110,11 @@ def _logit_slack(spread: np.ndarray, bound: np.ndarray) -> np.ndarray:
 class _Exponentials:
     """The work behind every softmax interval, in 6 passes over the block: ``shifted`` (z - z_t,
     float32, or None when not asked for), ``ratios`` e^(z_c - z_t) (float32, 0 in the top class's
-    column), ``spread`` z_t - min z, ``others`` R = sum of ``ratios`` (float64) and ``runner_up``
-    r_2, the largest ratio left (float32 exponentials: their error is in ``_logit_slack``)."""
+    column), ``top_class`` t, ``spread`` z_t - min z, ``others`` R = sum of ``ratios`` (float64) and
+    ``runner_up`` r_2, the largest ratio left (float32 exponentials: their error is in ``_logit_slack``)."""
 
     shifted: np.ndarray | None
+    top_class: np.ndarray
     ratios: np.ndarray
     spread: np.ndarray
     others: np.ndarray
@@ -130,7 +131,7 @@ def _interval_exponentials(logits: np.ndarray, keep_shifted: bool = False) -> _E
     ratios = np.exp(shifted, out=None if keep_shifted else shifted)
     ratios[rows, top_class] = 0.0
     runner_up = ratios.max(axis=1).astype(np.float64) if logits.shape[1] > 1 else np.zeros(logits.shape[0])
-    return _Exponentials(shifted=shifted if keep_shifted else None, ratios=ratios, spread=spread,
+    return _Exponentials(shifted=shifted if keep_shifted else None, top_class=top_class, ratios=ratios, spread=spread,
                          others=ratios.sum(axis=1, dtype=np.float64), runner_up=runner_up)
 
 
@@ -163,6 +164,7 @@ class _SoftmaxBox:
     other_low: np.ndarray
     other_high: np.ndarray
     runner_up: np.ndarray
+    top_class: np.ndarray
 
 
 def _softmax_box(logits: np.ndarray, bound: np.ndarray, work: _Exponentials | None = None) -> _SoftmaxBox:
@@ -176,7 +178,7 @@ def _softmax_box(logits: np.ndarray, bound: np.ndarray, work: _Exponentials | No
     return _SoftmaxBox(factor=factor, others=others, others_low=others_low, others_high=others_high,
                        top_low=1.0 / (1.0 + others_high), top_high=1.0 / (1.0 + others_low),
                        other_low=runner_up / factor / (1.0 + others_high), other_high=runner_up * factor / (1.0 + others_low),
-                       runner_up=runner_up)
+                       runner_up=runner_up, top_class=work.top_class)
 
 
 def _saturated(logits: np.ndarray, bound: np.ndarray, box: _SoftmaxBox):
@@ -188,7 +190,7 @@ def _saturated(logits: np.ndarray, bound: np.ndarray, box: _SoftmaxBox):
     known = (1.0 + box.others_low) == (1.0 + box.others_high)
     rows = np.flatnonzero(known) if logits.shape[1] > 1 else np.empty(0, dtype=np.int64)
     block = np.asarray(logits[rows], dtype=np.float32)
-    first = block.argmax(axis=1)
+    first = box.top_class[rows]
     top = block[np.arange(rows.shape[0]), first].astype(np.float64)
     block[np.arange(rows.shape[0]), first] = -np.inf
     runner = block.argmax(axis=1)
