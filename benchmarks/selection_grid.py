@@ -95,7 +95,7 @@ def run_pool(pool: str, n: int, d: int, c: int, fractions: list[float], check: b
             row = {**info, "budget": budget, "budget_fraction": fraction, "sampler": label, "seconds": round(seconds, 3),
                    "bare_product_seconds": round(bare, 3), "ratio_to_bare": round(seconds / bare, 3),
                    "streamed_rows": selection.notes.get("streamed_rows"), "refined_rows": selection.notes.get("refined_rows"),
-                   "top_two_rows": selection.notes.get("top_two_rows", 0),
+                   "partial_rows": selection.notes.get("partial_rows", 0),
                    "refined_fraction": round(selection.notes.get("refined_rows", 0) / max(selection.notes.get("streamed_rows", 1), 1), 5)}
             if reference is not None:
                 exact = select_with_scores(name, budget, logits=reference, **common)

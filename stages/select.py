@@ -135,6 +135,6 @@ def scoring_note(notes) -> str:
     """``" (float32 product, 812 of 59,000 rows scored exactly)"``, or "" when logits were given."""
     if "filter" not in notes:
         return ""
-    two = notes.get("top_two_rows", 0)
+    partial = notes.get("partial_rows", 0)
     return (f" ({notes['filter']} product, {notes.get('refined_rows', 0):,} of {notes.get('streamed_rows', 0):,} rows scored exactly"
-            + (f", {two:,} more from the exact logits of two classes" if two else "") + ")")
+            + (f", {partial:,} more from the exact logits of a few classes" if partial else "") + ")")

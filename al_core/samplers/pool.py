@@ -23,6 +23,7 @@ from al_core.schema import Setting, at_least
 
 DEFAULT_CHUNK_SIZE = 8192
 STREAM_WORKERS = 2  # threads scoring blocks of precomputed logits
+ENTRY_BLOCK_VALUES = 1 << 22  # float64 values per temporary when exact logits are taken entry by entry (32 MiB)
 PROGRESS_MIN_WORK = 2e10  # element operations above which a loop shows a progress bar (on a terminal)
 MEMORY_LIMIT = at_least(1, default=4 * 2**30, help="bytes the sampler may hold in memory before it refuses the pool")
 CLUSTER_IDS = Setting(np.ndarray, settable=False,
@@ -113,7 +114,7 @@ class Pool:
     gather: Callable[[Any], list] | None = None
     precision: str = "float32"
     stats: dict = field(default_factory=dict)
-    cache: dict = field(default_factory=dict, repr=False)  # the exact product's float64 head, made once
+    cache: dict = field(default_factory=dict, repr=False)  # the fast and exact products of the head, made once
 
     def all_gather(self, value: Any) -> list:
         """``value`` of every process, in rank order (``[value]`` in one process)."""
@@ -251,16 +252,42 @@ class Pool:
         the exact logits of classes ``classes[:, 0]`` (a) and ``classes[:, 1]`` (b) of each row. From
         features only. Cost O(len(rows)*d) in float64: two dot products per row, not C."""
         rows = np.asarray(rows, dtype=np.int64)
-        exact = self._exact_logits()
         out = np.empty(rows.shape[0], dtype=np.float64)
         for start in range(0, rows.shape[0], self.chunk_size):
             block = slice(start, start + self.chunk_size)
             features = self.gather_features(rows[block])
-            first = exact.entries(features, classes[block, 0])
-            second = exact.entries(features, classes[block, 1])
+            first = self.reference_entries(rows[block], classes[block, 0], features)
+            second = self.reference_entries(rows[block], classes[block, 1], features)
             out[block] = (second - first).astype(np.float64)
-        self._count_distinct("top_two_rows", rows)
         return out
+
+    def reference_entries(self, rows: np.ndarray, classes: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """``(m,) float32``: the exact logit of class ``classes[k]`` for pool row ``rows[k]`` (what
+        :meth:`reference_logits` gives in that column), ``features`` ``(m, d)`` being those rows'
+        features (from :meth:`gather_features`). From features only. Cost O(m*d) in float64: one dot
+        product per entry, not C. Counts the rows in ``stats["partial_rows"]``."""
+        exact = self._exact_logits()
+        out = np.empty(rows.shape[0], dtype=np.float32)
+        step = max(1, ENTRY_BLOCK_VALUES // max(1, features.shape[1]))  # (step, d) float64 temporaries
+        for start in range(0, rows.shape[0], step):
+            out[start:start + step] = exact.entries(features[start:start + step], classes[start:start + step])
+        self._count_distinct("partial_rows", np.asarray(rows, dtype=np.int64))
+        return out
+
+    def approximate_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(features (B, d) float32, logits (B, C) float32, bound (B,) float64)`` of the given pool
+        rows, from the fast product of ``precision`` as :meth:`map_unlabeled_bounds` gives them: each
+        logit within ``bound[i]`` of :meth:`reference_logits`. For refining a few rows without their
+        exact logits. Cost O(B*d*C) in the fast product."""
+        features = self.gather_features(np.asarray(rows, dtype=np.int64))
+        logits, bound = self._logit_filter().approximate(features)
+        return features, logits, bound
+
+    def _logit_filter(self):
+        """The fast product of ``precision`` for this pool's head, made once."""
+        if "filter" not in self.cache:
+            self.cache["filter"] = LOGIT_FILTERS[self.precision](self.head_weight, self.head_bias)
+        return self.cache["filter"]
 
     def _count_distinct(self, name: str, rows: np.ndarray) -> None:
         """``stats[name]``: how many distinct pool rows were ever passed here (a row refined or
@@ -295,8 +322,10 @@ class Pool:
         self._check_streamable(False)
         if not self.filters:
             raise AssertionError("map_unlabeled_bounds streams features; given logits are exact already")
-        product = LOGIT_FILTERS[self.precision](self.head_weight, self.head_bias)
+        product = self._logit_filter()
         self.stats["filter"] = product.name
+        for name in ("refined_rows", "partial_rows"):
+            self.stats.setdefault(name, 0)
         workers = max(1, min(STREAM_WORKERS, os.cpu_count() or 1))
 
         def part(block: np.ndarray, logits: np.ndarray, keep: np.ndarray, rows: np.ndarray):

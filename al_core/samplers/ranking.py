@@ -180,7 +180,8 @@ def interval_candidates(pool: Pool, count: int, score: IntervalScore) -> Interva
 def exact_scores(pool: Pool, score: IntervalScore, found: Intervals) -> np.ndarray:
     """``(r,) float64`` exact scores of the rows of ``found``: a point interval is its score, a row
     with ``top_two`` classes gets it from those two exact logits (``Pool.reference_top_two``), the
-    rest from their exact logits (``Pool.reference_logits``, in sorted chunks of rows)."""
+    rest from ``score.from_rows`` when the score has it, else from their exact logits
+    (``Pool.reference_logits``), in sorted chunks of rows."""
     out = np.empty(found.rows.shape[0])
     point = found.lower == found.upper
     out[point] = found.lower[point]
@@ -191,7 +192,10 @@ def exact_scores(pool: Pool, score: IntervalScore, found: Intervals) -> np.ndarr
     rest = rest[np.argsort(found.rows[rest], kind="stable")]
     for start in range(0, rest.shape[0], pool.chunk_size):
         block = rest[start:start + pool.chunk_size]
-        out[block] = score.exact(pool.reference_logits(found.rows[block]))
+        if score.from_rows is None:
+            out[block] = score.exact(pool.reference_logits(found.rows[block]))
+        else:
+            out[block] = score.from_rows(pool, found.rows[block])
     return out
 
 

@@ -29,7 +29,8 @@ class Selection:
         picked for), or None for samplers without per-class turns.
     notes: how the pool was scored, for the caller to report: from features, the fast product
         (``filter``: float32 or bfloat16), ``streamed_rows``, ``refined_rows`` (scored on their exact
-        logits) and ``top_two_rows`` (scored from the exact logits of two classes, when any).
+        logits) and ``partial_rows`` (scored from the exact logits of a few classes, when any: two
+        for margin on a saturated head, those that decide a distance for BASE and MASE).
     """
 
     indices: np.ndarray

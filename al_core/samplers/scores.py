@@ -92,11 +92,15 @@ class IntervalScore:
     from_top_two: ``(second (B,) float64, denominator (B,) float64)`` -> the exact ``(B,)`` scores
         of those rows, with second = z_b - z_a (the float32 difference of the two exact logits);
         None when the score has no such rows.
+    from_rows: ``(pool, rows (B,) int64)`` -> the exact ``(B,)`` scores of those pool rows from
+        features, for a score that needs the exact logits of a few classes only (MASE); None to
+        score rows on their exact logits (``exact``).
     """
 
     exact: Callable[[np.ndarray], np.ndarray]
     bounds: Callable[[np.ndarray, np.ndarray], tuple]
     from_top_two: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    from_rows: Callable[[object, np.ndarray], np.ndarray] | None = None
 
 
 def _logit_slack(spread: np.ndarray, bound: np.ndarray) -> np.ndarray:

@@ -127,7 +127,7 @@ def test_a_saturated_head_is_settled_without_refining_every_row(name, budget):
         assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), chunk_size
         assert got.notes["refined_rows"] <= min(2 * budget, got.notes["streamed_rows"] // 4), got.notes
         if name == "margin":
-            assert got.notes["top_two_rows"] > 0
+            assert got.notes["partial_rows"] > 0
 
 
 @pytest.mark.parametrize("budget, factor", [(40, 10), (300, 10), (60, 2)])
@@ -144,3 +144,28 @@ def test_margin_clustering_scores_about_the_budget_not_its_candidates(budget, fa
         assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), chunk_size
         if factor * budget >= got.notes["streamed_rows"]:  # every row a candidate: about the budget is scored
             assert got.notes["refined_rows"] < 0.5 * got.notes["streamed_rows"], got.notes
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.parametrize("twins", [True, False])
+def test_boundary_distances_from_a_few_exact_logits_equal_those_of_all(precision, twins):
+    """MASE refines a row from the exact logits of the classes that decide its distances: every
+    entry, and every row's own column (its margin), equals the exact logits' distances bit for bit,
+    also for rows whose predicted class the fast product cannot settle (twins, ties, one ulp)."""
+    from al_core.samplers.boundary import exact_boundary_distances
+    from al_core.samplers.pool import make_pool
+    from al_core.samplers.scores import boundary_distances, inverse_weight_distances
+
+    features, weight, bias, mask, _, _ = near_tie_pool(11, n=900, twins=twins)
+    geometry = inverse_weight_distances(weight)
+    expected, predicted = boundary_distances(reference_logits(features, weight, bias), geometry)
+    pool = make_pool(labeled_mask=mask, features=features, head_weight=weight, head_bias=bias, precision=precision)
+    rows = np.random.default_rng(0).permutation(np.repeat(np.arange(900), 3))
+    classes = np.random.default_rng(1).integers(0, weight.shape[0], size=rows.shape[0])
+    classes[::4] = predicted[rows[::4]]  # own columns asked for by class as well
+    got = exact_boundary_distances(pool, geometry, rows, classes)
+    assert got.tobytes() == expected[rows, classes].tobytes()
+    margins = exact_boundary_distances(pool, geometry, rows)
+    assert margins.tobytes() == expected[rows, predicted[rows]].tobytes()
+    # Only rows the product cannot settle take all C exact logits (with twins: those predicted as either twin).
+    assert pool.stats["partial_rows"] > 0.6 * 900 and pool.stats.get("refined_rows", 0) < 0.25 * 900, pool.stats
