@@ -26,21 +26,7 @@ from tqdm import tqdm
 from al_core.artifacts import read_json, write_json, write_npy
 from al_core.backbones import Preprocessing
 from al_core.errors import InputError
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    """``auto``: CUDA when present (under torchrun, the GPU of this process's LOCAL_RANK), else CPU."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise InputError(f"backbone.device {requested!r} is not a device name; expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"backbone.device is {requested!r} but torch sees no CUDA GPU on this machine; use auto or cpu")
-    return device
+from al_core.hardware import pick_device
 
 
 def default_threads() -> int:

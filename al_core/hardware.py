@@ -36,3 +36,23 @@ def machine(**extra) -> dict:
     bf16 = next((name for name in ("amx_bf16", "avx512_bf16") if name in flags), None)
     return {"cpu": model, "simd": simd, "bf16": bf16, "arch": platform.machine(), "cores": os.cpu_count(),
             "python": platform.python_version(), **extra}
+
+
+def pick_device(requested: str = "auto"):
+    """``backbone.device`` as a ``torch.device``: ``auto`` is CUDA when present (under torchrun, the
+    GPU of this process's LOCAL_RANK), else the CPU; a name torch cannot use here is an InputError."""
+    import torch
+
+    from al_core.errors import InputError
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise InputError(f"backbone.device {requested!r} is not a device name; expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"backbone.device is {requested!r} but torch sees no CUDA GPU on this machine; use auto or cpu")
+    return device

@@ -235,31 +235,68 @@ class _LogitFilter:
 
 
 class Float32Filter(_LogitFilter):
-    """Fast logits for the filter: the BLAS float32 product, with per-row error bounds.
+    """Fast logits for the filter: a float32 product, with per-row error bounds.
 
     ``product(block)`` returns the ``(B, C) float32`` logits, ``bound(block, logits)`` the
     ``(B,) float64`` bounds with ``|logits[i, c] - reference_logits[i, c]| <= bound[i]`` for every
     class: gamma_d ||x_i|| max_c ||w_c|| for the product, plus the float32 rounding of adding the
     bias and of the reference itself. ``bound`` works on any slice of rows (callers split a block
-    between threads), and is NaN or inf where a row's logits are. Cost: the product plus O(B*d)
-    for the norms and O(B*C) for the rows' largest logits.
+    between threads), and is NaN or inf where a row's logits are. The product is numpy's BLAS
+    (``device`` None) or torch's on ``device`` ("cuda", "cuda:1", or "cpu" for the same path on
+    the CPU) with IEEE float32 arithmetic forced (no TF32): gamma_d holds for any summation order,
+    so the bound is the same. Cost: the product plus O(B*d) for the norms and O(B*C) for the rows'
+    largest logits.
     """
 
     name = "float32"
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray):
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, device: str | None = None):
         self.weight = np.asarray(weight, dtype=np.float32)
         self.bias = np.asarray(bias, dtype=np.float32)
         self.largest_weight_norm = float(row_norms(self.weight).max(initial=0.0))
         self.factor = accumulation_factor(self.weight.shape[1], UNIT_ROUNDOFF_32) * SAFETY
+        self.device = device
+        if device is not None:
+            self.torch = TorchProduct(self.weight, device, "float32")
 
     def product(self, block: np.ndarray) -> np.ndarray:
-        return linear_logits(block, self.weight, self.bias)
+        if self.device is None:
+            return linear_logits(block, self.weight, self.bias)
+        logits = self.torch(block)
+        logits += self.bias
+        return logits
 
     def bound(self, block: np.ndarray, logits: np.ndarray) -> np.ndarray:
         bound = self.factor * row_norms(block) * self.largest_weight_norm
         bound += 2.01 * UNIT_ROUNDOFF_32 * largest_magnitudes(logits)
         return bound
+
+
+class TorchProduct:
+    """``block @ weight.T`` with torch on ``device``, in ``dtype`` ("float32" or "bfloat16") with
+    float32 accumulation: the head stays on the device, each block goes there and its ``(B, C)
+    float32`` product comes back. Reduced-precision modes that would break the filters' bounds
+    (TF32 for float32, reduced-precision reductions for bfloat16) are switched off around the
+    product and restored after it (on the GPU and in oneDNN on the CPU)."""
+
+    def __init__(self, weight: np.ndarray, device: str, dtype: str):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+        self.weight_t = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32)).to(self.device).to(self.dtype).T
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        cuda, onednn = torch.backends.cuda.matmul, torch.backends.mkldnn.matmul
+        saved = (cuda.fp32_precision, cuda.allow_bf16_reduced_precision_reduction, onednn.fp32_precision)
+        try:
+            cuda.fp32_precision, cuda.allow_bf16_reduced_precision_reduction, onednn.fp32_precision = "ieee", False, "ieee"
+            rows = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(self.device).to(self.dtype)
+            return (rows @ self.weight_t).to(torch.float32).cpu().numpy()
+        finally:
+            cuda.fp32_precision, cuda.allow_bf16_reduced_precision_reduction, onednn.fp32_precision = saved
 
 
 def largest_magnitudes(matrix: np.ndarray) -> np.ndarray:
@@ -271,36 +308,36 @@ def largest_magnitudes(matrix: np.ndarray) -> np.ndarray:
 
 
 class BFloat16Filter(_LogitFilter):
-    """Fast logits from a bfloat16 product (torch; AMX or AVX512-BF16 on CPUs that have them).
+    """Fast logits from a bfloat16 product (torch; AMX or AVX512-BF16 on CPUs that have them, or
+    on ``device``, e.g. "cuda").
 
     Features and weights are rounded to bfloat16 (x' = x + dx, w' = w + dw, dx and dw exact in
     float32), multiplied with float32 accumulation, and the product comes back rounded to
     bfloat16. Bound per row: ||dx|| max||w|| + ||x'|| max||dw|| (Cauchy-Schwarz on the rounding
     residuals) + gamma_d ||x'|| max||w'|| (accumulation) + 2^-8 |product| (the bfloat16 output)
     + the float32 roundings of the bias and the reference. It assumes torch accumulates bfloat16
-    products in float32, as its CPU kernels (oneDNN and the fallback) do.
+    products in float32, as its CPU kernels (oneDNN and the fallback) do, and as cuBLAS does with
+    reduced-precision reductions off (:class:`TorchProduct` turns them off).
     """
 
     name = "bfloat16"
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray):
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, device: str | None = None):
         import torch  # only this filter needs torch
 
         self.torch = torch
         self.bias = np.asarray(bias, dtype=np.float32)
-        weight32 = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32))
-        self.weight16 = weight32.to(torch.bfloat16)
-        rounded = self.weight16.to(torch.float32).numpy()
-        self.largest_weight_norm = float(row_norms(weight32.numpy()).max(initial=0.0))
+        weight32 = np.ascontiguousarray(weight, dtype=np.float32)
+        self.product_on_device = TorchProduct(weight32, device or "cpu", "bfloat16")
+        rounded = torch.from_numpy(weight32).to(torch.bfloat16).to(torch.float32).numpy()
+        self.largest_weight_norm = float(row_norms(weight32).max(initial=0.0))
         self.largest_rounded_norm = float(row_norms(rounded).max(initial=0.0))
-        self.largest_residual_norm = float(row_norms(rounded - weight32.numpy()).max(initial=0.0))
+        self.largest_residual_norm = float(row_norms(rounded - weight32).max(initial=0.0))
         self.largest_bias = float(np.abs(self.bias).max(initial=0.0))
         self.factor = accumulation_factor(weight.shape[1], UNIT_ROUNDOFF_32) * SAFETY
 
     def product(self, block: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        block16 = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(torch.bfloat16)
-        logits = (block16 @ self.weight16.T).to(torch.float32).numpy()
+        logits = self.product_on_device(block)
         logits += self.bias
         return logits
 

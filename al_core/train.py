@@ -140,6 +140,7 @@ def train_linear_head(
     memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES,
     row_ids: np.ndarray | None = None,
     val_ids: np.ndarray | None = None,
+    device: str | None = None,
 ) -> LinearHead:
     """Train ``num_classes``-way softmax regression, keep the epoch with the best val top-1.
 
@@ -147,7 +148,9 @@ def train_linear_head(
     val. With ``train_rows`` ``(n,) int``, the training set is ``train_features[train_rows]`` of a
     larger ``(N, d)`` array, read per minibatch when it exceeds ``memory_limit_bytes`` as float32.
     ``row_ids`` / ``val_ids`` (one per row of the training / validation array) name an item
-    whose features hold NaN or inf in the error.
+    whose features hold NaN or inf in the error. ``device``: a torch device name ("cuda", "cuda:1";
+    None or "cpu": the CPU) for the head, the minibatches and the validation set; features are read
+    and standardised on the CPU and each minibatch is sent there.
     Cost per epoch O((n + n_val) * d * C); memory O(min(n, limit) * d + n_val * d + C * d).
     Deterministic for a seed on one machine, and the same whether the set is in memory or not.
     """
@@ -162,25 +165,29 @@ def train_linear_head(
     mean = np.zeros(dim) if mean is None else np.asarray(mean, dtype=np.float64)
     std = np.ones(dim) if std is None else np.asarray(std, dtype=np.float64)
 
+    device = torch.device(device or "cpu")
     generator = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
     scale = torch.from_numpy(1.0 / std).float()
     shift = torch.from_numpy(mean).float()
     x_train = StandardizedRows(train_features, rows, shift, scale, memory_limit_bytes, row_ids=row_ids)
+    if x_train.in_memory is not None:
+        x_train.in_memory = x_train.in_memory.to(device)
     y_train = torch.tensor(np.asarray(train_labels, dtype=np.int64))
     x_val = StandardizedRows(val_features, np.arange(val_features.shape[0]), shift, scale, memory_limit_bytes, "validation",
-                             val_ids).all()
-    y_val = torch.tensor(np.asarray(val_labels, dtype=np.int64))
+                             val_ids).all().to(device)
+    y_val = torch.tensor(np.asarray(val_labels, dtype=np.int64)).to(device)
 
     layer = torch.nn.Linear(dim, num_classes)
     torch.nn.init.zeros_(layer.weight)
     torch.nn.init.zeros_(layer.bias)
+    layer = layer.to(device)
     optimizer = torch.optim.SGD(layer.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     n = len(x_train)
     batch_size = min(config.batch_size, max(1, math.ceil(n / config.min_steps_per_epoch)))
     steps_per_epoch = math.ceil(n / batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs * steps_per_epoch)
-    class_weights = inverse_frequency_weights(y_train, num_classes) if config.class_weighted else None
+    class_weights = inverse_frequency_weights(y_train, num_classes).to(device) if config.class_weighted else None
 
     best_accuracy, best_epoch, best_state = -1.0, -1, None
     val_curve = []
@@ -192,7 +199,7 @@ def train_linear_head(
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
-            loss = F.cross_entropy(layer(x_train.batch(batch)), y_train[batch], weight=class_weights)
+            loss = F.cross_entropy(layer(x_train.batch(batch).to(device)), y_train[batch].to(device), weight=class_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -209,7 +216,7 @@ def train_linear_head(
             epochs.close()
             break
 
-    weight, bias = best_state
+    weight, bias = (part.cpu() for part in best_state)
     # Fold the standardisation in: W (x - m) / s + b = (W / s) x + (b - (W / s) m).
     folded_weight = weight.double().numpy() / std[None, :]
     folded_bias = bias.double().numpy() - folded_weight @ mean

@@ -6,6 +6,7 @@ import numpy as np
 
 from al_core.artifacts import read_npz
 from al_core.errors import InputError
+from al_core.hardware import pick_device
 from al_core.linear import linear_logits
 from al_core.metrics import topk_correct
 from pipeline.artifacts import FEATURE_STATS, PoolTable
@@ -43,7 +44,7 @@ def fit_head(params: Params, table: PoolTable, features: np.ndarray, train_rows:
         features, np.asarray(train_labels)[order], features[val], labels[val], train_rows=train_rows,
         row_ids=table.frame["id"].to_numpy(), val_ids=table.ids("val"),
         num_classes=table.num_classes, config=config or head_config(params), seed=seed,
-        mean=stats["mean"], std=stats["std"],
+        mean=stats["mean"], std=stats["std"], device=str(pick_device(params.get("backbone.device", str, "auto"))),
     )
 
 

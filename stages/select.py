@@ -8,7 +8,7 @@ import numpy as np
 
 from al_core.artifacts import read_npy, write_parquet
 from al_core.errors import InputError
-from al_core.hardware import machine
+from al_core.hardware import machine, pick_device
 from al_core.samplers import SAMPLERS, BudgetWarning, select_with_scores
 from pipeline.artifacts import (
     CLUSTERS,
@@ -109,6 +109,7 @@ def _select(params: Params, round_name: str) -> None:
             images=pool_images(table, params) if "images" in spec.needs else None,
             shard=(rank, processes), gather=all_gather_object if processes > 1 else None,
             precision=selection_precision(params.get("select.precision", str, "float32")),
+            device=selection_device(params.get("backbone.device", str, "auto")),
         )
     if rank != 0:
         return
@@ -129,6 +130,13 @@ def selection_precision(requested: str) -> str:
     if requested != "auto":
         return requested
     return "bfloat16" if has_bf16 else "float32"
+
+
+def selection_device(requested: str) -> str | None:
+    """``backbone.device`` for the fast product: None (numpy's BLAS) where it resolves to the CPU,
+    else the GPU's name (see ``pick_device``); the picks are the same on either."""
+    device = pick_device(requested)
+    return None if device.type == "cpu" else str(device)
 
 
 def scoring_note(notes) -> str:

@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import torch
 
 from al_core.linear import LOGIT_FILTERS, reference_logits
 
@@ -52,14 +53,19 @@ def test_a_row_gets_the_same_logits_alone_or_in_any_block():
         assert np.array_equal(reference_logits(features[rows], weight, bias), whole[rows])
 
 
+DEVICES = [None, "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here"))]
+
+
 @pytest.mark.parametrize("precision", sorted(LOGIT_FILTERS))
 @pytest.mark.parametrize("scale", [0.01, 1.0, 300.0])
-def test_the_fast_products_stay_within_their_bounds(precision, scale):
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_fast_products_stay_within_their_bounds(precision, scale, device):
+    """Both products, on numpy's BLAS (None) or through torch on a device ("cpu": the GPU's code path)."""
     rng = np.random.default_rng(2)
     features = (rng.standard_normal((500, 384)) * scale + rng.uniform(-3, 3, size=384) * scale).astype(np.float32)
     weight = (rng.standard_normal((40, 384)) * rng.uniform(0.01, 1, size=(40, 1))).astype(np.float32)
     bias = (rng.standard_normal(40) * scale).astype(np.float32)
-    logits, bound = LOGIT_FILTERS[precision](weight, bias).approximate(features)
+    logits, bound = LOGIT_FILTERS[precision](weight, bias, device=device).approximate(features)
     error = np.abs(logits.astype(np.float64) - reference_logits(features, weight, bias)).max(axis=1)
     assert logits.shape == (500, 40) and bound.shape == (500,)
     assert (error <= bound).all()

@@ -69,6 +69,7 @@ def select_with_scores(
     shard: tuple[int, int] = (0, 1),
     gather=None,
     precision: str = "float32",
+    device: str | None = None,
 ) -> Selection:
     """Run sampler ``name`` and return its :class:`Selection` (indices and scores).
 
@@ -94,6 +95,9 @@ def select_with_scores(
             rescored with the exact logits (each the float32 nearest to x.w + b), so the picks,
             order and scores are the same for either precision, any ``chunk_size`` and any number
             of processes. ``Selection.notes`` says which product ran and how many rows were refined.
+        device: where that fast product runs: None (default) on the CPU (numpy's BLAS for float32),
+            or a torch device name ("cuda", "cuda:1"; "cpu" for torch's product on the CPU). The
+            bounds, the refinement and the picks stay on the CPU and are the same on any device.
         images: ``(N, H, W[, 3]) uint8`` array-like (may decode files lazily), for ``vaal``.
         labeled_class_counts: ``(C,) int`` labels per class in the labeled set; ``base`` and
             ``balanced_random`` give the budget's remainder (b mod C) to the classes with the
@@ -122,7 +126,7 @@ def select_with_scores(
         labeled_mask=labeled_mask, features=features, head_weight=head_weight, head_bias=head_bias,
         logits=logits, labels=labels, chunk_size=chunk_size, options=resolve(spec.options, options, f"sampler {name!r}"),
         images=images, labeled_class_counts=labeled_class_counts, shard=shard, gather=gather,
-        precision=precision,
+        precision=precision, device=device,
     )
     _check_available(spec, pool)
     available = int((~pool.labeled_mask).sum())

@@ -97,6 +97,8 @@ class Pool:
             every process (an all-gather, e.g. over ``torch.distributed``); None in one process.
         precision: the fast product samplers that filter and refine score the pool with,
             ``"float32"`` (BLAS) or ``"bfloat16"`` (torch); their picks do not depend on it.
+        device: where that product runs: None (numpy on the CPU; torch on the CPU for bfloat16)
+            or a torch device name ("cuda", "cuda:1", "cpu"); the picks do not depend on it.
         stats: what the filter did (rows streamed, rows refined exactly), for the caller to report.
     """
 
@@ -113,6 +115,7 @@ class Pool:
     shard: tuple[int, int] = (0, 1)
     gather: Callable[[Any], list] | None = None
     precision: str = "float32"
+    device: str | None = None
     stats: dict = field(default_factory=dict)
     cache: dict = field(default_factory=dict, repr=False)  # the fast and exact products of the head, made once
 
@@ -286,7 +289,7 @@ class Pool:
     def _logit_filter(self):
         """The fast product of ``precision`` for this pool's head, made once."""
         if "filter" not in self.cache:
-            self.cache["filter"] = LOGIT_FILTERS[self.precision](self.head_weight, self.head_bias)
+            self.cache["filter"] = LOGIT_FILTERS[self.precision](self.head_weight, self.head_bias, device=self.device)
         return self.cache["filter"]
 
     def _count_distinct(self, name: str, rows: np.ndarray) -> None:
@@ -391,6 +394,21 @@ class Pool:
                     yield result
 
 
+def _check_device(device) -> str:
+    """``device`` as a torch device name torch can use here, or an InputError saying why not."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device {device!r} is not a torch device name; expected cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was asked for but torch sees no CUDA GPU on this machine; use cpu or None")
+    if parsed.type not in ("cpu", "cuda"):
+        raise InputError(f"device {device!r}: the fast product runs on cpu or cuda only")
+    return str(parsed)
+
+
 def make_pool(
     *,
     labeled_mask,
@@ -406,6 +424,7 @@ def make_pool(
     shard: tuple[int, int] = (0, 1),
     gather: Callable[[Any], list] | None = None,
     precision: str = "float32",
+    device: str | None = None,
 ) -> Pool:
     """Check shapes and dtypes of the sampler inputs and return a :class:`Pool`."""
     labeled_mask = np.asarray(labeled_mask)
@@ -479,8 +498,11 @@ def make_pool(
         raise InputError("a sharded pool (processes > 1) needs gather, a function collecting one object from every process")
     if precision not in LOGIT_FILTERS:
         raise InputError(f"precision must be one of {', '.join(LOGIT_FILTERS)}, got {precision!r}")
+    if device is not None:
+        device = _check_device(device)
     return Pool(
         precision=precision,
+        device=device,
         shard=(int(rank), int(processes)),
         gather=gather,
         labeled_mask=labeled_mask,

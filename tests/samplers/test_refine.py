@@ -43,11 +43,12 @@ def test_picks_equal_the_exact_logits_for_every_product_and_chunking(name, optio
         options = dict(options, cluster_ids=clusters)
     common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=seed, options=options, labeled_class_counts=counts)
     exact = select_with_scores(name, 60, logits=reference_logits(features, weight, bias), **common)
-    for precision in ("float32", "bfloat16"):
+    # numpy's BLAS, torch's bfloat16, and torch's float32 on the CPU (the code path a GPU takes)
+    for precision, device in (("float32", None), ("bfloat16", None), ("float32", "cpu")):
         for chunk_size in (8192, 97):
-            got = select_with_scores(name, 60, features=features, precision=precision, chunk_size=chunk_size, **common)
-            assert got.indices.tolist() == exact.indices.tolist(), (precision, chunk_size)
-            assert got.scores.tobytes() == exact.scores.tobytes(), (precision, chunk_size)
+            got = select_with_scores(name, 60, features=features, precision=precision, chunk_size=chunk_size, device=device, **common)
+            assert got.indices.tolist() == exact.indices.tolist(), (precision, device, chunk_size)
+            assert got.scores.tobytes() == exact.scores.tobytes(), (precision, device, chunk_size)
             assert got.notes["filter"] == precision and got.notes["streamed_rows"] == int((~mask).sum())
 
 
@@ -169,3 +170,17 @@ def test_boundary_distances_from_a_few_exact_logits_equal_those_of_all(precision
     assert margins.tobytes() == expected[rows, predicted[rows]].tobytes()
     # Only rows the product cannot settle take all C exact logits (with twins: those predicted as either twin).
     assert pool.stats["partial_rows"] > 0.6 * 900 and pool.stats.get("refined_rows", 0) < 0.25 * 900, pool.stats
+
+
+def test_a_device_the_product_cannot_run_on_is_refused_by_name():
+    from al_core.errors import InputError
+    from al_core.samplers.pool import make_pool
+
+    features, weight, bias, mask, _, _ = near_tie_pool(12, n=900)
+    common = dict(labeled_mask=mask, features=features, head_weight=weight, head_bias=bias)
+    with pytest.raises(InputError, match="not a torch device name"):
+        make_pool(device="gpu0", **common)
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            make_pool(device="cuda", **common)
+    assert make_pool(device="cpu", **common).device == "cpu"
