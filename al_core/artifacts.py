@@ -14,11 +14,14 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 
 from al_core.errors import InputError
+
+if TYPE_CHECKING:  # polars is imported where a table is read: the numeric modules import this one without it
+    import polars as pl
 
 TEMP_PREFIX = "."  # temporary files are hidden: ".<name>.<random><suffix>"
 RERUN = "re-run the stage that writes it (dvc repro -f <stage>), or restore it with dvc checkout"
@@ -114,6 +117,8 @@ def write_parquet(path: str | os.PathLike, frame: pl.DataFrame) -> None:
 
 def read_parquet(path: str | os.PathLike, columns: dict[str, tuple[type, ...]] | None = None) -> pl.DataFrame:
     """Read a Parquet table and check that it has ``columns`` (name -> accepted dtype classes)."""
+    import polars as pl
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist; run the stage that writes it first")

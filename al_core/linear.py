@@ -7,6 +7,7 @@ the product is computed (precision, threads) changes all of them together.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -289,14 +290,30 @@ class TorchProduct:
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
         torch = self.torch
-        cuda, onednn = torch.backends.cuda.matmul, torch.backends.mkldnn.matmul
-        saved = (cuda.fp32_precision, cuda.allow_bf16_reduced_precision_reduction, onednn.fp32_precision)
-        try:
-            cuda.fp32_precision, cuda.allow_bf16_reduced_precision_reduction, onednn.fp32_precision = "ieee", False, "ieee"
+        with _full_precision_products(torch):
             rows = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(self.device).to(self.dtype)
             return (rows @ self.weight_t).to(torch.float32).cpu().numpy()
-        finally:
-            cuda.fp32_precision, cuda.allow_bf16_reduced_precision_reduction, onednn.fp32_precision = saved
+
+
+@contextlib.contextmanager
+def _full_precision_products(torch):
+    """torch's matrix products in IEEE float32 (no TF32, no bfloat16 inside float32 products) and
+    bfloat16 ones with float32 reductions, on the GPU and in oneDNN; the settings are restored after.
+    torch 2.9 and later name them ``fp32_precision``; earlier ones ``allow_tf32``."""
+    cuda = torch.backends.cuda.matmul
+    settings = [(cuda, "fp32_precision", "ieee") if hasattr(cuda, "fp32_precision") else (cuda, "allow_tf32", False),
+                (cuda, "allow_bf16_reduced_precision_reduction", False)]
+    onednn = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    if onednn is not None and hasattr(onednn, "fp32_precision"):
+        settings.append((onednn, "fp32_precision", "ieee"))
+    saved = [getattr(owner, name) for owner, name, _ in settings]
+    try:
+        for owner, name, value in settings:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for (owner, name, _), value in zip(settings, saved):
+            setattr(owner, name, value)
 
 
 def largest_magnitudes(matrix: np.ndarray) -> np.ndarray:

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 from al_core.backbones import load_backbone
-from al_core.data import load_fashion_mnist
 from al_core.features import extract_features, pick_device
 from benchmarks.results_file import machine, write_results
 
@@ -48,6 +47,8 @@ def main() -> None:
     parser.add_argument("--precisions", default="float32,bfloat16")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/extraction.json"))
     args = parser.parse_args()
+
+    from al_core.data import load_fashion_mnist  # here: benchmarks.gpu imports this module where polars is not installed
 
     images = load_fashion_mnist(args.root)["train"][0][: args.images]
     model, preprocessing, _ = load_backbone("efficientnet_lite0", "packaged:efficientnet_lite0")

@@ -64,3 +64,22 @@ def test_pipeline_scale_benchmark_tiny(tmp_path, monkeypatch):
     report = json.loads(out.read_text())
     assert report["pool"] == "realistic" and report["shape"]["train_rows"] == 3000
     assert any(row["stage"].startswith("select") for row in report["stages"])
+
+
+def test_gpu_benchmark_runs_its_code_path_on_the_cpu(tmp_path, monkeypatch):
+    """benchmarks/gpu.sh's script, every part, at a tiny shape on torch's CPU device: the same calls
+    a GPU run makes (fast products through torch, the head trained there, extraction)."""
+    from benchmarks import gpu
+
+    out = tmp_path / "gpu.json"
+    monkeypatch.setattr("sys.argv", [
+        "gpu", "--device", "cpu", "--n", "3000", "--d", "32", "--c", "10", "--samplers", "base,margin", "--budget", "40",
+        "--labeled", "200", "--probe-epochs", "1", "--images", "96", "--image-size", "48", "--batch-size", "32",
+        "--workdir", str(tmp_path / "work"), "--out", str(out)])
+    gpu.main()
+    report = json.loads(out.read_text())
+    assert set(report["parts_seconds"]) == {"selection", "training", "extraction"}
+    for row in report["selection"]["samplers"]:
+        assert all(row[label]["same_as_cpu"] for label in ("device_float32", "device_bfloat16")), row
+    assert report["training"]["full_probe"]["rows"] == 3000 and report["training"]["full_probe"]["epochs_run"] == 1
+    assert [row["precision"] for row in report["extraction"]["results"]] == ["bfloat16", "float32"]
