@@ -15,8 +15,8 @@ from al_core.samplers.pool import Pool
 from al_core.samplers.quotas import TURN_ORDERS, class_quotas, turn_order, turns_needed
 from al_core.samplers.ranking import RunningSmallestPerClass, float32_ceiling, kth_smallest_per_group, select_smallest_scores, smallest_k
 from al_core.samplers.registry import Selection, register_sampler
-from al_core.samplers.scores import (IntervalScore, boundary_distance_bounds, boundary_distances, inverse_weight_distances,
-                                    nearest_boundary_bounds)
+from al_core.samplers.scores import (IntervalScore, boundary_distance_bounds, boundary_distances, boundary_entry_bounds,
+                                    inverse_weight_distances, nearest_boundary_bounds)
 from al_core.schema import one_of
 
 
@@ -203,30 +203,51 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
     among their class's ``keep[c]`` nearest, from the fast product (filter and refine), and per
     class the ``keep[c]``-th smallest upper end among them (+inf with fewer entries).
 
-    Every (row, class) gets an interval holding the distance the exact logits give
-    (``boundary_distance_bounds``; rows whose predicted class is unsettled get exact distances at
-    once). Per class, the running keep[c]-th smallest upper end rules out entries whose lower end
-    is above it; the shard's keep[c] smallest upper ends always stay in.
+    Every (row, class) gets an interval holding the distance the exact logits give (rows whose
+    predicted class is unsettled get exact distances at once). Per class, the running keep[c]-th
+    smallest upper end rules out entries whose lower end is above it; the shard's keep[c]
+    smallest upper ends always stay in. Until every class has such a threshold a block's intervals
+    are dense (``boundary_distance_bounds``); after that only the entries whose lower end passes
+    get an upper end (``boundary_entry_bounds``, the same ends for fewer passes).
     Cost: the fast pass, O(N*d*C), plus O(N*C) interval work; memory O(chunk*C + entries kept).
     """
     upper_ends = RunningSmallestPerClass(keep)
     kept: list[tuple[np.ndarray, ...]] = []
     buffered, limit = 0, max(1 << 21, 4 * int(keep.sum()))
+    wanted = keep > 0
 
     def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):  # in worker threads
         if excluded is not None:
             still = ~excluded[rows]
             rows, logits, bound = rows[still], logits[still], bound[still]
-        return rows, *boundary_distance_bounds(logits, bound, geometry)
+        thresholds = upper_ends.thresholds  # read only: a looser (older) threshold keeps more entries, nothing else
+        if np.isinf(thresholds[wanted]).any():
+            return rows, None, boundary_distance_bounds(logits, bound, geometry)
+        return rows, thresholds, boundary_entry_bounds(logits, bound, geometry, float32_ceiling(thresholds))
 
-    for rows, lower, upper, unsettled in pool.map_unlabeled_bounds(intervals):
-        if unsettled.any():
-            lower[unsettled] = upper[unsettled] = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
+    def take_dense(rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> int:
         upper_ends.push(upper, rows)
         flat = np.flatnonzero(lower <= float32_ceiling(upper_ends.thresholds)[None, :])
         positions, classes = np.divmod(flat, lower.shape[1])
         kept.append((classes, rows[positions], lower.reshape(-1)[flat], upper.reshape(-1)[flat]))
-        buffered += flat.shape[0]
+        return flat.shape[0]
+
+    for rows, thresholds, found in pool.map_unlabeled_bounds(intervals):
+        if thresholds is None:
+            lower, upper, unsettled = found
+            if unsettled.any():
+                lower[unsettled] = upper[unsettled] = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
+            buffered += take_dense(rows, lower, upper)
+        else:
+            positions, classes, lower, upper, unsettled = found
+            if unsettled.any():
+                exact = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
+                buffered += take_dense(rows[unsettled], exact, exact)
+            entry_rows = rows[positions]
+            passing = upper <= float32_ceiling(upper_ends.thresholds)[classes]
+            upper_ends.push_candidates(classes[passing], upper[passing].astype(np.float64), entry_rows[passing])
+            kept.append((classes, entry_rows, lower, upper))
+            buffered += classes.shape[0]
         if buffered > limit:  # drop what the thresholds, tighter now, rule out
             merged = [np.concatenate(part) for part in zip(*kept)]
             passing = merged[2] <= upper_ends.thresholds[merged[0]]

@@ -184,3 +184,22 @@ def test_a_device_the_product_cannot_run_on_is_refused_by_name():
         with pytest.raises(InputError, match="no CUDA GPU"):
             make_pool(device="cuda", **common)
     assert make_pool(device="cpu", **common).device == "cpu"
+
+
+@pytest.mark.parametrize("order", ["round_robin", "sequential"])
+@pytest.mark.parametrize("budget", [24, 60])
+def test_base_from_sparse_intervals_once_every_class_has_a_threshold(order, budget, monkeypatch):
+    """Once every class has a running threshold, BASE's blocks keep only the entries whose lower end
+    passes (boundary_entry_bounds): picks, order and scores still equal the exact logits'."""
+    from al_core.samplers import boundary
+
+    sparse = []
+    original = boundary.boundary_entry_bounds
+    monkeypatch.setattr(boundary, "boundary_entry_bounds", lambda *args: sparse.append(1) or original(*args))
+    features, weight, bias, mask, counts, _ = near_tie_pool(13, n=3000)
+    common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=2, options={"order": order}, labeled_class_counts=counts)
+    exact = select_with_scores("base", budget, logits=reference_logits(features, weight, bias), **common)
+    for precision in ("float32", "bfloat16"):
+        got = select_with_scores("base", budget, features=features, precision=precision, chunk_size=256, **common)
+        assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), precision
+    assert len(sparse) > 10  # the sparse path ran, for most blocks

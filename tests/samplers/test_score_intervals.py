@@ -64,3 +64,27 @@ def test_boundary_distance_intervals_hold_every_moved_logits(classes):
         assert (lower[settled] <= distances[settled]).all() and (distances[settled] <= upper[settled]).all(), trial
         nearest = distances[np.arange(len(predicted)), predicted]
         assert (mase_lower[mase_settled] <= nearest[mase_settled]).all() and (nearest[mase_settled] <= mase_upper[mase_settled]).all()
+
+
+@pytest.mark.parametrize("twins", [False, True])
+def test_sparse_boundary_entries_are_the_dense_intervals_that_pass(twins):
+    """boundary_entry_bounds: exactly the settled entries of boundary_distance_bounds whose lower end
+    passes the thresholds, with both ends bit for bit (own columns and identical weight rows too)."""
+    from al_core.samplers.scores import boundary_entry_bounds
+
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((40, 16)).astype(np.float32)
+    if twins:
+        weight[7] = weight[6]
+    geometry = inverse_weight_distances(weight)
+    logits, bound = logits_and_bounds(5, 300, 40, 2.0)
+    lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+    for thresholds in (np.full(40, np.inf, dtype=np.float32), rng.uniform(0, 0.5, 40).astype(np.float32),
+                       np.sort(lower[~unsettled], axis=0)[5].astype(np.float32)):
+        positions, classes, entry_lower, entry_upper, entry_unsettled = boundary_entry_bounds(logits, bound, geometry, thresholds)
+        assert np.array_equal(entry_unsettled, unsettled) and unsettled.any() and not unsettled.all()
+        wanted = (lower <= thresholds[None, :]) & ~unsettled[:, None]
+        expected = np.flatnonzero(wanted)
+        assert expected.shape[0] > 0 and np.array_equal(positions * 40 + classes, expected)
+        assert entry_lower.tobytes() == lower.reshape(-1)[expected].tobytes()
+        assert entry_upper.tobytes() == upper.reshape(-1)[expected].tobytes()
