@@ -20,6 +20,7 @@ whether the picks, their order and their scores are equal. Writes
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -138,6 +139,26 @@ def draw(rows: list[dict], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def markdown_table(previous: dict, current: dict) -> str:
+    """The docs' before/after table: each cell's ratio to the bare product and its share of rows
+    scored on their exact logits (+ rows scored from a few classes' exact logits), from two results
+    files of this script: ``previous`` (before) and ``current`` (now)."""
+    def share(row: dict) -> str:
+        streamed = max(row.get("streamed_rows") or 1, 1)
+        partial = row.get("partial_rows", row.get("top_two_rows", 0)) or 0
+        return f"{100 * (row.get('refined_rows') or 0) / streamed:.1f}%" + (f" (+{100 * partial / streamed:.1f}%)" if partial else "")
+
+    before = {(row["pool"], row["n"], row["budget_fraction"], row["sampler"]): row for row in previous["rows"]}
+    lines = ["| pool | b/N | sampler | before | now | rows scored exactly, before | now (+ from a few classes) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in current["rows"]:
+        old = before.get((row["pool"], row["n"], row["budget_fraction"], row["sampler"]))
+        old_ratio, old_share = (f"{old['ratio_to_bare']:.2f}x", share(old)) if old else ("-", "-")
+        lines.append(f"| {row['pool']} | {100 * row['budget_fraction']:g}% | {row['sampler']} | {old_ratio} | "
+                     f"{row['ratio_to_bare']:.2f}x | {old_share} | {share(row)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", default="100000", help="pool sizes, comma-separated")
@@ -153,7 +174,12 @@ def main() -> None:
                         help="compare with selection on the exact logits (default: when N <= 200k)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--figure", type=Path, default=FIGURE)
+    parser.add_argument("--table", type=Path, metavar="PREVIOUS_JSON",
+                        help="run nothing: print the docs' table of --out beside this earlier results file")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.table.read_text()), json.loads(args.out.read_text())))
+        return
     fractions = [float(f) for f in args.fractions.split(",")]
     unknown = set(args.samplers.split(",")) - set(SAMPLERS)
     if unknown:

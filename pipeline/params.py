@@ -56,7 +56,7 @@ SCHEMA: dict[str, Setting | dict[str, Setting]] = {
         "checkpoint_part": Setting(str, "auto", help="entry of a training checkpoint: auto, teacher, student, state_dict..."),
         "image_size": at_least(8, default=96, help="input size in pixels; the model's own size for photos (the default's 96 suits 28 px images)"),
         "batch_size": positive(default=256, help="images per forward pass of the extraction"),
-        "device": Setting(str, "auto", help="auto (cuda when present, else cpu), cpu, cuda or cuda:N"),
+        "device": Setting(str, "auto", help="where extraction, the head's training and selection's fast product run: auto (cuda when present, else cpu), cpu, cuda or cuda:N"),
         "shard_size": positive(default=8192, help="images per resumable shard (a killed embed restarts from the last one)"),
         "processes": positive(default=1, help=">1: embed under torchrun with this many local processes (one per GPU; gloo on CPU)"),
         "mean": Setting(list, [], help="per-channel normalisation; [] = the checkpoint's own, else timm's pretrained config"),

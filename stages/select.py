@@ -144,5 +144,6 @@ def scoring_note(notes) -> str:
     if "filter" not in notes:
         return ""
     partial = notes.get("partial_rows", 0)
-    return (f" ({notes['filter']} product, {notes.get('refined_rows', 0):,} of {notes.get('streamed_rows', 0):,} rows scored exactly"
+    where = f" on {notes['device']}" if "device" in notes else ""
+    return (f" ({notes['filter']} product{where}, {notes.get('refined_rows', 0):,} of {notes.get('streamed_rows', 0):,} rows scored exactly"
             + (f", {partial:,} more from the exact logits of a few classes" if partial else "") + ")")

@@ -327,6 +327,8 @@ class Pool:
             raise AssertionError("map_unlabeled_bounds streams features; given logits are exact already")
         product = self._logit_filter()
         self.stats["filter"] = product.name
+        if self.device is not None:
+            self.stats["device"] = self.device
         for name in ("refined_rows", "partial_rows"):
             self.stats.setdefault(name, 0)
         workers = max(1, min(STREAM_WORKERS, os.cpu_count() or 1))
