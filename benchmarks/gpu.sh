@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# GPU figures at ImageNet scale (selection, the linear head's training, feature extraction at
-# 1,281,167 pool rows; extraction on 400,000 images, projected to 1.28M) on a machine with a CUDA GPU,
-# sized for at most about 8 minutes on one H200 (an estimate until it has run there).
+# GPU figures at ImageNet scale on a machine with a CUDA GPU: selection and the linear head's
+# training on a pool of 1,281,167 rows, feature extraction on 400,000 images (the 1.28M time
+# projected from the rate). Sized for at most about 8 minutes on one H200 (an estimate until it
+# has run there).
 # Writes benchmarks/results/gpu.json (after each part). Extra arguments go to benchmarks.gpu, e.g.
 #   bash benchmarks/gpu.sh --parts selection --samplers base,margin
 # Needs numpy, torch, timm and tqdm (the efficientnet-lite0 weights' package is optional: without

@@ -222,8 +222,8 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
             rows, logits, bound = rows[still], logits[still], bound[still]
         thresholds = upper_ends.thresholds  # read only: a looser (older) threshold keeps more entries, nothing else
         if np.isinf(thresholds[wanted]).any():
-            return rows, None, boundary_distance_bounds(logits, bound, geometry)
-        return rows, thresholds, boundary_entry_bounds(logits, bound, geometry, float32_ceiling(thresholds))
+            return rows, False, boundary_distance_bounds(logits, bound, geometry)
+        return rows, True, boundary_entry_bounds(logits, bound, geometry, float32_ceiling(thresholds))
 
     def take_dense(rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> int:
         upper_ends.push(upper, rows)
@@ -232,8 +232,8 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
         kept.append((classes, rows[positions], lower.reshape(-1)[flat], upper.reshape(-1)[flat]))
         return flat.shape[0]
 
-    for rows, thresholds, found in pool.map_unlabeled_bounds(intervals):
-        if thresholds is None:
+    for rows, sparse, found in pool.map_unlabeled_bounds(intervals):
+        if not sparse:
             lower, upper, unsettled = found
             if unsettled.any():
                 lower[unsettled] = upper[unsettled] = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
