@@ -347,6 +347,21 @@ def boundary_distance_bounds(logits: np.ndarray, bound: np.ndarray, geometry: Bo
     Other rows are marked unsettled (their predicted class may differ). Cost O(B*C) in about 10
     float32 passes.
     """
+    rows, predicted, gaps, slack32, unsettled, lower = _lower_ends(logits, bound, geometry)
+    with np.errstate(invalid="ignore"):  # inf * 0 in column p (replaced below) and for identical weight rows
+        upper = gaps + slack32[:, None]
+        upper *= np.take(geometry.inverse_high, predicted, axis=0)
+    if geometry.parallel:
+        np.nan_to_num(upper, copy=False, nan=np.inf)
+    upper[rows, predicted] = np.inf
+    upper[rows, predicted] = upper.min(axis=1, initial=np.inf)
+    return lower, upper, unsettled
+
+
+def _lower_ends(logits: np.ndarray, bound: np.ndarray, geometry: BoundaryGeometry):
+    """What :func:`boundary_distance_bounds` and :func:`boundary_entry_bounds` share: ``(rows,
+    predicted, gaps (B, C) z_p - z_c with +inf in column p, slack32 (B,) 2 bound rounded up,
+    unsettled (B,), lower (B, C) float32 with column p the row's minimum)``."""
     logits = np.asarray(logits, dtype=np.float32)
     rows = np.arange(logits.shape[0])
     predicted = logits.argmax(axis=1)
@@ -354,19 +369,14 @@ def boundary_distance_bounds(logits: np.ndarray, bound: np.ndarray, geometry: Bo
     gaps[rows, predicted] = np.inf
     unsettled = gaps.min(axis=1, initial=np.inf) * (1.0 - 2.0**-20) <= 2.0 * bound * (1.0 + 2.0**-20)
     slack32 = (2.0 * bound * (1.0 + 2.0**-19)).astype(np.float32)
-    slack32 = np.nextafter(slack32, np.float32(np.inf))[:, None]  # rounded up, never down
+    slack32 = np.nextafter(slack32, np.float32(np.inf))  # rounded up, never down
     with np.errstate(invalid="ignore"):  # inf * 0 in column p (replaced below) and for identical weight rows
-        lower = gaps - slack32
+        lower = gaps - slack32[:, None]
         lower *= np.take(geometry.inverse_low, predicted, axis=0)
         np.fmax(lower, 0.0, out=lower)  # distances are >= 0; fmax also turns NaN into 0
-        upper = gaps + slack32
-        upper *= np.take(geometry.inverse_high, predicted, axis=0)
-    if geometry.parallel:
-        np.nan_to_num(upper, copy=False, nan=np.inf)
-    for ends in (lower, upper):
-        ends[rows, predicted] = np.inf
-        ends[rows, predicted] = ends.min(axis=1, initial=np.inf)
-    return lower, upper, unsettled
+    lower[rows, predicted] = np.inf
+    lower[rows, predicted] = lower.min(axis=1, initial=np.inf)
+    return rows, predicted, gaps, slack32, unsettled, lower
 
 
 def boundary_entry_bounds(logits: np.ndarray, bound: np.ndarray, geometry: BoundaryGeometry, thresholds: np.ndarray):
@@ -381,23 +391,10 @@ def boundary_entry_bounds(logits: np.ndarray, bound: np.ndarray, geometry: Bound
     end is the minimum over the row, for those rows). Cost O(B*C) in about 7 float32 passes (the
     dense function takes about 12), plus O(m) and O(C) per row with a kept own column.
     """
-    logits = np.asarray(logits, dtype=np.float32)
-    rows = np.arange(logits.shape[0])
-    predicted = logits.argmax(axis=1)
-    gaps = logits[rows, predicted][:, None] - logits
-    gaps[rows, predicted] = np.inf
-    unsettled = gaps.min(axis=1, initial=np.inf) * (1.0 - 2.0**-20) <= 2.0 * bound * (1.0 + 2.0**-20)
-    slack32 = (2.0 * bound * (1.0 + 2.0**-19)).astype(np.float32)
-    slack32 = np.nextafter(slack32, np.float32(np.inf))  # rounded up, never down
-    with np.errstate(invalid="ignore"):  # as boundary_distance_bounds
-        lower = gaps - slack32[:, None]
-        lower *= np.take(geometry.inverse_low, predicted, axis=0)
-        np.fmax(lower, 0.0, out=lower)
-    lower[rows, predicted] = np.inf
-    lower[rows, predicted] = lower.min(axis=1, initial=np.inf)
+    _, predicted, gaps, slack32, unsettled, lower = _lower_ends(logits, bound, geometry)
     lower[unsettled] = np.nan  # passes no threshold, +inf included
     flat = np.flatnonzero(lower <= thresholds[None, :])
-    positions, classes = np.divmod(flat, logits.shape[1])
+    positions, classes = np.divmod(flat, lower.shape[1])
     entry_lower = lower.reshape(-1)[flat]
     entry_predicted = predicted[positions]
     upper = np.empty(flat.shape[0], dtype=np.float32)
