@@ -286,13 +286,21 @@ class TorchProduct:
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-        self.weight_t = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32)).to(self.device).to(self.dtype).T
+        self.weight_t = torch.from_numpy(_writable_float32(weight)).to(self.device).to(self.dtype).T
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
         torch = self.torch
         with _full_precision_products(torch):
-            rows = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).to(self.device).to(self.dtype)
+            rows = torch.from_numpy(_writable_float32(block)).to(self.device).to(self.dtype)
             return (rows @ self.weight_t).to(torch.float32).cpu().numpy()
+
+
+def _writable_float32(array: np.ndarray) -> np.ndarray:
+    """``array`` as a C-contiguous, writable float32 array, copied only when it is not one already
+    (torch warns on read-only memory, such as a float32 feature file's memory map)."""
+    if array.dtype == np.float32 and array.flags.c_contiguous and array.flags.writeable:
+        return array
+    return np.array(array, dtype=np.float32, order="C", copy=True)
 
 
 @contextlib.contextmanager
@@ -346,7 +354,7 @@ class BFloat16Filter(_LogitFilter):
         self.bias = np.asarray(bias, dtype=np.float32)
         weight32 = np.ascontiguousarray(weight, dtype=np.float32)
         self.product_on_device = TorchProduct(weight32, device or "cpu", "bfloat16")
-        rounded = torch.from_numpy(weight32).to(torch.bfloat16).to(torch.float32).numpy()
+        rounded = torch.from_numpy(_writable_float32(weight32)).to(torch.bfloat16).to(torch.float32).numpy()
         self.largest_weight_norm = float(row_norms(weight32).max(initial=0.0))
         self.largest_rounded_norm = float(row_norms(rounded).max(initial=0.0))
         self.largest_residual_norm = float(row_norms(rounded - weight32).max(initial=0.0))
@@ -361,7 +369,7 @@ class BFloat16Filter(_LogitFilter):
     def bound(self, block: np.ndarray, logits: np.ndarray) -> np.ndarray:
         torch = self.torch
         block32 = np.ascontiguousarray(block, dtype=np.float32)
-        rounded = torch.from_numpy(block32).to(torch.bfloat16).to(torch.float32).numpy()
+        rounded = torch.from_numpy(_writable_float32(block32)).to(torch.bfloat16).to(torch.float32).numpy()
         rounded_norms = row_norms(rounded)
         bound = row_norms(rounded - block32) * self.largest_weight_norm
         bound += rounded_norms * (self.largest_residual_norm + self.factor * self.largest_rounded_norm)

@@ -101,3 +101,24 @@ def test_the_vectorised_exact_sums_round_like_exact_arithmetic(monkeypatch):
     for k, (i, c) in enumerate(zip(rows, columns)):
         assert got[k] == nearest_float32(exact_logit(x[i], weight[c], bias[c])), (i, c)
     assert len(calls) <= 3  # at most the constructed midpoint cases go one by one
+
+
+def test_torch_products_read_a_read_only_memory_map_without_a_warning(tmp_path):
+    """A float32 feature file's memory map is read-only: the torch products copy such a block
+    instead of handing torch read-only memory (which warns). In a fresh process, since torch
+    warns only once per process."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "features.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32))
+    code = (
+        "import numpy as np\n"
+        "from al_core.linear import BFloat16Filter, Float32Filter\n"
+        f"features = np.load({str(path)!r}, mmap_mode='r')\n"
+        "weight = np.ones((3, 16), dtype=np.float32)\n"
+        "for make in (BFloat16Filter, Float32Filter):\n"
+        "    make(weight, np.zeros(3, dtype=np.float32), device='cpu').approximate(features[:40])\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
