@@ -38,9 +38,10 @@ def machine(**extra) -> dict:
             "python": platform.python_version(), **extra}
 
 
-def pick_device(requested: str = "auto"):
-    """``backbone.device`` as a ``torch.device``: ``auto`` is CUDA when present (under torchrun, the
-    GPU of this process's LOCAL_RANK), else the CPU; a name torch cannot use here is an InputError."""
+def pick_device(requested: str = "auto", what: str = "backbone.device"):
+    """``requested`` (``backbone.device``, or the setting ``what`` names) as a ``torch.device``:
+    ``auto`` is CUDA when present (under torchrun, the GPU of this process's LOCAL_RANK), else the
+    CPU; a name torch cannot use here is an InputError naming ``what``."""
     import torch
 
     from al_core.errors import InputError
@@ -51,8 +52,8 @@ def pick_device(requested: str = "auto"):
         return torch.device("cpu")
     try:
         device = torch.device(requested)
-    except RuntimeError:
-        raise InputError(f"backbone.device {requested!r} is not a device name; expected auto, cpu, cuda or cuda:N") from None
+    except (RuntimeError, TypeError):
+        raise InputError(f"{what} {requested!r} is not a torch device name; expected auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"backbone.device is {requested!r} but torch sees no CUDA GPU on this machine; use auto or cpu")
+        raise InputError(f"{what} is {requested!r} but torch sees no CUDA GPU on this machine; use auto or cpu")
     return device

@@ -352,9 +352,9 @@ class BFloat16Filter(_LogitFilter):
 
         self.torch = torch
         self.bias = np.asarray(bias, dtype=np.float32)
-        weight32 = np.ascontiguousarray(weight, dtype=np.float32)
+        weight32 = _writable_float32(weight)
         self.product_on_device = TorchProduct(weight32, device or "cpu", "bfloat16")
-        rounded = torch.from_numpy(_writable_float32(weight32)).to(torch.bfloat16).to(torch.float32).numpy()
+        rounded = torch.from_numpy(weight32).to(torch.bfloat16).to(torch.float32).numpy()
         self.largest_weight_norm = float(row_norms(weight32).max(initial=0.0))
         self.largest_rounded_norm = float(row_norms(rounded).max(initial=0.0))
         self.largest_residual_norm = float(row_norms(rounded - weight32).max(initial=0.0))
@@ -368,8 +368,8 @@ class BFloat16Filter(_LogitFilter):
 
     def bound(self, block: np.ndarray, logits: np.ndarray) -> np.ndarray:
         torch = self.torch
-        block32 = np.ascontiguousarray(block, dtype=np.float32)
-        rounded = torch.from_numpy(_writable_float32(block32)).to(torch.bfloat16).to(torch.float32).numpy()
+        block32 = _writable_float32(block)
+        rounded = torch.from_numpy(block32).to(torch.bfloat16).to(torch.float32).numpy()
         rounded_norms = row_norms(rounded)
         bound = row_norms(rounded - block32) * self.largest_weight_norm
         bound += rounded_norms * (self.largest_residual_norm + self.factor * self.largest_rounded_norm)

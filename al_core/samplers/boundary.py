@@ -34,78 +34,45 @@ def mase_sampler(pool: Pool, budget: int, seed: int) -> Selection:
         return distances[np.arange(len(predicted)), predicted]
 
     return select_smallest_scores(pool, budget, IntervalScore(score, lambda logits, bound: nearest_boundary_bounds(logits, bound, geometry),
-                                                              from_rows=lambda pool, rows: exact_boundary_distances(pool, geometry, rows)))
+                                                              from_rows=lambda pool, rows: exact_margins(pool, geometry, rows)))
 
 
-def exact_boundary_distances(pool: Pool, geometry, rows: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
-    """``(m,) float32``: entry ``(rows[k], classes[k])`` of :func:`boundary_distances` of the exact
-    logits (``classes`` None: each row's own column, its MASE margin), bit for bit, from the exact
-    logits of the few classes that decide it. From features.
+def exact_margins(pool: Pool, geometry, rows: np.ndarray) -> np.ndarray:
+    """``(B,) float32``: the MASE margins of pool rows (column p of :func:`boundary_distances` of
+    the exact logits), bit for bit, from the exact logits of the few classes that decide each.
+    From features.
 
     The fast product of the rows (``Pool.approximate_rows``) and its intervals
     (:func:`boundary_distance_bounds`) settle each row's predicted class p (where the top two
-    logits are more than 2 bound apart) and, for its own column, the classes c whose distance
-    interval reaches below the smallest upper end: the minimum is among them. The distance to c's
-    boundary is then (z_p - z_c) * inverse[p, c] in float32 from the two exact logits
-    (``Pool.reference_entries``), as :func:`boundary_distances` evaluates it. Rows whose p is not
-    settled take their exact logits (``Pool.reference_logits``).
-    Cost: the fast product of the distinct rows, O(R*d*C), plus O(d) in float64 per exact logit
-    taken (about 2 per entry), instead of O(d*C) in float64 per row.
+    logits are more than 2 bound apart) and the classes c whose distance interval reaches below the
+    row's smallest upper end: the minimum is among them. Each of their distances is
+    (z_p - z_c) * inverse[p, c] in float32 from two exact logits (``Pool.reference_entries``), as
+    :func:`boundary_distances` evaluates it. Rows whose p is not settled take their exact logits
+    (``Pool.reference_logits``).
+    Cost: the fast product of the rows, O(B*d*C), plus O(d) in float64 per exact logit taken
+    (1 + the classes in reach, per row), instead of O(d*C) in float64 per row.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    unique, inverse = np.unique(rows, return_inverse=True)
-    features, logits, bound = pool.approximate_rows(unique)
+    features, logits, bound = pool.approximate_rows(rows)
     lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
-    predicted = logits.argmax(axis=1)
-    wanted = predicted[inverse] if classes is None else np.asarray(classes, dtype=np.int64)
     out = np.empty(rows.shape[0], dtype=np.float32)
-
-    hard = unsettled[inverse]
-    if hard.any():  # the exact logits decide the predicted class too
-        which = np.flatnonzero(unsettled)
-        distances, exact_predicted = boundary_distances(pool.reference_logits(unique[which]), geometry)
-        position = np.searchsorted(which, inverse[hard])
-        columns = exact_predicted[position] if classes is None else wanted[hard]
-        out[hard] = distances[position, columns]
-
-    easy = ~hard
-    own = easy & (wanted == predicted[inverse])
-    # Exact logits needed, as (distinct row, class) keys: every settled row's predicted class, the
-    # classes of the other entries, and for rows with an own-column entry the classes that may
-    # attain its minimum.
-    settled = np.zeros(unique.shape[0], dtype=bool)
-    settled[inverse[easy]] = True
-    with_own = np.zeros(unique.shape[0], dtype=bool)
-    with_own[inverse[own]] = True
-    owners = np.flatnonzero(with_own)
-    reach = lower[owners] <= upper[owners, predicted[owners]][:, None]
-    reach[np.arange(owners.shape[0]), predicted[owners]] = False
-    reach_rows, reach_classes = np.nonzero(reach)
-    reach_rows = owners[reach_rows]
-    num_classes = logits.shape[1]
-    other = easy & ~own
-    keys = np.unique(np.concatenate([
-        np.flatnonzero(settled) * num_classes + predicted[settled],
-        inverse[other] * num_classes + wanted[other],
-        reach_rows * num_classes + reach_classes,
-    ]))
-    key_rows, key_classes = np.divmod(keys, num_classes)
-    exact = pool.reference_entries(unique[key_rows], key_classes, features[key_rows])
-
-    def distance(local_rows: np.ndarray, to: np.ndarray) -> np.ndarray:
-        p = predicted[local_rows]
-        top = exact[np.searchsorted(keys, local_rows * num_classes + p)]
-        gap = top - exact[np.searchsorted(keys, local_rows * num_classes + to)]
-        with np.errstate(invalid="ignore"):  # inf * 0 for identical weight rows, as boundary_distances
-            result = geometry.inverse[p, to] * gap
-        return np.nan_to_num(result, nan=np.inf) if geometry.parallel else result
-
-    out[other] = distance(inverse[other], wanted[other])
-    if owners.shape[0]:
-        candidates = distance(reach_rows, reach_classes)
-        margins = np.full(unique.shape[0], np.inf, dtype=np.float32)
-        np.minimum.at(margins, reach_rows, candidates)
-        out[own] = margins[inverse[own]]
+    if unsettled.any():  # the exact logits decide the predicted class too
+        distances, predicted = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)
+        out[unsettled] = distances[np.arange(predicted.shape[0]), predicted]
+    settled = np.flatnonzero(~unsettled)
+    predicted = logits[settled].argmax(axis=1)
+    reach = lower[settled] <= upper[settled, predicted][:, None]
+    reach[np.arange(settled.shape[0]), predicted] = False
+    at, to = np.nonzero(reach)
+    top = pool.reference_entries(rows[settled], predicted, features[settled])
+    others = pool.reference_entries(rows[settled[at]], to, features[settled[at]])
+    with np.errstate(invalid="ignore"):  # inf * 0 for identical weight rows, as boundary_distances
+        candidates = geometry.inverse[predicted[at], to] * (top[at] - others)
+    if geometry.parallel:
+        np.nan_to_num(candidates, copy=False, nan=np.inf)
+    margins = np.full(settled.shape[0], np.inf, dtype=np.float32)
+    np.minimum.at(margins, at, candidates)
+    out[settled] = margins
     return out
 
 

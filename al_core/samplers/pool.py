@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from al_core.errors import InputError
+from al_core.hardware import pick_device
 from al_core.linear import LOGIT_FILTERS, ExactLogits, linear_logits
 from al_core.schema import Setting, at_least
 
@@ -396,21 +397,6 @@ class Pool:
                     yield result
 
 
-def _check_device(device) -> str:
-    """``device`` as a torch device name torch can use here, or an InputError saying why not."""
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"device {device!r} is not a torch device name; expected cpu, cuda or cuda:N") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} was asked for but torch sees no CUDA GPU on this machine; use cpu or None")
-    if parsed.type not in ("cpu", "cuda"):
-        raise InputError(f"device {device!r}: the fast product runs on cpu or cuda only")
-    return str(parsed)
-
-
 def make_pool(
     *,
     labeled_mask,
@@ -501,7 +487,10 @@ def make_pool(
     if precision not in LOGIT_FILTERS:
         raise InputError(f"precision must be one of {', '.join(LOGIT_FILTERS)}, got {precision!r}")
     if device is not None:
-        device = _check_device(device)
+        parsed = pick_device(device, "device")
+        if parsed.type not in ("cpu", "cuda"):
+            raise InputError(f"device {device!r}: the fast product runs on cpu or cuda only")
+        device = str(parsed)
     return Pool(
         precision=precision,
         device=device,

@@ -149,11 +149,11 @@ def test_margin_clustering_scores_about_the_budget_not_its_candidates(budget, fa
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("twins", [True, False])
-def test_boundary_distances_from_a_few_exact_logits_equal_those_of_all(precision, twins):
-    """MASE refines a row from the exact logits of the classes that decide its distances: every
-    entry, and every row's own column (its margin), equals the exact logits' distances bit for bit,
-    also for rows whose predicted class the fast product cannot settle (twins, ties, one ulp)."""
-    from al_core.samplers.boundary import exact_boundary_distances
+def test_mase_margins_from_a_few_exact_logits_equal_those_of_all(precision, twins):
+    """MASE refines a row from the exact logits of the classes that decide its margin: every row's
+    margin equals the exact logits' bit for bit, also for rows whose predicted class the fast
+    product cannot settle (twins, ties, one ulp), and for rows asked for more than once."""
+    from al_core.samplers.boundary import exact_margins
     from al_core.samplers.pool import make_pool
     from al_core.samplers.scores import boundary_distances, inverse_weight_distances
 
@@ -162,11 +162,7 @@ def test_boundary_distances_from_a_few_exact_logits_equal_those_of_all(precision
     expected, predicted = boundary_distances(reference_logits(features, weight, bias), geometry)
     pool = make_pool(labeled_mask=mask, features=features, head_weight=weight, head_bias=bias, precision=precision)
     rows = np.random.default_rng(0).permutation(np.repeat(np.arange(900), 3))
-    classes = np.random.default_rng(1).integers(0, weight.shape[0], size=rows.shape[0])
-    classes[::4] = predicted[rows[::4]]  # own columns asked for by class as well
-    got = exact_boundary_distances(pool, geometry, rows, classes)
-    assert got.tobytes() == expected[rows, classes].tobytes()
-    margins = exact_boundary_distances(pool, geometry, rows)
+    margins = exact_margins(pool, geometry, rows)
     assert margins.tobytes() == expected[rows, predicted[rows]].tobytes()
     # Only rows the product cannot settle take all C exact logits (with twins: those predicted as either twin).
     assert pool.stats["partial_rows"] > 0.6 * 900 and pool.stats.get("refined_rows", 0) < 0.25 * 900, pool.stats
