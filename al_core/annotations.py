@@ -7,7 +7,9 @@ appended to. Which label an item has is decided when it is read, by a documented
 
 Each annotation is stored once, keyed by its identity (``annotation``): Label Studio's
 annotation id with its task and item (ids number annotations within one server only), or for a
-row without one (a plain CSV) its item, label, annotator and time. An
+row without one (a plain CSV) its item, label, annotator and time; a row without a time either is
+an event of its file (its item, label and annotator in that file, by place and bytes), so a later
+file that repeats it is a new annotation, while importing one file twice stores nothing twice. An
 export that repeats stored annotations adds only the new ones; an annotation edited in Label
 Studio (same id, later ``updated_at``) is stored as a new version that replaces the earlier one
 when labels are resolved. Every row also records when it was imported (``imported_at``): a row
@@ -62,6 +64,7 @@ class ParsedExport:
     format: str
     cancelled: int  # skipped / cancelled annotations, and rows without a choice: not labels
     skipped_items: tuple[int, ...] = ()  # items whose every annotation in the file was skipped
+    cancelled_items: tuple[int, ...] = ()  # the item of each cancelled annotation (repeats kept)
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def _records(path: Path) -> tuple[str, list[dict]]:
     time, cancelled, key (the annotation's identity where the export gives one), task, lead_time."""
     if _is_json(path):
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte order mark is not content
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise InputError(f"{path} is not valid JSON ({error}); expected a Label Studio JSON or JSON_MIN export") from None
         if not isinstance(data, list) or not all(isinstance(task, dict) for task in data):
@@ -169,6 +172,9 @@ def _records(path: Path) -> tuple[str, list[dict]]:
                         "key": _studio_key(annotation.get("id"), task.get("id")), "lead_time": _number(annotation.get("lead_time")),
                     })
             return "label-studio-json", records
+        if data and all(isinstance(task.get("data"), dict) for task in data) and not any("label" in task for task in data):
+            raise InputError(f"{path} holds tasks to label (as al export writes them), not annotations; import the file "
+                             "Label Studio exports after labeling (Export: JSON, JSON_MIN or CSV)")
         return "label-studio-json-min", [_flat_record(row) for row in data]
     try:
         frame = pl.read_csv(path, infer_schema_length=0)  # every column as text: ids stay exact
@@ -252,8 +258,9 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
     index = PathIndex(ids, paths, root)
     classes = {name: position for position, name in enumerate(class_names)}
     classes[UNUSABLE] = UNUSABLE_LABEL
-    rows, bad, cancelled, answered, skipped = [], [], 0, set(), set()
+    rows, bad, cancelled, answered, skipped = [], [], [], set(), set()
     source = str(path.resolve())
+    digest = file_digest(path)
     for position, record in enumerate(records):
         where = f"row {position + 1}" + (f" (task {record['task']})" if record.get("task") is not None else "")
         item = _item_key(record["item_id"])
@@ -282,7 +289,7 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
             bad.append(f"{where}: item {record['item_id']!r} is not in the pool")
             continue
         if record["cancelled"] or record["choice"] is None:
-            cancelled += 1
+            cancelled.append(item)
             skipped.add(item)
             continue
         if record["choice"] not in classes:
@@ -294,7 +301,10 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
             bad.append(f"{where}: time {record['time']!r} is not an ISO 8601 time (e.g. 2026-11-26T10:00:00Z)")
             continue
         answered.add(item)
-        key = f"{record['key']}:{item}" if record["key"] else _row_identity(item, record["choice"], record["annotator"], time)
+        if record["key"]:
+            key = f"{record['key']}:{item}"
+        else:  # a row without a time is an event of its file: a later file repeating it is a new annotation
+            key = _row_identity(item, record["choice"], record["annotator"], time or f"file:{source}:{digest}")
         rows.append({"id": item, "label": classes[record["choice"]], "label_name": record["choice"],
                      "annotator": record["annotator"], "time": time, "source": source, "source_sha256": "",
                      "source_row": position, "annotation": key, "imported_at": None, "lead_time": record["lead_time"]})
@@ -305,8 +315,9 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
     if bad:
         shown = "; ".join(bad[:SHOWN_BAD_ROWS])
         raise InputError(f"{path}: {len(bad)} bad row(s), nothing imported: {shown}")
-    return ParsedExport(rows=frame.with_columns(pl.lit(file_digest(path)).alias("source_sha256")), format=export_format,
-                        cancelled=cancelled, skipped_items=tuple(sorted(skipped - answered)))
+    return ParsedExport(rows=frame.with_columns(pl.lit(digest).alias("source_sha256")), format=export_format,
+                        cancelled=len(cancelled), skipped_items=tuple(sorted(skipped - answered)),
+                        cancelled_items=tuple(cancelled))
 
 
 def _stored_time(value: str | None) -> str | None:
@@ -353,18 +364,33 @@ def append_to_store(store: Path, parsed: ParsedExport, imported_at: str | None =
     An annotation already stored in the same version (identity and time), or saying exactly what a
     stored row says (item, label, annotator, time: how rows of the first store layout are known),
     is not stored again; a stored annotation with another time is a new version. Rows are stamped ``imported_at``
-    (default: now, UTC). O(store + rows) time and memory.
+    (default: now, UTC). Writers take turns (:func:`~al_core.artifacts.exclusive_lock` from the
+    read to the rename; one that waits says so), so two imports at once both land whole. A full
+    disk changes nothing and says so. O(store + rows) time and memory.
     """
-    from al_core.artifacts import atomic_path
+    from al_core.artifacts import exclusive_lock
 
+    with exclusive_lock(store, waiting=f"import: waiting for another writer of {store} to finish"):
+        return _append_locked(store, parsed, imported_at)
+
+
+def _append_locked(store: Path, parsed: ParsedExport, imported_at: str | None) -> ImportCounts:
+    from al_core.artifacts import atomic_path, leftover_temporaries
+
+    for leftover in leftover_temporaries(store):  # a killed import's partial file, never the store itself
+        leftover.unlink()
     history = read_store(store)
     versions = set(zip(history["annotation"].to_list(), history["time"].fill_null("").to_list()))
     identities = set(history["annotation"].to_list())
+    # A row of the very file (same place, same bytes) imported before is a repeat, whatever identity it got then.
+    imported_rows = set(zip(history["source"].to_list(), history["source_sha256"].to_list(), history["source_row"].to_list()))
     rows = parsed.rows.unique(["annotation", "time"], keep="first", maintain_order=True)
-    # A row the first store layout holds (no annotation id then) is known by what it says.
-    said = [_row_identity(*row) for row in rows.select("id", "label_name", "annotator", "time").iter_rows()]
-    fresh = [(key, time or "") not in versions and text not in identities
-             for key, time, text in zip(rows["annotation"].to_list(), rows["time"].to_list(), said)]
+    # A timed row the first store layout holds (no annotation id then) is known by what it says.
+    said = [None if row[3] is None else _row_identity(*row)
+            for row in rows.select("id", "label_name", "annotator", "time").iter_rows()]
+    fresh = [(key, time or "") not in versions and text not in identities and origin not in imported_rows
+             for key, time, text, origin in zip(rows["annotation"].to_list(), rows["time"].to_list(), said,
+                                                rows.select("source", "source_sha256", "source_row").iter_rows())]
     rows = rows.filter(pl.Series(fresh, dtype=pl.Boolean))
     changed = sum(key in identities for key in rows["annotation"].to_list())
     counts = ImportCounts(new=rows.height - changed, changed=changed, repeated=parsed.rows.height - rows.height)
@@ -372,8 +398,12 @@ def append_to_store(store: Path, parsed: ParsedExport, imported_at: str | None =
         return counts
     rows = rows.with_columns(pl.lit(imported_at or utc_now(), dtype=pl.String).alias("imported_at"))
     merged = pl.concat([history, rows])
-    with atomic_path(store, suffix=".parquet") as tmp:
-        merged.write_parquet(tmp, compression="zstd", statistics=False)
+    try:
+        with atomic_path(store, suffix=".parquet") as tmp:
+            merged.write_parquet(tmp, compression="zstd", statistics=False)
+    except OSError as error:
+        raise InputError(f"could not write the annotation store {store} ({error.strerror or error}); it is unchanged: "
+                         "free space (or fix the folder's permissions) and import the file again") from None
     return counts
 
 

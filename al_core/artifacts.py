@@ -47,6 +47,29 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on the folder that holds ``path`` for the body (``flock`` on the
+    folder itself: no lock file is left behind, and the lock goes with the process, even after
+    ``kill -9``): writers of the folder's files take turns, never last-wins. When another process
+    holds it, ``waiting`` (if given) is printed once, then the call blocks. Not re-entrant."""
+    import fcntl
+
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
+
+
 def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

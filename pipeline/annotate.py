@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 import warnings
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -14,10 +15,11 @@ import numpy as np
 import polars as pl
 
 from al_core.annotations import UNUSABLE, append_to_store, parse_export, read_store, resolve
-from al_core.artifacts import TEMP_PREFIX, atomic_path, leftover_temporaries, read_json
+from al_core.artifacts import TEMP_PREFIX, atomic_path, read_json
 from al_core.errors import InputError
 from al_core.linear import linear_logits
 from pipeline.artifacts import (
+    INIT_ROUND,
     PREPARE_DIR,
     PoolTable,
     load_head,
@@ -26,7 +28,8 @@ from pipeline.artifacts import (
     round_dir,
     round_features,
 )
-from pipeline.label_store import annotated_labels, known_labels, store_file
+from pipeline.label_store import annotated_labels, campaign_ledger, known_labels, store_file
+from pipeline.ledger import check_unchanged
 from pipeline.params import Params
 
 EXPORT_FORMATS = ("label-studio", "csv")
@@ -61,12 +64,19 @@ def _predictions(table: PoolTable, round_name: str, positions: np.ndarray) -> np
 
 def image_url(path: str, prefix: str, document_root: Path) -> str:
     """What Label Studio shows: an item's own URL (``https://``, ``s3://``, ``gs://``...) as it is;
-    a file under ``labels.image_url`` when set, else served by Label Studio's local-files storage."""
+    a file under ``labels.image_url`` when set, else served by Label Studio's local-files storage.
+    The file's path below ``document_root`` is percent-encoded (``#``, ``&``, ``%``, spaces); a
+    file outside ``document_root`` is an error that says how to fix it (the server refuses ``..``)."""
     if "://" in path:
         return path
-    if prefix:
-        return prefix.rstrip("/") + "/" + os.path.relpath(path, document_root).replace(os.sep, "/")
-    return LOCAL_FILES_PREFIX + os.path.relpath(path, document_root).replace(os.sep, "/")
+    relative = os.path.relpath(os.path.realpath(path), os.path.realpath(document_root)).replace(os.sep, "/")
+    if relative == ".." or relative.startswith("../"):
+        where = "labels.image_url serves" if prefix else "Label Studio serves local files from"
+        raise InputError(f"image {path} is outside {document_root}, the folder {where}; pass --document-root a folder "
+                         "that holds every image (the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, e.g. the dataset's "
+                         "parent folder) and start Label Studio with that same root")
+    encoded = urllib.parse.quote(relative, safe="/")
+    return (prefix.rstrip("/") + "/" + encoded) if prefix else LOCAL_FILES_PREFIX + encoded
 
 
 def batch_file(out: Path, round_name: str, extension: str) -> Path:
@@ -101,6 +111,9 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
     if paths is None:
         raise InputError("this dataset's images are not files (fashion_mnist, cifar10 in memory): annotators need "
                          "image files; use data.dataset imagefolder or manifest (or features with a path column)")
+    ledger = campaign_ledger(params)
+    if ledger is not None:
+        check_unchanged(ledger, round_name)  # before anything is written
     if not ids.size:
         print(f"export {round_name}: nothing to write, all {queried.height} queried items are labeled "
               f"({len(queried_ids & annotated)} by annotators, {len(queried_ids & given - annotated)} by the dataset)")
@@ -123,7 +136,8 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
         target = batch_file(out, round_name, ".csv")
         with atomic_path(target, suffix=".csv") as tmp:
             frame.write_csv(tmp)
-        print(f"export {round_name}: {len(ids)} items to {target}{left}")
+        sent = mark_sent(ledger, round_name)
+        print(f"export {round_name}: {len(ids)} items to {target}{left}{sent}")
         return
     root = Path(document_root or dataset_root(params)).resolve()
     prefix = params.get("labels.image_url", str, "")
@@ -144,8 +158,20 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
         tmp.write_text(json.dumps(tasks, indent=1, allow_nan=False) + "\n")
     with atomic_path(out / "config.xml", suffix=".xml") as tmp:
         tmp.write_text(labeling_config(names))
+    sent = mark_sent(ledger, round_name)
     print(f"export {round_name}: {len(tasks)} Label Studio tasks to {target}{left}; labeling config {out / 'config.xml'}; "
-          f"images as {'URLs under ' + prefix if prefix else 'local files under ' + str(root)}")
+          f"images as {'URLs under ' + prefix if prefix else 'local files under ' + str(root)}{sent}")
+
+
+def mark_sent(ledger: Path | None, round_name: str) -> str:
+    """Record the round as sent in a campaign's ledger (None: a simulation), once its batch file is
+    written; the message's tail."""
+    from pipeline.ledger import record_sent
+
+    if ledger is None:
+        return ""
+    record_sent(ledger, round_name, "export")
+    return f"; {round_name} is sent: its batch stays as it is ({ledger})"
 
 
 def dataset_root(params: Params) -> Path:
@@ -156,44 +182,106 @@ def dataset_root(params: Params) -> Path:
 
 def run_import(params: Params, file: Path) -> None:
     """Merge an export into the annotation store (all rows or none; annotations stored already are
-    not stored again) and report what it held: new and changed annotations, repeats, cancelled or
-    skipped ones, items never queried, disagreements among this file's items."""
+    not stored again; concurrent imports take turns) and report what it held: new and changed
+    annotations, repeats, items still without a label (skipped or cancelled, or left out of the
+    file) per round, items never queried, disagreements. Rounds whose items now have labels are
+    recorded as sent (:mod:`pipeline.ledger`); reports/disagreements.csv is rewritten."""
     if not file.is_file():
         raise InputError(f"{file} does not exist (expected a Label Studio JSON/JSON_MIN/CSV export or a CSV of id,label)")
     table = PoolTable.load()
     store = store_file(params)
-    for leftover in leftover_temporaries(store):  # a killed import's partial file, never the store itself
-        leftover.unlink()
     parsed = parse_export(file, class_names(), table.ids("pool"), table.paths("pool"), dataset_root(params))
     counts = append_to_store(store, parsed)
-    ignore = store.parent / ".gitignore"
-    if store.parent.is_dir() and not ignore.exists():
-        with atomic_path(ignore) as tmp:
-            tmp.write_text(f"# temporary files of an interrupted `al import`\n{TEMP_PREFIX}{store.name}.*\n")
-    skipped = (f"; {len(parsed.skipped_items)} items skipped or cancelled without a label (finish them in the same "
-               f"Label Studio project, export it again and import it; or see labels.awaiting)" if parsed.skipped_items else "")
+    ignore_temporaries(store)
     if params.get("labels.source", str, "oracle") == "oracle":
         warnings.warn(f"{params.path}: labels.source is oracle, so no stage reads the annotation store {store}; set "
                       "labels.source: annotations to train on what annotators give")
-    if counts.added == 0:
-        print(f"import {file} ({parsed.format}): nothing new, {counts.repeated} annotations stored already{skipped}")
-        return
-    queried = set()
-    for queried_file in sorted(Path("runs").glob("*/queried.parquet")):
-        queried |= set(load_queried(queried_file.parent.name)["id"].to_list())
-    items = set(parsed.rows["id"].to_list())
-    never = sorted(items - queried)
     rule = params.get("labels.conflicts", str, "latest")
     # Under "refuse", the labels stage stops on a disagreement; the import itself only reports it.
     labels, disagreements = resolve(read_store(store), "latest" if rule == "refuse" else rule)
+    write_disagreements(disagreements)
+    labeled = set(labels["id"].to_list()) | set(known_labels(table)["id"].to_list())
+    batches = round_batches(params)
+    newly_sent = record_labeled_rounds(params, batches, labeled)
+    items = set(parsed.rows["id"].to_list())
+    touched = items | set(parsed.cancelled_items)
+    still_open = [item for item in parsed.cancelled_items if item not in labeled]
+    skipped = sorted(set(still_open))
+    notes = []
+    if still_open:
+        notes.append(f"{len(still_open)} cancelled or empty, not labels: {len(skipped)} items skipped or cancelled without a "
+                     "label (finish them in the same Label Studio project, export it again and import it; or see labels.awaiting)")
+    queried = set().union(*[set(batch) for batch in batches.values()]) if batches else set()
+    never = sorted(items - queried)
+    if never:
+        notes.append(f"{len(never)} items never queried (kept: used if a later round queries them)")
     here = disagreements.filter(pl.col("id").is_in(list(items))).height
-    if disagreements.height:
-        with atomic_path(DISAGREEMENTS, suffix=".csv") as tmp:
-            disagreements.with_columns(pl.col("labels").list.join("|")).write_csv(tmp)
+    if here:
+        notes.append(f"annotators disagree on {here} of these items ({disagreements.height} in the store, {DISAGREEMENTS}: "
+                     f"the labels and the one chosen by {rule})")
+    notes += [f"round {name} sent ({ledger_name(params)})" for name in newly_sent]
+    notes += open_items(batches, touched, labeled)
+    tail = "".join(f"; {note}" for note in notes)
+    if counts.added == 0:
+        print(f"import {file} ({parsed.format}): nothing new, {counts.repeated} annotations stored already{tail}")
+        return
     changed = f", {counts.changed} changed (edited in Label Studio)" if counts.changed else ""
     repeated = f", {counts.repeated} stored already" if counts.repeated else ""
     print(f"import {file} ({parsed.format}): {counts.new} new annotations{changed}{repeated} of {len(items)} items, "
-          f"to {store}{f'; {parsed.cancelled} cancelled or empty, not labels' if parsed.cancelled else ''}{skipped}"
-          f"{f'; {len(never)} items never queried (kept: used if a later round queries them)' if never else ''}"
-          f"{f'; annotators disagree on {here} of these items ({disagreements.height} in the store, {DISAGREEMENTS}: the labels and the one chosen by {rule})' if here else ''}; "
-          f"{labels.height} items labeled in all")
+          f"to {store}{tail}; {labels.height} items labeled in all")
+
+
+def ignore_temporaries(store: Path) -> None:
+    """A .gitignore in the store's folder for the temporary files a killed writer leaves."""
+    folder, store_name = store.parent, store.name
+    ignore = folder / ".gitignore"
+    if folder.is_dir() and not ignore.exists():
+        with atomic_path(ignore) as tmp:
+            tmp.write_text("# temporary files of an interrupted `al import` or `al export`\n"
+                           f"{TEMP_PREFIX}{store_name}.*\n{TEMP_PREFIX}sent.parquet.*\n")
+
+
+def write_disagreements(disagreements: pl.DataFrame) -> None:
+    """reports/disagreements.csv: the items annotators disagree on now (header only when none)."""
+    with atomic_path(DISAGREEMENTS, suffix=".csv") as tmp:
+        disagreements.with_columns(pl.col("labels").list.join("|")).write_csv(tmp)
+
+
+def round_batches(params: Params) -> dict[str, list[int]]:
+    """``round -> queried ids`` of every scheduled round whose batch exists (``init`` first)."""
+    batches = {}
+    for name in [INIT_ROUND, *params.schedule()]:
+        if (round_dir(name) / "queried.parquet").exists():
+            batches[name] = load_queried(name)["id"].to_list()
+    return batches
+
+
+def ledger_name(params: Params) -> Path:
+    from pipeline.ledger import ledger_file
+
+    return ledger_file(store_file(params))
+
+
+def record_labeled_rounds(params: Params, batches: dict[str, list[int]], labeled: set[int]) -> list[str]:
+    """In a campaign, record as sent every round one of whose items has a label; the rounds new to the ledger."""
+    from pipeline.ledger import record_sent, sent_rounds
+
+    ledger = campaign_ledger(params)
+    if ledger is None:
+        return []
+    sent = sent_rounds(ledger)
+    return [name for name, ids in batches.items()
+            if name not in sent and labeled.intersection(ids) and record_sent(ledger, name, "import")]
+
+
+def open_items(batches: dict[str, list[int]], touched: set[int], labeled: set[int], shown: int = 5) -> list[str]:
+    """Per round that this file's items belong to: its items still without a label, named."""
+    notes = []
+    for name, ids in batches.items():
+        if not touched.intersection(ids):
+            continue
+        missing = [item for item in ids if item not in labeled]
+        if missing:
+            listed = ", ".join(map(str, missing[:shown])) + (", ..." if len(missing) > shown else "")
+            notes.append(f"round {name}: {len(missing)} of {len(ids)} items still without a label (ids {listed})")
+    return notes

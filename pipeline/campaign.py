@@ -1,12 +1,14 @@
 """``al campaign``: where a labeling campaign stands, round by round, for the team that pays for it.
 
-Reads each round's batch (``runs/<round>/queried.parquet``), the annotation store (resolved by
-``labels.conflicts``, each annotation counted once in its latest version) and, when the report
-stage has run, the stopping signals of ``reports/rounds.csv``. Writes ``reports/campaign.csv``
-and ``reports/campaign.md``: per round the items sent, labeled (by annotators, or by the dataset
-for a seed set), still awaiting, marked unusable, the items annotators disagree on with the label
-that won, the median annotation time (Label Studio's lead time, seconds) and the labels per
-class; then the stopping signal. O(store + N) time and memory.
+Reads each round's batch (``runs/<round>/queried.parquet``), the ledger of sent batches
+(:mod:`pipeline.ledger`), the annotation store (resolved by ``labels.conflicts``, each annotation
+counted once in its latest version) and this workspace's own evaluations (each round's
+``stop_predictions.npy`` and ``metrics.json``: never a committed run's). Writes
+``reports/campaign.csv``, ``reports/campaign.md`` and the current ``reports/disagreements.csv``:
+per round when the batch was sent (or that it was not yet), the items sent, labeled (by
+annotators, or by the dataset for a seed set), still awaiting, marked unusable, the items
+annotators disagree on with the label that won, the median annotation time (Label Studio's lead
+time, seconds) and the labels per class; then the stopping signal. O(store + N) time and memory.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from al_core.annotations import UNUSABLE_LABEL, read_store, resolve
 from al_core.artifacts import atomic_path
 from al_core.stopping import stopping_point
 from pipeline.annotate import class_names
-from pipeline.artifacts import INIT_ROUND, REPORTS_DIR, PoolTable, load_queried, round_dir
+from pipeline.artifacts import INIT_ROUND, REPORTS_DIR, STOP_PREDICTIONS, PoolTable, load_queried, round_dir
 from pipeline.label_store import store_file, with_dataset_labels
+from pipeline.ledger import ledger_file, sent_batch, sent_rounds
 from pipeline.params import Params
 
 CAMPAIGN_CSV = REPORTS_DIR / "campaign.csv"
@@ -35,11 +38,17 @@ def campaign_table(params: Params) -> pl.DataFrame:
     labels, disagreements = resolve(history, params.get("labels.conflicts", str, "latest"))
     answered, given = with_dataset_labels(labels, table)
     lead = history.group_by("id").agg(pl.col("lead_time").median().alias("lead_time"))
+    ledger = ledger_file(store_file(params))
+    sent = sent_rounds(ledger)
     rows = []
     for round_name in [INIT_ROUND, *params.schedule()]:
         if not (round_dir(round_name) / "queried.parquet").exists():
             break
         batch = load_queried(round_name).select("id")
+        kept = sent_batch(ledger, round_name) if round_name in sent else None
+        status = "no" if kept is None else sent[round_name]["sent_at"][:16].replace("T", " ")
+        if kept is not None and kept["id"].to_list() != batch["id"].to_list():
+            status += " (not yet written back: dvc repro)"
         got = batch.join(answered, on="id", how="inner")
         usable = got.filter(pl.col("label") >= 0)
         argued = disagreements.join(batch, on="id", how="inner")
@@ -47,7 +56,7 @@ def campaign_table(params: Params) -> pl.DataFrame:
         per_class = dict(zip(counts["label"].to_list(), counts["len"].to_list()))
         times = batch.join(lead, on="id", how="inner")["lead_time"].drop_nulls()
         rows.append({
-            "round": round_name, "sent": batch.height,
+            "round": round_name, "sent_at": status, "sent": batch.height,
             "labeled": got.height, "by_dataset": batch.join(given, on="id", how="inner").height,
             "awaiting": batch.height - got.height, "unusable": int((got["label"] == UNUSABLE_LABEL).sum()),
             "disagreements": argued.height,
@@ -58,8 +67,33 @@ def campaign_table(params: Params) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def stopping_line(params: Params) -> str | None:
+    """The stopping signal of this workspace's evaluated rounds (None before two of them)."""
+    from al_core.artifacts import read_json, read_npy
+    from al_core.stopping import cohen_kappa
+
+    rounds, labels, kappas, previous = [], [], [], None
+    for round_name in params.schedule():
+        folder = round_dir(round_name)
+        if not ((folder / "metrics.json").is_file() and (folder / STOP_PREDICTIONS).is_file()):
+            break
+        current = read_npy(folder / STOP_PREDICTIONS, mmap=False)
+        same = previous is not None and previous.shape == current.shape
+        kappas.append(round(cohen_kappa(previous, current, len(class_names())), 5) if same else None)
+        rounds.append(round_name)
+        labels.append(read_json(folder / "metrics.json")["labels"])
+        previous = current
+    if len(rounds) < 2:
+        return None
+    stop = stopping_point(rounds, labels, kappas, params.get("stop.kappa", float, 0.99), params.get("stop.window", int, 3))
+    verdict = f"stop at {stop['stop_round']} ({stop['stop_labels']} labels)" if stop["stop_round"] else "not reached yet"
+    return (f"Stopping signal ({stop['rule']}): {verdict}; per round: "
+            + ", ".join(f"{r}: kappa {'-' if k is None else k}" for r, k in zip(rounds, kappas)))
+
+
 def run_campaign(params: Params) -> pl.DataFrame:
-    """Write reports/campaign.csv and reports/campaign.md and print the table."""
+    """Write reports/campaign.csv, reports/campaign.md and reports/disagreements.csv and print the table."""
+    from pipeline.annotate import write_disagreements
     from reporting.pages import markdown_table
 
     frame = campaign_table(params)
@@ -67,20 +101,23 @@ def run_campaign(params: Params) -> pl.DataFrame:
     for row in frame.iter_rows(named=True):
         lines.append(f"- {row['round']}: {row['labels_per_class']}" + (f"; disagreements (item:label that won): {row['won']}"
                                                                        if row["won"] else ""))
-    rounds_csv = REPORTS_DIR / "rounds.csv"
-    if rounds_csv.exists():
-        rounds = pl.read_csv(rounds_csv)
-        if "kappa" in rounds.columns:
-            stop = stopping_point(rounds["round"].to_list(), rounds["labels"].to_list(), rounds["kappa"].to_list(),
-                                  params.get("stop.kappa", float, 0.99), params.get("stop.window", int, 3))
-            lines.append("")
-            lines.append(f"Stopping signal ({stop['rule']}): " + (f"stop at {stop['stop_round']} ({stop['stop_labels']} labels)"
-                                                                 if stop["stop_round"] else "not reached yet") +
-                         "; per round: " + ", ".join(f"{r}: kappa {k}" for r, k in rounds.select("round", "kappa").rows()))
+    signal = stopping_line(params)
+    if signal:
+        lines += ["", signal]
     text = "\n".join(lines) + "\n"
+    rule = params.get("labels.conflicts", str, "latest")
+    write_disagreements(resolve(read_store(store_file(params)), "latest" if rule == "refuse" else rule)[1])
     with atomic_path(CAMPAIGN_CSV, suffix=".csv") as tmp:
         frame.write_csv(tmp)
     with atomic_path(CAMPAIGN_MD, suffix=".md") as tmp:
         tmp.write_text(text)
     print(text + f"campaign: {Path(CAMPAIGN_MD)}, {Path(CAMPAIGN_CSV)}")
     return frame
+
+
+def run_reopen(params: Params, round_name: str, confirm: bool) -> None:
+    """``al reopen``: drop a sent round and the later ones from the ledger (``confirm``), or say what it would drop."""
+    from pipeline.ledger import reopen
+
+    labels, _ = resolve(read_store(store_file(params)), "latest")
+    print(reopen(ledger_file(store_file(params)), params.schedule(), round_name, set(labels["id"].to_list()), confirm))

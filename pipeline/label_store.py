@@ -26,6 +26,27 @@ def store_file(params: Params) -> Path:
     return folder / "labels.parquet"
 
 
+def campaign_ledger(params: Params) -> Path | None:
+    """The ledger of sent batches (:mod:`pipeline.ledger`) in a campaign; None in a simulation
+    (``labels.source: oracle``), whose rounds never read it."""
+    from pipeline.ledger import ledger_file
+
+    return ledger_file(store_file(params)) if params.get("labels.source", str, "oracle") == "annotations" else None
+
+
+def sent_batch_for(params: Params, round_name: str, labeled_ids: set[int], pool_ids: np.ndarray) -> pl.DataFrame | None:
+    """What the ``init``/``select`` stage writes for a round sent to annotators (None: select it):
+    the batch as it was sent, checked against the round's labeled set and the pool."""
+    from pipeline.ledger import kept_batch
+
+    ledger = campaign_ledger(params)
+    batch = None if ledger is None else kept_batch(ledger, round_name, labeled_ids, pool_ids)
+    if batch is not None:
+        print(f"{round_name}: sent to annotators ({ledger}): {batch.height} items kept as sent, whatever the head or "
+              f"settings say now (`al reopen {round_name}` selects this round again)")
+    return batch
+
+
 def annotated_labels(params: Params) -> pl.DataFrame:
     """``id, label, label_name, annotations``: one label per annotated item (the store, resolved)."""
     from al_core.annotations import read_store, resolve

@@ -9,6 +9,7 @@ each option's type, range and default (``al samplers`` lists them).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -56,7 +57,8 @@ SCHEMA: dict[str, Setting | dict[str, Setting]] = {
         "checkpoint_part": Setting(str, "auto", help="entry of a training checkpoint: auto, teacher, student, state_dict..."),
         "image_size": at_least(8, default=96, help="input size in pixels; the model's own size for photos (the default's 96 suits 28 px images)"),
         "batch_size": positive(default=256, help="images per forward pass of the extraction"),
-        "device": Setting(str, "auto", help="where extraction, the head's training and selection's fast product run: auto (cuda when present, else cpu), cpu, cuda or cuda:N"),
+        "device": Setting(str, "auto", valid=lambda value: re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", value) is not None,
+                          expected="auto, cpu, cuda or cuda:N", help="where extraction, the head's training and selection's fast product run: auto (cuda when present, else cpu), cpu, cuda or cuda:N"),
         "shard_size": positive(default=8192, help="images per resumable shard (a killed embed restarts from the last one)"),
         "processes": positive(default=1, help=">1: embed under torchrun with this many local processes (one per GPU; gloo on CPU)"),
         "mean": Setting(list, [], help="per-channel normalisation; [] = the checkpoint's own, else timm's pretrained config"),
@@ -149,6 +151,17 @@ def _check_sampler_sections(section: dict, source: str) -> dict:
     return {name: value for name, value in section.items() if not isinstance(value, dict)}
 
 
+def check_schedule(schedule: dict, source: str) -> dict[str, str]:
+    """``schedule`` if each round maps to the one before it (the first to ``init``), else an InputError."""
+    rounds = list(schedule)
+    for index, (current, previous) in enumerate(schedule.items()):
+        expected = INIT_ROUND if index == 0 else rounds[index - 1]
+        if previous != expected:
+            raise InputError(f"{source}: schedule.{current} is {previous!r}, expected {expected!r} "
+                             "(each round maps to the one before it; the first to 'init')")
+    return schedule
+
+
 PARAMS_FILE = Path("params.yaml")
 
 
@@ -186,16 +199,7 @@ class Params:
         return node
 
     def schedule(self) -> dict[str, str]:
-        schedule = self.get("schedule", dict)
-        rounds = list(schedule)
-        for index, (current, previous) in enumerate(schedule.items()):
-            expected = INIT_ROUND if index == 0 else rounds[index - 1]
-            if previous != expected:
-                raise InputError(
-                    f"{self.path}: schedule.{current} is {previous!r}, expected {expected!r} "
-                    "(each round maps to the one before it; the first to 'init')"
-                )
-        return schedule
+        return check_schedule(self.get("schedule", dict), str(self.path))
 
 
 def preprocessing_overrides(params: Params) -> dict:

@@ -18,21 +18,26 @@ def sampler_options(params: Params, name: str) -> dict:
     Checks every ``select.<sampler>`` mapping of the file first (a misspelled sampler or option
     anywhere is an error naming it, whichever sampler runs).
     """
-    section = params.data.get("select") or {}
+    return check_sampler_settings(params.data, str(params.path), name)
+
+
+def check_sampler_settings(data: dict, source: str, name: str) -> dict:
+    """Check sampler ``name`` and every ``select.<sampler>`` mapping of the settings ``data`` (read
+    from ``source``) against the registry; return ``select.<name>``'s options."""
+    section = data.get("select") or {}
     for sampler, settings in section.items():
         if not isinstance(settings, dict):
             continue
         if sampler not in SAMPLERS:
-            raise InputError(f"{params.path}: select.{sampler} is not a sampler (known: {', '.join(sorted(SAMPLERS))}); "
+            raise InputError(f"{source}: select.{sampler} is not a sampler (known: {', '.join(sorted(SAMPLERS))}); "
                              "sampler options go in select.<sampler>.<option>")
         spec = SAMPLERS[sampler]
         settable = [option for option, setting in spec.options.items() if setting.settable]
         for option, value in settings.items():
             if option not in settable:
-                raise InputError(f"{params.path}: select.{sampler}.{option} is not an option of sampler {sampler!r} "
+                raise InputError(f"{source}: select.{sampler}.{option} is not an option of sampler {sampler!r} "
                                  f"(its options: {', '.join(settable) or 'none'}; `al samplers` lists them)")
-            spec.options[option].check(f"select.{sampler}.{option}", value, str(params.path))
+            spec.options[option].check(f"select.{sampler}.{option}", value, source)
     if name not in SAMPLERS:
-        raise InputError(f"{params.path}: unknown sampler {name!r}; known samplers: {', '.join(sorted(SAMPLERS))} (`al samplers`)")
+        raise InputError(f"{source}: unknown sampler {name!r}; known samplers: {', '.join(sorted(SAMPLERS))} (`al samplers`)")
     return dict(section.get(name) or {})
-

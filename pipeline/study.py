@@ -72,6 +72,11 @@ def load_grid(path: Path = GRID) -> Grid:
         raise InputError(f"{path}: samplers must be a list of sampler names")
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise InputError(f"{path}: seeds must be a list of non-negative integers")
+    for dataset, changes in datasets.items():
+        per_cell = sorted({"sampler", "seed"} & set(changes))
+        if per_cell:
+            raise InputError(f"{path}: datasets.{dataset} sets {per_cell[0]}, which every cell takes from the grid's "
+                             f"{per_cell[0]}s list; remove it there (list it under {per_cell[0]}s)")
     from al_core.samplers import SAMPLERS
 
     unknown = [name for name in samplers if name not in SAMPLERS]

@@ -5,6 +5,7 @@ and, on bad input, exits with code 2 and one line naming the file or key at faul
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 import warnings
@@ -58,6 +59,13 @@ def friendly_errors(fn):
                 return fn(*args, **kwargs)
             except (InputError, DatasetMissingError) as error:
                 typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+                sys.exit(2)
+            except OSError as error:
+                if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                # Every artifact is written to a temporary file first and renamed: nothing was half-replaced.
+                typer.secho(f"error: no space left on the device ({error.filename or 'writing a file'}); every file "
+                            "is as it was before this command: free space and run it again", fg=typer.colors.RED, err=True)
                 sys.exit(2)
 
     return wrapper
@@ -114,6 +122,25 @@ def import_command(
     from pipeline.annotate import run_import
 
     run_import(_params(params), file)
+
+
+@app.command(rich_help_panel=LABELING)
+@friendly_errors
+def reopen(
+    round_name: str = typer.Argument(..., metavar="ROUND", help="the first sent round to select again"),
+    yes: bool = typer.Option(False, "--yes", help="drop them; without it, only say what would be dropped"),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Select a sent round again: drop the sent batches of ROUND and every later round from the
+    ledger (labels.store/sent.parquet), so that dvc repro selects them anew. Without --yes it only
+    says what it would drop: the batches, and how many of their items have labels (those stay in the
+    store, but train no head unless a new selection picks the items again).
+
+    Example: al reopen r02 --yes
+    """
+    from pipeline.campaign import run_reopen
+
+    run_reopen(_params(params), round_name, yes)
 
 
 @app.command(rich_help_panel=LABELING)

@@ -22,6 +22,7 @@ from pipeline.artifacts import (
     round_features,
     round_seed,
 )
+from pipeline.label_store import sent_batch_for
 from pipeline.distributed import all_gather_object, process_group, rank_and_processes, relaunch, under_torchrun
 from pipeline.params import Params
 from pipeline.sampler_options import sampler_options
@@ -85,6 +86,11 @@ def _select(params: Params, round_name: str) -> None:
         processes = 1
     table = PoolTable.load()
     pool_ids = table.ids("pool")
+    sent = sent_batch_for(params, round_name, set(load_labeled(round_name)["id"].to_list()), pool_ids)
+    if sent is not None:  # a campaign's sent batch is a fact: written back as it went out
+        if rank == 0:
+            write_parquet(round_dir(round_name) / "queried.parquet", sent)
+        return
     head = load_head(round_name)
     budget = params.get("budget", int)
     options = options_for(params, sampler, len(pool_ids))  # also refuses an unknown sampler

@@ -15,6 +15,7 @@ from al_core.annotations import (
     ImportCounts,
     append_to_store,
     current_versions,
+    file_digest,
     parse_export,
     read_store,
     resolve,
@@ -170,11 +171,16 @@ def test_a_plain_csv_correction_wins_over_an_earlier_studio_label(tmp_path):
 
 def test_a_store_of_the_first_layout_is_read_and_extended(tmp_path):
     store = tmp_path / "labels.parquet"
-    pl.DataFrame({"id": [10], "label": [0], "label_name": ["cat"], "annotator": [None], "time": [None], "source": ["a.csv"],
-                  "source_sha256": ["x"], "source_row": [0]}, schema=STORE_SCHEMA_V1).write_parquet(store)
-    (tmp_path / "same.csv").write_text("id,label\n10,cat\n11,dog\n")
+    (tmp_path / "same.csv").write_text("id,label\n10,cat\n11,dog\n")  # imported before (row 0 only) by the old code
+    pl.DataFrame({"id": [10], "label": [0], "label_name": ["cat"], "annotator": [None], "time": [None],
+                  "source": [str((tmp_path / "same.csv").resolve())],
+                  "source_sha256": [file_digest(tmp_path / "same.csv")], "source_row": [0]},
+                 schema=STORE_SCHEMA_V1).write_parquet(store)
     assert append_to_store(store, parse(tmp_path / "same.csv")) == ImportCounts(new=1, changed=0, repeated=1)
     assert dict(read_store(store).schema) == STORE_SCHEMA
+    # Another file saying the same thing without a time is another event: a new annotation.
+    (tmp_path / "again.csv").write_text("id,label\n10,cat\n")
+    assert append_to_store(store, parse(tmp_path / "again.csv")) == ImportCounts(new=1, changed=0, repeated=0)
     # A Label Studio annotation stored by the first layout (no id kept) is not stored again either.
     export = studio_json(tmp_path / "studio.json", [(12, [{"label": "eel", "time": "2026-11-25T10:00:00Z"}])])
     old = pl.DataFrame({"id": [12], "label": [2], "label_name": ["eel"], "annotator": ["1"], "time": ["2026-11-25T10:00:00Z"],
@@ -232,3 +238,23 @@ def test_annotation_ids_reused_by_another_server_are_new_annotations(tmp_path):
     assert append_to_store(store, parse(second)) == ImportCounts(new=1, changed=0, repeated=0)
     labels, _ = resolve(read_store(store), "latest")
     assert labels.select("id", "label_name").rows() == [(10, "cat"), (11, "dog")]
+
+
+def test_every_plain_csv_import_is_an_event(tmp_path):
+    """A reviewer sets the wrong class, a second file corrects it, a third sets the wrong class again:
+    the third wins under latest (it was taken for a duplicate of the first). The same file twice adds
+    nothing, and so no vote under majority."""
+    store = tmp_path / "labels.parquet"
+    for number, (name, label) in enumerate([("wrong.csv", "dog"), ("fix.csv", "cat"), ("wrong-again.csv", "dog")]):
+        (tmp_path / name).write_text(f"id,label\n10,{label}\n")
+        counts = append_to_store(store, parse(tmp_path / name), imported_at=f"2026-12-0{number + 1}T09:00:00.000000Z")
+        assert counts == ImportCounts(new=1, changed=0, repeated=0), name
+        assert resolve(read_store(store), "latest")[0].select("id", "label_name").rows() == [(10, label)]
+    assert append_to_store(store, parse(tmp_path / "fix.csv"), imported_at="2026-12-09T09:00:00.000000Z") == \
+        ImportCounts(new=0, changed=0, repeated=1)
+    assert read_store(store).height == 3
+    # majority: dog 2, cat 1; importing fix.csv again (a no-op) must not make it a tie that cat wins.
+    assert resolve(read_store(store), "majority")[0].select("id", "label_name").rows() == [(10, "dog")]
+    (tmp_path / "fix-2.csv").write_text("id,label\n10,cat\n")  # a second reviewer's own file: a real vote
+    append_to_store(store, parse(tmp_path / "fix-2.csv"), imported_at="2026-12-10T09:00:00.000000Z")
+    assert resolve(read_store(store), "majority")[0].select("id", "label_name").rows() == [(10, "cat")]

@@ -112,7 +112,7 @@ def test_a_killed_import_leaves_nothing_to_commit(campaign):
     item = batch_rows()[3]
     Path("more.csv").write_text(f"id,label\n{item['id']},{truth(item['path'])}\n")
     assert CliRunner().invoke(app, ["import", "more.csv"]).exit_code == 0
-    assert sorted(path.name for path in store.iterdir()) == [".gitignore", "labels.parquet"]
+    assert sorted(path.name for path in store.iterdir()) == [".gitignore", "labels.parquet", "sent.parquet"]
     assert ".labels.parquet.*" in (store / ".gitignore").read_text()
 
 

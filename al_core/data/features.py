@@ -65,7 +65,15 @@ def _labels(frame: pl.DataFrame, table_file: Path, classes: tuple[str, ...] | No
     list (``classes``, else from the rows of ``defines_classes``)."""
     raw = frame["label"]
     if raw.dtype == pl.String:
-        raw = raw.replace("", None)
+        raw = raw.str.strip_chars().replace("", None)
+        numbers = raw.cast(pl.Float64, strict=False)
+        named = (numbers.is_null() & raw.is_not_null()).to_numpy()
+        if not named.any() and raw.is_not_null().any():
+            raw = numbers  # class indices written as text (a CSV with quoted cells): checked as numbers below
+        elif named.any() and (numbers.is_not_null()).any():
+            row, number_row = int(np.argmax(named)), int(np.argmax(numbers.is_not_null().to_numpy()))
+            raise InputError(f"{table_file}: column label mixes class indices (row {number_row + 1}: {raw[number_row]!r}) "
+                             f"and class names (row {row + 1}: {raw[row]!r}); use one or the other")
     unlabeled = raw.is_null().to_numpy()
     if (unlabeled & ~may_be_unlabeled).any():
         row = int(np.argmax(unlabeled & ~may_be_unlabeled))
@@ -93,7 +101,11 @@ def load_feature_dataset(root: str | Path, classes: tuple[str, ...] | None = Non
     for the table; the features are only opened (header), never read here."""
     root = Path(root)
     features_file = root / FEATURES_NAME
-    table_file = next((root / name for name in TABLE_NAMES if (root / name).is_file()), None)
+    tables = [root / name for name in TABLE_NAMES if (root / name).is_file()]
+    if len(tables) > 1:
+        raise InputError(f"data.dataset features: {root} holds both {' and '.join(TABLE_NAMES)}; keep the one that "
+                         "describes features.npy and move the other away")
+    table_file = tables[0] if tables else None
     if not features_file.is_file() or table_file is None:
         raise DatasetMissingError(f"data.dataset features: {root} must hold {FEATURES_NAME} (N x d) and "
                                   f"{' or '.join(TABLE_NAMES)} (id, label, split[, path]; one row per feature row)")
