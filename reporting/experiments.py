@@ -216,6 +216,26 @@ def gather_experiments(all_commits: bool = False, any_code: bool = False) -> Gat
             left_out.append((name, experiment))
             continue
         candidates.append(experiment)
+    candidates, elsewhere = this_campaign(candidates, flatten(Params().data))
     gathered = select_runs(candidates, any_code)
-    gathered.left_out = left_out + gathered.left_out
+    gathered.left_out = left_out + elsewhere + gathered.left_out
     return gathered
+
+
+CAMPAIGN_KEYS = ("data.dataset", "data.root", "labels.source")
+
+
+def this_campaign(candidates: list[Experiment], current: dict) -> tuple[list[Experiment], list[tuple[str, str]]]:
+    """In a campaign (``labels.source: annotations``), only the runs on its own data: a committed
+    demo run or a simulation is another experiment, not a round of this campaign. Elsewhere every run."""
+    if current.get("labels.source") != "annotations":
+        return candidates, []
+    kept, left_out = [], []
+    for experiment in candidates:
+        differs = [key for key in CAMPAIGN_KEYS if experiment.params.get(key) != current.get(key)]
+        if differs:
+            left_out.append((experiment.name, f"not this campaign ({differs[0]} {experiment.params.get(differs[0])!r}, "
+                                              f"here {current.get(differs[0])!r})"))
+        else:
+            kept.append(experiment)
+    return kept, left_out

@@ -42,6 +42,14 @@ def left_out_table(gathered: Gathered) -> pl.DataFrame:
     return pl.DataFrame(gathered.left_out, schema={"run": pl.String, "why": pl.String}, orient="row")
 
 
+def compared(gathered: Gathered) -> Comparison:
+    """The comparison of the gathered runs; when every run was left out, an error naming why (the damaged file)."""
+    if not gathered.experiments and gathered.left_out:
+        reasons = "; ".join(f"{name}: {why}" for name, why in gathered.left_out[:3])
+        raise InputError(f"no finished experiments to compare, every run was left out ({reasons})")
+    return Comparison.of(gathered.experiments)
+
+
 def run_report_all(all_commits: bool = False, out: Path = COMPARE_DIR, check: bool = False, any_code: bool = False) -> Path:
     """Every experiment: figures, CSVs and index.html in ``out``; returns index.html.
 
@@ -49,7 +57,7 @@ def run_report_all(all_commits: bool = False, out: Path = COMPARE_DIR, check: bo
     fail unless every figure decoded. ``any_code``: compare runs of other code versions too."""
     gathered = gather_experiments(all_commits, any_code)
     experiments = gathered.experiments
-    comparison = Comparison.of(experiments)
+    comparison = compared(gathered)
     out.mkdir(parents=True, exist_ok=True)
     figures_written = write_figures(comparison, out)
     tables = {"labels_needed": comparison.labels_needed(), "experiments": comparison.experiments_table(),
@@ -75,7 +83,7 @@ def run_report_all(all_commits: bool = False, out: Path = COMPARE_DIR, check: bo
 def run_compare(all_commits: bool = False, any_code: bool = False) -> pl.DataFrame:
     """Print one row per experiment: top-1 at each label count, then final imbalance."""
     gathered = gather_experiments(all_commits, any_code)
-    comparison = Comparison.of(gathered.experiments)
+    comparison = compared(gathered)
     for name, why in gathered.left_out:
         print(f"compare: left out {name}: {why}")
     wide = (comparison.rounds.with_columns(pl.format("top1@{}", pl.col("labels")).alias("at"))

@@ -4,6 +4,7 @@ The campaign runs on unlabeled embeddings (``data.dataset: features``); the anno
 test itself, which knows every pool item's class (the embeddings are drawn around class centres).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -196,3 +197,49 @@ def test_concurrent_imports_lose_no_row(tmp_path, monkeypatch):
         assert all("30000 new annotations" in output for output in outputs), outputs
         stored = read_store(store)
         assert stored.height == 60_000 and stored["id"].n_unique() == 60_000, f"attempt {attempt}: {stored.height} rows"
+
+
+def studio_task(task_id: int, item: int, annotations: list[tuple[int, str, str]]) -> dict:
+    """A task of Label Studio's JSON export: (annotation id, class, updated_at) each."""
+    return {"id": task_id, "data": {"item_id": item}, "annotations": [
+        {"id": key, "completed_by": key, "created_at": "2026-12-01T10:00:00Z", "updated_at": time,
+         "result": [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]}
+        for key, label, time in annotations]}
+
+
+def test_the_campaigns_own_signals(campaign, tmp_path):
+    truth = campaign
+    for stage in ("prepare", "embed", "init"):
+        al(stage)
+    item = int(pl.read_parquet("runs/init/queried.parquet")["id"][0])
+    other = next(name for name in CLASSES if name != truth[item])
+    # Two annotators disagree; then the second edits her annotation to agree: the file is current again.
+    Path("one.json").write_text(json.dumps([studio_task(1, item, [(10, truth[item], "2026-12-01T10:00:00Z"),
+                                                                  (11, other, "2026-12-01T10:05:00Z")])]))
+    assert "annotators disagree on 1 of these items" in al("import", "one.json")
+    assert str(item) in Path("reports/disagreements.csv").read_text()
+    Path("two.json").write_text(json.dumps([studio_task(1, item, [(10, truth[item], "2026-12-01T10:00:00Z"),
+                                                                  (11, truth[item], "2026-12-02T09:00:00Z")])]))
+    assert "1 changed" in al("import", "two.json")
+    assert Path("reports/disagreements.csv").read_text().strip() == "id,labels,chosen"
+    # A committed demo run's rounds.csv is not this campaign's stopping signal.
+    Path("reports/rounds.csv").write_text("round,labels,kappa\nr00,100,\nr07,800,0.93\n")
+    shown = al("campaign")
+    assert "r07" not in shown and "kappa 0.93" not in shown
+    assert "| init | 20" in shown  # init was sent (an import labeled one of its items) on that day
+
+
+def test_cancelled_annotations_are_mentioned_while_the_item_has_no_label(campaign):
+    truth = campaign
+    for stage in ("prepare", "embed", "init"):
+        al(stage)
+    item = int(pl.read_parquet("runs/init/queried.parquet")["id"][1])
+    task = {"id": 2, "data": {"item_id": item}, "annotations": [
+        {"id": 20, "completed_by": 1, "was_cancelled": True, "created_at": "2026-12-01T10:00:00Z", "result": []}]}
+    Path("skipped.json").write_text(json.dumps([task]))
+    assert "1 cancelled or empty, not labels" in al("import", "skipped.json")
+    Path("late.csv").write_text(f"id,label\n{item},{truth[item]}\n")
+    al("import", "late.csv")
+    task["id"] = 3  # the project exported again, the skip still in it
+    Path("again.json").write_text(json.dumps([task]))
+    assert "cancelled" not in al("import", "again.json")

@@ -10,7 +10,7 @@ from al_core.curves import labels_to_reach, mean_confidence_band, sorted_class_c
 from al_core.errors import InputError
 from reporting import report
 from reporting.comparison import Comparison
-from reporting.experiments import Experiment, Gathered, code_version, select_runs
+from reporting.experiments import Experiment, Gathered, code_version, select_runs, this_campaign
 from reporting.pages import check_in_browser, chromium_binary
 
 
@@ -158,6 +158,23 @@ def test_report_lists_what_it_left_out(experiments, tmp_path, monkeypatch):
     index = report.run_report_all(out=tmp_path / "compare")
     assert pl.read_csv(tmp_path / "compare" / "left_out.csv").rows() == [("stale", "other code (version x, compared: y)")]
     assert "Runs left out" in index.read_text()
+
+
+def test_a_campaign_compares_only_its_own_runs():
+    here = {"data.dataset": "features", "data.root": "embeddings", "labels.source": "annotations"}
+    demo = experiment("demo", "base", 0, [0.5, 0.6], **{"data.dataset": "fashion_mnist", "labels.source": "oracle"})
+    mine = experiment("workspace", "base", 0, [0.4, 0.5], **here)
+    kept, left_out = this_campaign([mine, demo], here)
+    assert [e.name for e in kept] == ["workspace"]
+    assert left_out == [("demo", "not this campaign (data.dataset 'fashion_mnist', here 'features')")]
+    assert this_campaign([mine, demo], {**here, "labels.source": "oracle"}) == ([mine, demo], [])  # a simulation: all
+
+
+def test_every_run_left_out_names_why(monkeypatch):
+    gathered = Gathered(experiments=[], left_out=[("exp-1", "its metrics.json at 0123456789 is damaged (x)")])
+    monkeypatch.setattr(report, "gather_experiments", lambda all_commits=False, any_code=False: gathered)
+    with pytest.raises(InputError, match="every run was left out \\(exp-1: its metrics.json at 0123456789 is damaged"):
+        report.run_compare()
 
 
 def test_no_experiments_is_a_clear_error():
