@@ -375,7 +375,7 @@ def append_to_store(store: Path, parsed: ParsedExport, imported_at: str | None =
 
 
 def _append_locked(store: Path, parsed: ParsedExport, imported_at: str | None) -> ImportCounts:
-    from al_core.artifacts import atomic_path, leftover_temporaries
+    from al_core.artifacts import leftover_temporaries, write_user_table
 
     for leftover in leftover_temporaries(store):  # a killed import's partial file, never the store itself
         leftover.unlink()
@@ -398,12 +398,7 @@ def _append_locked(store: Path, parsed: ParsedExport, imported_at: str | None) -
         return counts
     rows = rows.with_columns(pl.lit(imported_at or utc_now(), dtype=pl.String).alias("imported_at"))
     merged = pl.concat([history, rows])
-    try:
-        with atomic_path(store, suffix=".parquet") as tmp:
-            merged.write_parquet(tmp, compression="zstd", statistics=False)
-    except OSError as error:
-        raise InputError(f"could not write the annotation store {store} ({error.strerror or error}); it is unchanged: "
-                         "free space (or fix the folder's permissions) and import the file again") from None
+    write_user_table(store, merged, "the annotation store", "import the file again")
     return counts
 
 

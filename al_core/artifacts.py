@@ -138,6 +138,17 @@ def write_parquet(path: str | os.PathLike, frame: pl.DataFrame) -> None:
         frame.write_parquet(tmp, compression="zstd", statistics=False)
 
 
+def write_user_table(path: str | os.PathLike, frame: pl.DataFrame, what: str, again: str) -> None:
+    """:func:`write_parquet` for users' own data (the annotation store, the ledger of sent batches):
+    a failed write (a full disk, a read-only folder) is an InputError saying ``what`` is unchanged
+    and to ``again`` after fixing it."""
+    try:
+        write_parquet(path, frame)
+    except OSError as error:
+        raise InputError(f"could not write {what} {path} ({error.strerror or error}); it is unchanged: free space "
+                         f"(or fix the folder's permissions) and {again}") from None
+
+
 def read_parquet(path: str | os.PathLike, columns: dict[str, tuple[type, ...]] | None = None) -> pl.DataFrame:
     """Read a Parquet table and check that it has ``columns`` (name -> accepted dtype classes)."""
     import polars as pl

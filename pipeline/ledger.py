@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from al_core.annotations import utc_now
-from al_core.artifacts import atomic_path, exclusive_lock, leftover_temporaries
+from al_core.artifacts import exclusive_lock, leftover_temporaries, write_user_table
 from al_core.errors import InputError
 from pipeline.artifacts import INIT_ROUND, load_queried, pool_positions
 
@@ -67,12 +67,7 @@ def sent_batch(ledger: Path, round_name: str) -> pl.DataFrame | None:
 
 
 def _write(ledger: Path, frame: pl.DataFrame) -> None:
-    try:
-        with atomic_path(ledger, suffix=".parquet") as tmp:
-            frame.write_parquet(tmp, compression="zstd", statistics=False)
-    except OSError as error:
-        raise InputError(f"could not write the ledger of sent batches {ledger} ({error.strerror or error}); it is "
-                         "unchanged: free space (or fix the folder's permissions) and run the command again") from None
+    write_user_table(ledger, frame, "the ledger of sent batches", "run the command again")
 
 
 def record_sent(ledger: Path, round_name: str, how: str) -> bool:
