@@ -381,3 +381,16 @@ class BFloat16Filter(_LogitFilter):
 
 
 LOGIT_FILTERS = {"float32": Float32Filter, "bfloat16": BFloat16Filter}
+
+
+def feature_statistics(features: np.ndarray, chunk_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std ``(d,) float64`` in one chunked pass (O(N*d), O(chunk*d) memory)."""
+    total = np.zeros(features.shape[1], dtype=np.float64)
+    total_squares = np.zeros(features.shape[1], dtype=np.float64)
+    for start in range(0, features.shape[0], chunk_size):
+        block = np.asarray(features[start:start + chunk_size], dtype=np.float64)
+        total += block.sum(axis=0)
+        total_squares += np.square(block).sum(axis=0)
+    mean = total / features.shape[0]
+    std = np.sqrt(np.maximum(total_squares / features.shape[0] - mean**2, 0.0))
+    return mean, np.maximum(std, 1e-6)

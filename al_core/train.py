@@ -22,13 +22,22 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from al_core.errors import InputError
-from al_core.linear import chunked_logits
+from al_core.linear import chunked_logits, feature_statistics  # noqa: F401  (feature_statistics: re-exported)
+from al_core.logistic import fit_logistic_head
+
+
+SOLVERS = ("sgd", "lbfgs")
 
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """SGD with momentum and weight decay, cosine schedule, early stopping on validation top-1."""
+    """``solver`` sgd (default, the paper's head): SGD with momentum and weight decay, cosine
+    schedule, early stopping on validation top-1 (the fields from ``lr`` on). lbfgs: penalised
+    softmax regression fitted to convergence, the penalty chosen on the validation set
+    (:mod:`al_core.logistic`; ``max_iter`` L-BFGS iterations at most per penalty)."""
 
+    solver: str = "sgd"
+    max_iter: int = 300
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -39,7 +48,9 @@ class HeadConfig:
     class_weighted: bool = False  # weight the loss by n / (C_seen * n_c): each labeled class counts equally
 
     def __post_init__(self) -> None:
-        for name in ("lr", "batch_size", "max_epochs", "patience"):
+        if self.solver not in SOLVERS:
+            raise InputError(f"train.solver must be one of {SOLVERS}, got {self.solver!r}")
+        for name in ("lr", "batch_size", "max_epochs", "patience", "max_iter"):
             if getattr(self, name) <= 0:
                 raise InputError(f"train.{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.momentum < 1:
@@ -59,19 +70,6 @@ class LinearHead:
     def logits(self, features: np.ndarray, chunk_size: int = 65536) -> np.ndarray:
         """``(N, C) float32`` logits, computed in chunks (features may be memory-mapped)."""
         return chunked_logits(features, self.weight, self.bias, chunk_size)
-
-
-def feature_statistics(features: np.ndarray, chunk_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and std ``(d,) float64`` in one chunked pass (O(N*d), O(chunk*d) memory)."""
-    total = np.zeros(features.shape[1], dtype=np.float64)
-    total_squares = np.zeros(features.shape[1], dtype=np.float64)
-    for start in range(0, features.shape[0], chunk_size):
-        block = np.asarray(features[start:start + chunk_size], dtype=np.float64)
-        total += block.sum(axis=0)
-        total_squares += np.square(block).sum(axis=0)
-    mean = total / features.shape[0]
-    std = np.sqrt(np.maximum(total_squares / features.shape[0] - mean**2, 0.0))
-    return mean, np.maximum(std, 1e-6)
 
 
 def inverse_frequency_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -142,7 +140,9 @@ def train_linear_head(
     val_ids: np.ndarray | None = None,
     device: str | None = None,
 ) -> LinearHead:
-    """Train ``num_classes``-way softmax regression, keep the epoch with the best val top-1.
+    """Train ``num_classes``-way softmax regression: to convergence with the penalty chosen on the
+    validation set (``config.solver`` lbfgs, :mod:`al_core.logistic`), or by SGD keeping the epoch
+    with the best val top-1 (sgd, the paper's head).
 
     train_features ``(n, d)`` float (may be memory-mapped), train_labels ``(n,) int``; same for
     val. With ``train_rows`` ``(n,) int``, the training set is ``train_features[train_rows]`` of a
@@ -151,8 +151,9 @@ def train_linear_head(
     whose features hold NaN or inf in the error. ``device``: a torch device name ("cuda", "cuda:1";
     None or "cpu": the CPU) for the head, the minibatches and the validation set; features are read
     and standardised on the CPU and each minibatch is sent there.
-    Cost per epoch O((n + n_val) * d * C); memory O(min(n, limit) * d + n_val * d + C * d).
-    Deterministic for a seed on one machine, and the same whether the set is in memory or not.
+    Cost per epoch (sgd) or L-BFGS evaluation (lbfgs) O((n + n_val) * d * C); memory
+    O(min(n, limit) * d + n_val * d + C * d). Deterministic for a seed on one machine (lbfgs draws
+    no random number), and the same whether the set is in memory or not.
     """
     rows = np.arange(train_features.shape[0]) if train_rows is None else np.asarray(train_rows, dtype=np.int64)
     if rows.shape[0] == 0:
@@ -177,6 +178,15 @@ def train_linear_head(
     x_val = StandardizedRows(val_features, np.arange(val_features.shape[0]), shift, scale, memory_limit_bytes, "validation",
                              val_ids).all().to(device)
     y_val = torch.tensor(np.asarray(val_labels, dtype=np.int64)).to(device)
+
+    if config.solver == "lbfgs":
+        weights = inverse_frequency_weights(y_train, num_classes)[y_train] if config.class_weighted else None
+        fitted = fit_logistic_head(x_train, y_train.numpy(), x_val, y_val, num_classes=num_classes, sample_weights=weights,
+                                   device=device, max_iter=config.max_iter)
+        history = {"solver": "lbfgs", "l2": fitted["l2"], "val_top1": fitted["val_top1"], "val_loss": fitted["val_loss"],
+                   "evaluations": fitted["evaluations"], "seconds": fitted["seconds"], "best_epoch": -1, "epochs_run": 0,
+                   "in_memory": x_train.in_memory is not None}
+        return _folded(fitted["weight"], fitted["bias"], mean, std, history)
 
     layer = torch.nn.Linear(dim, num_classes)
     torch.nn.init.zeros_(layer.weight)
@@ -217,12 +227,13 @@ def train_linear_head(
             break
 
     weight, bias = (part.cpu() for part in best_state)
-    # Fold the standardisation in: W (x - m) / s + b = (W / s) x + (b - (W / s) m).
-    folded_weight = weight.double().numpy() / std[None, :]
-    folded_bias = bias.double().numpy() - folded_weight @ mean
-    return LinearHead(
-        weight=folded_weight.astype(np.float32),
-        bias=folded_bias.astype(np.float32),
-        history={"best_epoch": best_epoch, "epochs_run": len(val_curve), "val_top1": best_accuracy,
-                 "seconds_per_epoch": (time.perf_counter() - started) / len(val_curve), "in_memory": x_train.in_memory is not None},
-    )
+    return _folded(weight, bias, mean, std, {
+        "solver": "sgd", "best_epoch": best_epoch, "epochs_run": len(val_curve), "val_top1": best_accuracy,
+        "seconds_per_epoch": (time.perf_counter() - started) / len(val_curve), "in_memory": x_train.in_memory is not None})
+
+
+def _folded(weight: torch.Tensor, bias: torch.Tensor, mean: np.ndarray, std: np.ndarray, history: dict) -> LinearHead:
+    """The head on raw features: W (x - m) / s + b = (W / s) x + (b - (W / s) m)."""
+    folded_weight = weight.double().cpu().numpy() / std[None, :]
+    folded_bias = bias.double().cpu().numpy() - folded_weight @ mean
+    return LinearHead(weight=folded_weight.astype(np.float32), bias=folded_bias.astype(np.float32), history=history)

@@ -17,6 +17,8 @@ def head_config(params: Params):
     from al_core.train import HeadConfig
 
     return HeadConfig(
+        solver=params.get("train.solver", str, "sgd"),
+        max_iter=params.get("train.max_iter", int, 300),
         lr=params.get("train.lr", float),
         momentum=params.get("train.momentum", float),
         weight_decay=params.get("train.weight_decay", float),
@@ -46,6 +48,13 @@ def fit_head(params: Params, table: PoolTable, features: np.ndarray, train_rows:
         num_classes=table.num_classes, config=config or head_config(params), seed=seed,
         mean=stats["mean"], std=stats["std"], device=str(pick_device(params.get("backbone.device", str, "auto"))),
     )
+
+
+def fit_note(history: dict) -> str:
+    """How the head was fitted, for a stage's last line."""
+    if history.get("solver") == "lbfgs":
+        return f"L-BFGS, l2 {history['l2']:g} chosen on val, {history['evaluations']} evaluations, {history['seconds']:.1f} s"
+    return f"{history['epochs_run']} epochs, best {history['best_epoch']}, {history['seconds_per_epoch']:.1f} s each"
 
 
 TEST_CHUNK = 16384

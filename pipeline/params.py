@@ -70,7 +70,11 @@ SCHEMA: dict[str, Setting | dict[str, Setting]] = {
     "train": {
         "mode": one_of("linear", "finetune", default="linear",
                        help="linear: a head on frozen features; finetune: the whole network from the checkpoint, each round"),
-        "lr": positive(NUMBER, default=0.05, help="learning rate of the head (SGD with momentum, cosine schedule)"),
+        "solver": one_of("sgd", "lbfgs", default="sgd",
+                         help="sgd: the paper's head (SGD, early stopping on val top-1; the lr ... patience keys); lbfgs: softmax "
+                              "regression fitted to convergence, its L2 penalty chosen on val (same labels, same head)"),
+        "max_iter": positive(default=300, help="lbfgs: L-BFGS iterations at most per penalty tried"),
+        "lr": positive(NUMBER, default=0.05, help="sgd: learning rate of the head (SGD with momentum, cosine schedule)"),
         "momentum": unit(0.9, "SGD momentum"),
         "weight_decay": at_least(0, NUMBER, default=0.0005, help="L2 weight decay"),
         "batch_size": positive(default=256, help="minibatch size, capped so every epoch has at least 4 steps"),

@@ -14,7 +14,7 @@ import polars as pl
 from al_core.artifacts import atomic_path, read_json, write_json, write_npy, write_npz
 from al_core.backbones import load_backbone
 from al_core.features import extract_features, extraction_fingerprint, pick_device, resolve_precision
-from al_core.train import feature_statistics
+from al_core.linear import feature_statistics
 from pipeline.artifacts import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, PREPARE_DIR, PoolTable, load_images
 from pipeline.distributed import process_group, relaunch, under_torchrun
 from pipeline.params import Params, preprocessing_overrides

@@ -8,7 +8,7 @@ import numpy as np
 
 from al_core.artifacts import write_json
 from pipeline.artifacts import FULL_DIR, PoolTable, load_features, round_seed
-from pipeline.heads import fit_head, head_config, test_metrics
+from pipeline.heads import fit_head, fit_note, head_config, test_metrics
 from pipeline.params import Params
 
 
@@ -31,13 +31,13 @@ def run_full(params: Params) -> None:
     pool = table.split_range("pool")
     config = head_config(params)
     max_epochs = params.get("full.max_epochs", int, 0)  # >= 0, checked by pipeline/params.py
-    if max_epochs:
-        config = replace(config, max_epochs=max_epochs)
+    if max_epochs:  # lbfgs: at most this many iterations per penalty (each about one pass, as an epoch)
+        config = replace(config, max_epochs=max_epochs, max_iter=max_epochs)
     head = fit_head(params, table, features, np.arange(pool.start, pool.stop), table.labels("pool"),
                     round_seed(params.get("seed", int), "full"), config)
     metrics = {"labels": int(pool.stop - pool.start), "val_top1": head.history["val_top1"]}
     metrics.update(test_metrics(table, features, head.weight, head.bias))
     write_json(FULL_DIR / "metrics.json", metrics)
-    write_json(FULL_DIR / "timing.json", {key: head.history[key] for key in ("epochs_run", "best_epoch", "seconds_per_epoch", "in_memory")})
-    print(f"full: {metrics['labels']} labels, test top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f} "
-          f"({head.history['epochs_run']} epochs, {head.history['seconds_per_epoch']:.1f} s each)")
+    timing = ("solver", "epochs_run", "best_epoch", "seconds_per_epoch", "l2", "evaluations", "seconds", "in_memory")
+    write_json(FULL_DIR / "timing.json", {key: head.history[key] for key in timing if key in head.history})
+    print(f"full: {metrics['labels']} labels, test top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f} ({fit_note(head.history)})")

@@ -24,7 +24,7 @@ from pipeline.artifacts import (
     round_seed,
 )
 from pipeline.distributed import process_group, relaunch, under_torchrun
-from pipeline.heads import fit_head
+from pipeline.heads import fit_head, fit_note
 from pipeline.label_store import new_labels
 from pipeline.params import Params, preprocessing_overrides
 
@@ -86,10 +86,9 @@ def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
               best_epoch=np.int64(head.history["best_epoch"]), val_top1=np.float64(head.history["val_top1"]))
     write_json(model_dir(round_name) / "meta.json", {
         "mode": mode, "features": str(model_dir(round_name) / "features.npy") if mode == "finetune" else str(FEATURES),
-        **{key: value for key, value in head.history.items() if key in ("val_top1", "best_epoch", "epochs_run", "val_curve")},
+        **{key: value for key, value in head.history.items() if key in ("solver", "l2", "val_top1", "val_loss", "best_epoch", "epochs_run", "val_curve")},
     })
-    print(f"train {round_name}: {labeled.height} labels, val top-1 {head.history['val_top1']:.4f} "
-          f"(best epoch {head.history['best_epoch']} of {head.history['epochs_run']})")
+    print(f"train {round_name}: {labeled.height} labels, val top-1 {head.history['val_top1']:.4f} ({fit_note(head.history)})")
 
 
 def finetune_config(params: Params):

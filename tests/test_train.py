@@ -64,7 +64,8 @@ def test_class_weighted_loss_favours_the_rare_class():
     assert predicted_rare[1] > predicted_rare[0] + 0.2
 
 
-def test_streaming_from_a_memory_map_gives_the_same_head_as_in_memory(tmp_path):
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_streaming_from_a_memory_map_gives_the_same_head_as_in_memory(tmp_path, solver):
     # The full-data probe at scale reads each minibatch from the memory-mapped table; it must
     # train exactly the head the in-memory path trains on the same rows.
     x, y = blobs(4, 300)
@@ -74,7 +75,7 @@ def test_streaming_from_a_memory_map_gives_the_same_head_as_in_memory(tmp_path):
     mapped = np.load(tmp_path / "features.npy", mmap_mode="r")
     rows = np.arange(50, 350)
     mean, std = feature_statistics(mapped[rows])
-    config = HeadConfig(max_epochs=6, batch_size=32)
+    config = HeadConfig(solver=solver, max_epochs=6, batch_size=32)
     common = dict(num_classes=4, config=config, seed=7, mean=mean, std=std, train_rows=rows)
     in_memory = train_linear_head(mapped, y, xv, yv, **common)
     streamed = train_linear_head(mapped, y, xv, yv, memory_limit_bytes=0, **common)
