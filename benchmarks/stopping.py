@@ -9,13 +9,20 @@ round the criterion stops at; the *plateau*: the first round whose test top-1 is
 round) or saves (labels not bought). Writes ``benchmarks/results/stopping.json`` and
 ``docs/results/img/stopping.png``.
 
-    python -m benchmarks.stopping [--cells DIR] [--out JSON] [--figure PNG]
+With ``--calibrate DATASET`` it also chooses a rule (window, threshold) on that dataset's cells
+alone: among the rules that fire in every one of its runs at a top-1 within ``PLATEAU_POINTS`` of
+the run's best, the one that stops earliest (median labels), ties to the higher threshold; the
+other datasets' cells only check it. Each cell then records ``default_stop`` (labels and top-1 where
+the chosen rule stops, or null) and ``final_top1``.
+
+    python -m benchmarks.stopping [--cells DIR] [--out JSON] [--figure PNG] [--calibrate DATASET]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -29,6 +36,34 @@ FIGURE = Path("docs/results/img/stopping.png")
 THRESHOLDS = (0.99, 0.98, 0.95)
 WINDOW = 3
 PLATEAU_POINTS = 0.01
+CANDIDATE_WINDOWS = (2, 3, 4)
+CANDIDATE_THRESHOLDS = tuple(round(0.95 + 0.005 * step, 3) for step in range(10))  # 0.95 ... 0.995
+
+
+def stop_of(rounds: dict, window: int, threshold: float) -> dict | None:
+    """Where (window, threshold) stops a cell's rounds: labels and top-1, or None."""
+    index = stabilized_at(rounds["kappa"], threshold, window)
+    return None if index is None else {"labels": rounds["labels"][index], "top1": rounds["top1"][index]}
+
+
+def calibrate(cells: dict, dataset: str) -> dict:
+    """The rule chosen on ``dataset``'s cells (see the module docstring), with every candidate's record."""
+    chosen, candidates = None, []
+    own = {key: cell for key, cell in cells.items() if key.startswith(dataset + "/")}
+    if not own:
+        raise SystemExit(f"no cells of dataset {dataset!r} to calibrate on")
+    for window in CANDIDATE_WINDOWS:
+        for threshold in CANDIDATE_THRESHOLDS:
+            stops = {key: stop_of(cell["rounds"], window, threshold) for key, cell in own.items()}
+            good = all(stop is not None and stop["top1"] >= own[key]["summary"]["best_top1"] - PLATEAU_POINTS
+                       for key, stop in stops.items())
+            labels = sorted(stop["labels"] for stop in stops.values() if stop is not None)
+            median = labels[len(labels) // 2] if labels else None
+            candidates.append({"window": window, "threshold": threshold, "fires_within_1_point_everywhere": good,
+                               "median_stop_labels": median})
+            if good and (chosen is None or (median, -threshold) < (chosen["median_stop_labels"], -chosen["threshold"])):
+                chosen = candidates[-1]
+    return {"dataset": dataset, "chosen": chosen, "candidates": candidates}
 
 
 def cell_summary(rounds: pl.DataFrame) -> dict:
@@ -46,7 +81,7 @@ def cell_summary(rounds: pl.DataFrame) -> dict:
     return summary
 
 
-def draw(cells: dict, path: Path) -> None:
+def draw(cells: dict, path: Path, rule: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,14 +98,15 @@ def draw(cells: dict, path: Path) -> None:
             rounds = cell["rounds"]
             line, = axes[0][column].plot(rounds["labels"], rounds["top1"], label=sampler)
             axes[1][column].plot(rounds["labels"], rounds["kappa"], color=line.get_color())
-            stop = cell["summary"]["stops"][str(THRESHOLDS[0])]
+            stop = cell["summary"]["default_stop"] if rule else cell["summary"]["stops"][str(THRESHOLDS[0])]
             if stop is not None:
                 axes[0][column].plot([stop["labels"]], [stop["top1"]], "v", color=line.get_color(), markersize=9)
             axes[0][column].plot([cell["summary"]["plateau_labels"]], [cell["summary"]["plateau_top1"]], "o",
                                  mfc="none", color=line.get_color(), markersize=9)
-        axes[0][column].set_title(f"{dataset}: test top-1 (o plateau, v stop at kappa {THRESHOLDS[0]})")
+        where = f"window {rule['window']}, kappa {rule['threshold']}" if rule else f"kappa {THRESHOLDS[0]}"
+        axes[0][column].set_title(f"{dataset}: test top-1 (o plateau, v stop at {where})")
         axes[1][column].set_title("kappa of consecutive rounds' predictions (stop set)")
-        for threshold in THRESHOLDS:
+        for threshold in (rule["threshold"],) if rule else THRESHOLDS:
             axes[1][column].axhline(threshold, color="grey", linewidth=0.6, linestyle=":")
         axes[1][column].set_xlabel("labels")
         axes[1][column].set_ylim(0.6, 1.0)
@@ -84,6 +120,7 @@ def main() -> None:
     parser.add_argument("--cells", type=Path, default=CELLS)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--figure", type=Path, default=FIGURE, help="'' for none")
+    parser.add_argument("--calibrate", default="", help="choose the rule on this dataset's cells (e.g. balanced)")
     args = parser.parse_args()
     cells = {}
     for rounds_file in sorted(args.cells.glob("*/*/seed*/rounds.csv")):
@@ -94,17 +131,27 @@ def main() -> None:
     if not cells:
         raise SystemExit(f"no finished cells under {args.cells}; run: al study run --grid benchmarks/stopping_grid.yaml "
                          f"--out {args.cells}")
+    calibration = calibrate(cells, args.calibrate) if args.calibrate else None
+    rule = calibration["chosen"] if calibration else None
+    for cell in cells.values():
+        cell["summary"]["default_stop"] = stop_of(cell["rounds"], rule["window"], rule["threshold"]) if rule else None
     if str(args.figure):
-        draw(cells, args.figure)
-    result = {"what": __doc__.splitlines()[0], "command": f"python -m benchmarks.stopping --cells {args.cells}",
-              "machine": machine(), "window": WINDOW, "plateau_points": PLATEAU_POINTS,
+        draw(cells, args.figure, rule)
+    command = f"python -m benchmarks.stopping --cells {args.cells}" + (f" --calibrate {args.calibrate}" if args.calibrate else "")
+    result = {"what": __doc__.splitlines()[0], "command": command, "date": date.today().isoformat(),
+              "machine": machine(), "window": WINDOW, "plateau_points": PLATEAU_POINTS, "calibration": calibration,
               "cells": {key: {**cell["summary"], "rounds": cell["rounds"]} for key, cell in cells.items()}}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for key, cell in cells.items():
         summary = cell["summary"]
         stops = ", ".join(f"{t}: {s['labels'] if s else 'never'}" for t, s in summary["stops"].items())
+        default = summary["default_stop"]
         print(f"{key}: plateau at {summary['plateau_labels']} labels (top-1 {summary['plateau_top1']:.4f}, best "
-              f"{summary['best_top1']:.4f}); stops {stops}")
+              f"{summary['best_top1']:.4f}); stops {stops}"
+              + (f"; chosen rule: {default['labels'] if default else 'never'}" if rule else ""))
+    if rule:
+        print(f"chosen on {args.calibrate}: window {rule['window']}, kappa >= {rule['threshold']} "
+              f"(median stop {rule['median_stop_labels']} labels)")
 
 
 if __name__ == "__main__":

@@ -243,3 +243,28 @@ def test_cancelled_annotations_are_mentioned_while_the_item_has_no_label(campaig
     task["id"] = 3  # the project exported again, the skip still in it
     Path("again.json").write_text(json.dumps([task]))
     assert "cancelled" not in al("import", "again.json")
+
+
+def test_a_writer_waits_for_another_and_says_so(tmp_path, capsys):
+    import fcntl
+    import threading
+    import time
+
+    from al_core.artifacts import exclusive_lock
+
+    held = os.open(tmp_path, os.O_RDONLY)  # another writer holds the store's folder
+    fcntl.flock(held, fcntl.LOCK_EX)
+    done = threading.Event()
+
+    def write():
+        with exclusive_lock(tmp_path / "labels.parquet", waiting="import: waiting for another writer"):
+            done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.3)
+    assert not done.is_set()  # it waits...
+    os.close(held)
+    writer.join(10)
+    assert done.is_set()  # ...and goes on once the other is done
+    assert "import: waiting for another writer" in capsys.readouterr().out
