@@ -54,7 +54,8 @@ def fit_note(history: dict) -> str:
     """How the head was fitted, for a stage's last line."""
     if history.get("solver") == "lbfgs":
         return f"L-BFGS, l2 {history['l2']:g} chosen on val, {history['evaluations']} evaluations, {history['seconds']:.1f} s"
-    return f"{history['epochs_run']} epochs, best {history['best_epoch']}, {history['seconds_per_epoch']:.1f} s each"
+    seconds = history.get("seconds_per_epoch")  # fine-tuning's history has none
+    return f"best epoch {history['best_epoch']} of {history['epochs_run']}" + (f", {seconds:.1f} s each" if seconds else "")
 
 
 TEST_CHUNK = 16384

@@ -37,3 +37,7 @@ def test_the_stop_set_is_fixed_and_bounded():
     assert np.array_equal(stop_set(100, 10, seed=3), stop_set(100, 10, seed=3))
     assert stop_set(100, 10, seed=3).tolist() == sorted(set(stop_set(100, 10, seed=3).tolist()))
     assert stop_set(5, 10).tolist() == [0, 1, 2, 3, 4]
+    chosen = stop_set(1000, 200, seed=3)
+    assert chosen.shape == (200,) and chosen.dtype == np.int64 and len(set(chosen.tolist())) == 200
+    assert chosen.min() >= 0 and chosen.max() < 1000 and chosen.max() > 500  # spread over the pool, not its head
+    assert not np.array_equal(chosen, stop_set(1000, 200, seed=4))

@@ -73,6 +73,7 @@ def test_two_processes_select_what_one_process_selects(tmp_path, monkeypatch, ti
     for rank in (0, 1):
         with open(f"{out}.{rank}", "rb") as handle:
             sharded = pickle.load(handle)
+        assert len(sharded) == len(single) == len(CASES)
         for (name, options, _), got, expected in zip(CASES, sharded, single):
             assert got == expected, (rank, name, options)
 
