@@ -1,14 +1,33 @@
-"""Writing a benchmark's results: the machine it ran on, then the figures, as JSON."""
+"""Writing a benchmark's results: the machine it ran on, the command, the date and the code, then the figures, as JSON."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from datetime import date
 from pathlib import Path
 
 from al_core.hardware import machine  # noqa: F401  (re-exported: every results file names its machine)
 
 
+def code_commit() -> str:
+    """The git commit the code ran at, with ``+changes`` when the working tree differed from it."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "al_core", "stages", "pipeline",
+                                "benchmarks"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + ("+changes" if dirty else "")
+
+
 def write_results(out: Path, report: dict) -> None:
+    """Write ``report`` to ``out`` with what every results file records: the machine, the command
+    that made it, the date and the git commit (each kept when the report gives it already)."""
+    stamped = {"machine": machine(), "command": "python -m " + Path(sys.argv[0]).with_suffix("").as_posix().replace("/", ".")
+               + "".join(f" {arg}" for arg in sys.argv[1:]), "date": date.today().isoformat(), "commit": code_commit()}
+    stamped.update(report)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.write_text(json.dumps(stamped, indent=2) + "\n")
     print(f"wrote {out}")

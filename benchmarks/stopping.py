@@ -21,14 +21,12 @@ the chosen rule stops, or null) and ``final_top1``.
 from __future__ import annotations
 
 import argparse
-import json
-from datetime import date
 from pathlib import Path
 
 import polars as pl
 
-from al_core.hardware import machine
 from al_core.stopping import stabilized_at
+from benchmarks.results_file import write_results
 
 CELLS = Path("benchmarks/results/stopping_cells")
 OUT = Path("benchmarks/results/stopping.json")
@@ -138,10 +136,9 @@ def main() -> None:
     if str(args.figure):
         draw(cells, args.figure, rule)
     command = f"python -m benchmarks.stopping --cells {args.cells}" + (f" --calibrate {args.calibrate}" if args.calibrate else "")
-    result = {"what": __doc__.splitlines()[0], "command": command, "date": date.today().isoformat(),
-              "machine": machine(), "window": WINDOW, "plateau_points": PLATEAU_POINTS, "calibration": calibration,
+    result = {"what": __doc__.splitlines()[0], "command": command, "window": WINDOW, "plateau_points": PLATEAU_POINTS, "calibration": calibration,
               "cells": {key: {**cell["summary"], "rounds": cell["rounds"]} for key, cell in cells.items()}}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
     for key, cell in cells.items():
         summary = cell["summary"]
         stops = ", ".join(f"{t}: {s['labels'] if s else 'never'}" for t, s in summary["stops"].items())
