@@ -268,3 +268,44 @@ def test_a_writer_waits_for_another_and_says_so(tmp_path, capsys):
     writer.join(10)
     assert done.is_set()  # ...and goes on once the other is done
     assert "import: waiting for another writer" in capsys.readouterr().out
+
+
+def test_an_import_killed_at_any_moment_leaves_the_store_whole(tmp_path, monkeypatch):
+    """kill -9 of `al import` at moments spread over its run: the store holds the rows before the
+    import or all of them after it, never a part, and the next import goes through."""
+    import shutil
+    import signal
+    import time
+
+    write_big_pool(tmp_path / "embeddings", 60_000)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(dataset="features", root=str(tmp_path / "embeddings"))
+    params["labels"].update(source="annotations")
+    enter_workspace(tmp_path, params, monkeypatch)
+    Path("data/annotations").mkdir(parents=True)
+    al("prepare")
+    for half in range(2):
+        ids = np.arange(half * 30_000, (half + 1) * 30_000)
+        pl.DataFrame({"id": ids, "label": [CLASSES[i % 4] for i in ids]}).write_csv(tmp_path / f"{half}.csv")
+    al("import", str(tmp_path / "0.csv"))
+    store = Path("data/annotations/labels.parquet")
+    before = tmp_path / "before.parquet"
+    shutil.copy(store, before)
+    command = [sys.executable, "-m", "stages.cli", "import", str(tmp_path / "1.csv")]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    subprocess.run(command, env=environment, check=True, capture_output=True)
+    duration = time.perf_counter() - started
+    outcomes = []
+    for fraction in (0.5, 0.7, 0.8, 0.9, 0.95, 1.0):
+        shutil.copy(before, store)
+        run = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(duration * fraction)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        rows = read_store(store).height
+        assert rows in (30_000, 60_000), f"killed at {fraction:.0%} of the import: {rows} rows"
+        outcomes.append(rows)
+    assert "30000 new annotations" in al("import", str(tmp_path / "1.csv")) or outcomes[-1] == 60_000
+    assert read_store(store).height == 60_000
+    assert not list(Path("data/annotations").glob(".labels.parquet.*"))  # the killed imports' temporaries are gone
