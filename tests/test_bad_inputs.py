@@ -5,7 +5,8 @@ r01), breaks one thing as a user would, runs the `al` command that meets it, and
 code 2, exactly one output line, starting with "error:" and saying what is wrong and where, and
 every artifact of the run byte-identical afterwards (the broken file aside). The README's
 "Errors and recovery" section lists what is covered. Faults of whole runs (kill -9 during
-embed, an output edited in place under DVC) are in tests/test_pipeline.py.
+embed, an output edited in place under DVC) are in tests/test_pipeline.py; kill -9 during an
+import in tests/test_campaign_history.py.
 """
 
 from __future__ import annotations

@@ -152,18 +152,51 @@ def test_nan_features_are_reported(workspace):
     assert result.exit_code == 2 and "features row 7 holds NaN or inf" in result.output
 
 
-def test_killed_embed_resumes_and_gives_the_same_features(workspace):
+def test_a_half_written_temporary_file_is_ignored_and_a_finished_embed_cleans_up(workspace):
     al("prepare")
     al("embed")
     complete = np.load("data/embed/features.npy")
     shutil.rmtree("data/embed")
-    # What a run killed mid-way leaves behind: a finished shard and a half-written temp file.
     partial_dirs = list(Path("data/.embed-partial").glob("*")) if Path("data/.embed-partial").exists() else []
     assert partial_dirs == []  # a finished run cleans up after itself
     Path("data/embed").mkdir()
     Path("data/embed/.features.npy.abc.npy").write_bytes(b"half")
     al("embed")
     np.testing.assert_array_equal(np.load("data/embed/features.npy"), complete)
+
+
+def test_embed_killed_mid_run_resumes_from_its_finished_shards(workspace, monkeypatch):
+    """kill -9 of `al embed` once two shards are done: the next run computes only the others, and
+    its features equal an uninterrupted run's, bit for bit."""
+    import signal
+    import time
+
+    from al_core import features as extraction
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["backbone"]["shard_size"] = 32  # 380 images: 12 shards
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    al("prepare")
+    al("embed")
+    complete = np.load("data/embed/features.npy")
+    shutil.rmtree("data/embed")
+    run = subprocess.Popen([sys.executable, "-m", "stages.cli", "embed"], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(list(Path("data/.embed-partial").glob("*/shard_*[0-9].npy"))) < 2 and time.monotonic() < deadline:
+        assert run.poll() is None, "embed finished before it could be killed"
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    finished = {path.name for path in Path("data/.embed-partial").glob("*/shard_*[0-9].npy")}
+    assert 2 <= len(finished) < 12 and not Path("data/embed/features.npy").exists()
+    written = []
+    original = extraction.write_npy
+    monkeypatch.setattr(extraction, "write_npy", lambda path, array: (written.append(Path(path).name), original(path, array)))
+    al("embed")
+    assert not finished & set(written)  # the finished shards were not computed again
+    assert len(set(written)) == 12 - len(finished)
+    assert np.load("data/embed/features.npy").tobytes() == complete.tobytes()
 
 
 def test_schedule_command_rewrites_only_the_schedule(workspace):
