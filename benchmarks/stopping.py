@@ -16,7 +16,7 @@ the higher threshold; the
 other datasets' cells only check it. Each cell then records ``default_stop`` (labels and top-1 where
 the chosen rule stops, or null) and ``final_top1``.
 
-    python -m benchmarks.stopping [--cells DIR] [--out JSON] [--figure PNG] [--calibrate DATASET]
+    python -m benchmarks.stopping [--cells DIR] [--out JSON] [--figure PNG] [--calibrate DATASET] [--table]
 """
 
 from __future__ import annotations
@@ -116,12 +116,35 @@ def draw(cells: dict, path: Path, rule: dict | None = None) -> None:
     figure.savefig(path, dpi=110)
 
 
+def round_to_round(cells: dict) -> dict:
+    """How often and how far test top-1 drops from a round to the next (labels added), over all cells."""
+    steps = [(before, after) for cell in cells.values() for before, after in zip(cell["rounds"]["top1"], cell["rounds"]["top1"][1:])]
+    drops = [before - after for before, after in steps if after < before]
+    return {"round_pairs": len(steps), "drops": len(drops), "largest_drop": round(max(drops, default=0.0), 4)}
+
+
+def table_rows(result: dict) -> list[str]:
+    """The docs' table of a calibrated result: per cell its best and final top-1 and where the rule stops."""
+    rows = ["| dataset / sampler | best top-1 (labels) | final top-1 (labels) | rule stops at: labels, top-1 | below best |",
+            "|---|---|---|---|---|"]
+    for key, cell in sorted(result["cells"].items()):
+        labels, top1 = cell["rounds"]["labels"], cell["rounds"]["top1"]
+        best_at = labels[top1.index(cell["best_top1"])]
+        stop = cell["default_stop"]
+        where = "never" if stop is None else f"{stop['labels']}, {stop['top1']:.4f}"
+        below = "-" if stop is None else f"{cell['best_top1'] - stop['top1']:.4f}"
+        rows.append(f"| {key.rsplit('/', 1)[0]} | {cell['best_top1']:.4f} ({best_at}) | {cell['final_top1']:.4f} "
+                    f"({cell['final_labels']}) | {where} | {below} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=Path, default=CELLS)
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--figure", type=Path, default=FIGURE, help="'' for none")
+    parser.add_argument("--figure", default=str(FIGURE), help="'' for none")
     parser.add_argument("--calibrate", default="", help="choose the rule on this dataset's cells (e.g. balanced)")
+    parser.add_argument("--table", action="store_true", help="print the docs' table of the cells (with --calibrate)")
     args = parser.parse_args()
     cells = {}
     for rounds_file in sorted(args.cells.glob("*/*/seed*/rounds.csv")):
@@ -136,10 +159,11 @@ def main() -> None:
     rule = calibration["chosen"] if calibration else None
     for cell in cells.values():
         cell["summary"]["default_stop"] = stop_of(cell["rounds"], rule["window"], rule["threshold"]) if rule else None
-    if str(args.figure):
-        draw(cells, args.figure, rule)
+    if args.figure:  # (a Path of '' is '.', which matplotlib would write as '.png')
+        draw(cells, Path(args.figure), rule)
     command = f"python -m benchmarks.stopping --cells {args.cells}" + (f" --calibrate {args.calibrate}" if args.calibrate else "")
     result = {"what": __doc__.splitlines()[0], "command": command, "window": WINDOW, "plateau_points": PLATEAU_POINTS, "calibration": calibration,
+              "round_to_round": round_to_round(cells),
               "cells": {key: {**cell["summary"], "rounds": cell["rounds"]} for key, cell in cells.items()}}
     write_results(args.out, result)
     for key, cell in cells.items():
@@ -149,6 +173,8 @@ def main() -> None:
         print(f"{key}: plateau at {summary['plateau_labels']} labels (top-1 {summary['plateau_top1']:.4f}, best "
               f"{summary['best_top1']:.4f}); stops {stops}"
               + (f"; chosen rule: {default['labels'] if default else 'never'}" if rule else ""))
+    if args.table:
+        print("\n".join(table_rows(result)))
     if rule:
         print(f"chosen on {args.calibrate}: window {rule['window']}, kappa >= {rule['threshold']} "
               f"(median stop {rule['median_stop_labels']} labels)")
