@@ -173,8 +173,9 @@ def write_big_pool(folder: Path, n_pool: int) -> None:
                   "label": [None] * n_pool + [CLASSES[i % 4] for i in range(8)]}).write_csv(folder / "items.csv")
 
 
-def test_concurrent_imports_lose_no_row(tmp_path, monkeypatch):
-    """Two annotators' disjoint 30,000-row files imported at once, again and again: all 60,000 rows stay."""
+def two_annotators_files(tmp_path: Path, monkeypatch) -> None:
+    """A prepared campaign on a 60,000-item unlabeled pool, and two annotators' disjoint 30,000-row
+    CSV files (tmp_path/0.csv, tmp_path/1.csv)."""
     write_big_pool(tmp_path / "embeddings", 60_000)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(dataset="features", root=str(tmp_path / "embeddings"))
@@ -185,6 +186,11 @@ def test_concurrent_imports_lose_no_row(tmp_path, monkeypatch):
     for half in range(2):
         ids = np.arange(half * 30_000, (half + 1) * 30_000)
         pl.DataFrame({"id": ids, "label": [CLASSES[i % 4] for i in ids]}).write_csv(tmp_path / f"{half}.csv")
+
+
+def test_concurrent_imports_lose_no_row(tmp_path, monkeypatch):
+    """Two annotators' disjoint 30,000-row files imported at once, again and again: all 60,000 rows stay."""
+    two_annotators_files(tmp_path, monkeypatch)
     store = Path("data/annotations/labels.parquet")
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "stages.cli", "import"]
@@ -277,16 +283,7 @@ def test_an_import_killed_at_any_moment_leaves_the_store_whole(tmp_path, monkeyp
     import signal
     import time
 
-    write_big_pool(tmp_path / "embeddings", 60_000)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update(dataset="features", root=str(tmp_path / "embeddings"))
-    params["labels"].update(source="annotations")
-    enter_workspace(tmp_path, params, monkeypatch)
-    Path("data/annotations").mkdir(parents=True)
-    al("prepare")
-    for half in range(2):
-        ids = np.arange(half * 30_000, (half + 1) * 30_000)
-        pl.DataFrame({"id": ids, "label": [CLASSES[i % 4] for i in ids]}).write_csv(tmp_path / f"{half}.csv")
+    two_annotators_files(tmp_path, monkeypatch)
     al("import", str(tmp_path / "0.csv"))
     store = Path("data/annotations/labels.parquet")
     before = tmp_path / "before.parquet"
