@@ -16,12 +16,13 @@ the higher threshold; the
 other datasets' cells only check it. Each cell then records ``default_stop`` (labels and top-1 where
 the chosen rule stops, or null) and ``final_top1``.
 
-    python -m benchmarks.stopping [--cells DIR] [--out JSON] [--figure PNG] [--calibrate DATASET] [--table]
+    python -m benchmarks.stopping [--cells DIR] [--out JSON] [--figure PNG] [--calibrate DATASET | --check JSON] [--table]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import polars as pl
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--figure", default=str(FIGURE), help="'' for none")
     parser.add_argument("--calibrate", default="", help="choose the rule on this dataset's cells (e.g. balanced)")
+    parser.add_argument("--check", default="", help="apply the rule chosen in this results file (e.g. stopping_lbfgs.json)")
     parser.add_argument("--table", action="store_true", help="print the docs' table of the cells (with --calibrate)")
     args = parser.parse_args()
     cells = {}
@@ -156,12 +158,15 @@ def main() -> None:
         raise SystemExit(f"no finished cells under {args.cells}; run: al study run --grid benchmarks/stopping_grid.yaml "
                          f"--out {args.cells}")
     calibration = calibrate(cells, args.calibrate) if args.calibrate else None
+    if args.check:  # the rule another run of this script chose, applied to these (fresh) cells
+        calibration = {"checked_from": args.check, "chosen": json.loads(Path(args.check).read_text())["calibration"]["chosen"]}
     rule = calibration["chosen"] if calibration else None
     for cell in cells.values():
         cell["summary"]["default_stop"] = stop_of(cell["rounds"], rule["window"], rule["threshold"]) if rule else None
     if args.figure:  # (a Path of '' is '.', which matplotlib would write as '.png')
         draw(cells, Path(args.figure), rule)
-    command = f"python -m benchmarks.stopping --cells {args.cells}" + (f" --calibrate {args.calibrate}" if args.calibrate else "")
+    command = (f"python -m benchmarks.stopping --cells {args.cells}" + (f" --calibrate {args.calibrate}" if args.calibrate else "")
+               + (f" --check {args.check}" if args.check else ""))
     result = {"what": __doc__.splitlines()[0], "command": command, "window": WINDOW, "plateau_points": PLATEAU_POINTS, "calibration": calibration,
               "round_to_round": round_to_round(cells),
               "cells": {key: {**cell["summary"], "rounds": cell["rounds"]} for key, cell in cells.items()}}
@@ -176,7 +181,7 @@ def main() -> None:
     if args.table:
         print("\n".join(table_rows(result)))
     if rule:
-        print(f"chosen on {args.calibrate}: window {rule['window']}, kappa >= {rule['threshold']} "
+        print(f"{'chosen on ' + args.calibrate if args.calibrate else 'checked'}: window {rule['window']}, kappa >= {rule['threshold']} "
               f"(median stop {rule['median_stop_labels']} labels)")
 
 
