@@ -207,6 +207,17 @@ def test_schedule_command_rewrites_only_the_schedule(workspace):
     assert params["budget"] == yaml.safe_load(before)["budget"]
 
 
+def dvc_project(workspace: Path, run) -> None:
+    """The workspace as a git + DVC project with the code dvc.yaml lists as each stage's dependencies."""
+    for package in ("al_core", "stages", "pipeline", "reporting"):
+        shutil.copytree(ROOT / package, workspace / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data" / "annotations", workspace / "data" / "annotations")  # the (empty) annotation store
+    shutil.copy(ROOT / ".dvcignore", workspace / ".dvcignore")
+    for command in (("git", "init", "-q"), ("git", "config", "user.email", "test@example.com"),
+                    ("git", "config", "user.name", "test"), ("dvc", "init", "-q")):
+        run(*command)
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for DVC")
 def test_dvc_repro_then_experiment_reuses_embeddings(workspace):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
@@ -216,15 +227,7 @@ def test_dvc_repro_then_experiment_reuses_embeddings(workspace):
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout + result.stderr
 
-    # dvc.yaml lists the code each stage depends on.
-    for package in ("al_core", "stages", "pipeline", "reporting"):
-        shutil.copytree(ROOT / package, workspace / package, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "data" / "annotations", workspace / "data" / "annotations")  # the (empty) annotation store
-    shutil.copy(ROOT / ".dvcignore", workspace / ".dvcignore")
-    run("git", "init", "-q")
-    run("git", "config", "user.email", "test@example.com")
-    run("git", "config", "user.name", "test")
-    run("dvc", "init", "-q")
+    dvc_project(workspace, run)
     shutil.copy(ROOT / ".dvc" / "config", workspace / ".dvc" / "config")  # the project's cache settings
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline")
@@ -280,13 +283,7 @@ def test_dvc_repro_killed_during_select_recovers_the_same_outputs(workspace):
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout + result.stderr
 
-    for package in ("al_core", "stages", "pipeline", "reporting"):
-        shutil.copytree(ROOT / package, workspace / package, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "data" / "annotations", workspace / "data" / "annotations")
-    shutil.copy(ROOT / ".dvcignore", workspace / ".dvcignore")
-    for command in (("git", "init", "-q"), ("git", "config", "user.email", "t@example.com"), ("git", "config", "user.name", "t"),
-                    ("dvc", "init", "-q")):
-        run(*command)
+    dvc_project(workspace, run)
     run("dvc", "repro")
     picks = {path: path.read_bytes() for path in sorted(Path("runs").glob("*/queried.parquet"))}
     assert len(picks) == 1 + len(ROUNDS)
