@@ -207,6 +207,19 @@ def test_schedule_command_rewrites_only_the_schedule(workspace):
     assert params["budget"] == yaml.safe_load(before)["budget"]
 
 
+def dvc_runner():
+    """``(env, run)``: the environment with this Python's scripts (al, dvc) first on PATH, and a
+    function that runs a command there and returns its output (failing the test on a non-zero exit)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+    def run(*command):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    return env, run
+
+
 def dvc_project(workspace: Path, run) -> None:
     """The workspace as a git + DVC project with the code dvc.yaml lists as each stage's dependencies."""
     for package in ("al_core", "stages", "pipeline", "reporting"):
@@ -220,13 +233,7 @@ def dvc_project(workspace: Path, run) -> None:
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for DVC")
 def test_dvc_repro_then_experiment_reuses_embeddings(workspace):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-
-    def run(*command):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout + result.stderr
-
+    env, run = dvc_runner()
     dvc_project(workspace, run)
     shutil.copy(ROOT / ".dvc" / "config", workspace / ".dvc" / "config")  # the project's cache settings
     run("git", "add", "-A")
@@ -276,13 +283,7 @@ def test_dvc_repro_killed_during_select_recovers_the_same_outputs(workspace):
     import signal
     import time
 
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-
-    def run(*command):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout + result.stderr
-
+    env, run = dvc_runner()
     dvc_project(workspace, run)
     run("dvc", "repro")
     picks = {path: path.read_bytes() for path in sorted(Path("runs").glob("*/queried.parquet"))}
