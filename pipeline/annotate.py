@@ -29,7 +29,7 @@ from pipeline.artifacts import (
     round_features,
 )
 from pipeline.label_store import annotated_labels, campaign_ledger, known_labels, store_file
-from pipeline.ledger import check_unchanged
+from pipeline.ledger import check_unchanged, record_sent, sent_rounds
 from pipeline.params import Params
 
 EXPORT_FORMATS = ("label-studio", "csv")
@@ -166,8 +166,6 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
 def mark_sent(ledger: Path | None, round_name: str) -> str:
     """Record the round as sent in a campaign's ledger (None: a simulation), once its batch file is
     written; the message's tail."""
-    from pipeline.ledger import record_sent
-
     if ledger is None:
         return ""
     record_sent(ledger, round_name, "export")
@@ -211,7 +209,7 @@ def run_import(params: Params, file: Path) -> None:
     if still_open:
         notes.append(f"{len(still_open)} cancelled or empty, not labels: {len(skipped)} items skipped or cancelled without a "
                      "label (finish them in the same Label Studio project, export it again and import it; or see labels.awaiting)")
-    queried = set().union(*[set(batch) for batch in batches.values()]) if batches else set()
+    queried = set().union(*batches.values())
     never = sorted(items - queried)
     if never:
         notes.append(f"{len(never)} items never queried (kept: used if a later round queries them)")
@@ -219,7 +217,7 @@ def run_import(params: Params, file: Path) -> None:
     if here:
         notes.append(f"annotators disagree on {here} of these items ({disagreements.height} in the store, {DISAGREEMENTS}: "
                      f"the labels and the one chosen by {rule})")
-    notes += [f"round {name} sent ({ledger_name(params)})" for name in newly_sent]
+    notes += [f"round {name} sent ({campaign_ledger(params)})" for name in newly_sent]
     notes += open_items(batches, touched, labeled)
     tail = "".join(f"; {note}" for note in notes)
     if counts.added == 0:
@@ -256,16 +254,8 @@ def round_batches(params: Params) -> dict[str, list[int]]:
     return batches
 
 
-def ledger_name(params: Params) -> Path:
-    from pipeline.ledger import ledger_file
-
-    return ledger_file(store_file(params))
-
-
 def record_labeled_rounds(params: Params, batches: dict[str, list[int]], labeled: set[int]) -> list[str]:
     """In a campaign, record as sent every round one of whose items has a label; the rounds new to the ledger."""
-    from pipeline.ledger import record_sent, sent_rounds
-
     ledger = campaign_ledger(params)
     if ledger is None:
         return []

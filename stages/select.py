@@ -22,8 +22,8 @@ from pipeline.artifacts import (
     round_features,
     round_seed,
 )
-from pipeline.label_store import sent_batch_for
 from pipeline.distributed import all_gather_object, process_group, rank_and_processes, relaunch, under_torchrun
+from pipeline.label_store import sent_batch_for
 from pipeline.params import Params
 from pipeline.sampler_options import sampler_options
 
