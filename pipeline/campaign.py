@@ -73,13 +73,14 @@ def stopping_line(params: Params) -> str | None:
     from al_core.stopping import cohen_kappa
 
     rounds, labels, kappas, previous = [], [], [], None
+    num_classes = len(class_names())
     for round_name in params.schedule():
         folder = round_dir(round_name)
         if not ((folder / "metrics.json").is_file() and (folder / STOP_PREDICTIONS).is_file()):
             break
         current = read_npy(folder / STOP_PREDICTIONS, mmap=False)
         same = previous is not None and previous.shape == current.shape
-        kappas.append(round(cohen_kappa(previous, current, len(class_names())), 5) if same else None)
+        kappas.append(round(cohen_kappa(previous, current, num_classes), 5) if same else None)
         rounds.append(round_name)
         labels.append(read_json(folder / "metrics.json")["labels"])
         previous = current
