@@ -243,12 +243,13 @@ def _row_identity(item: int, label_name: str, annotator: str | None, time: str |
 
 
 def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray, paths: np.ndarray | None,
-                 root: str | Path | None = None) -> ParsedExport:
+                 root: str | Path | None = None, source: str | None = None, name: str | None = None) -> ParsedExport:
     """Read an export and check every row: its item (``item_id`` among ``ids``, or ``path``
     among ``paths``, absolute or relative to ``root``; both given must agree), its class (one of
     ``class_names`` or :data:`UNUSABLE`) and its time (ISO 8601). Any bad row refuses the whole
     file, naming the first ones. Cancelled annotations and rows without a choice are counted, not
-    returned. O(rows + N) time and memory.
+    returned. ``source``: what the store records as the rows' origin (default: the file's absolute
+    path); ``name``: how errors name the export (default: the path). O(rows + N) time and memory.
     """
     path = Path(path)
     if not path.is_file():
@@ -259,7 +260,7 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
     classes = {name: position for position, name in enumerate(class_names)}
     classes[UNUSABLE] = UNUSABLE_LABEL
     rows, bad, cancelled, answered, skipped = [], [], [], set(), set()
-    source = str(path.resolve())
+    source = source or str(path.resolve())
     digest = file_digest(path)
     for position, record in enumerate(records):
         where = f"row {position + 1}" + (f" (task {record['task']})" if record.get("task") is not None else "")
@@ -314,7 +315,7 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
         bad += [f"item {item}: two different labels in one plain CSV" for item in sorted(conflicting["id"].to_list())]
     if bad:
         shown = "; ".join(bad[:SHOWN_BAD_ROWS])
-        raise InputError(f"{path}: {len(bad)} bad row(s), nothing imported: {shown}")
+        raise InputError(f"{name or path}: {len(bad)} bad row(s), nothing imported: {shown}")
     return ParsedExport(rows=frame.with_columns(pl.lit(digest).alias("source_sha256")), format=export_format,
                         cancelled=len(cancelled), skipped_items=tuple(sorted(skipped - answered)),
                         cancelled_items=tuple(cancelled))

@@ -8,13 +8,14 @@ import json
 import os
 import urllib.parse
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import polars as pl
 
-from al_core.annotations import UNUSABLE, append_to_store, parse_export, read_store, resolve
+from al_core.annotations import UNUSABLE, ParsedExport, append_to_store, parse_export, read_store, resolve
 from al_core.artifacts import TEMP_PREFIX, atomic_path, read_json
 from al_core.errors import InputError
 from al_core.linear import linear_logits
@@ -90,15 +91,24 @@ def batch_file(out: Path, round_name: str, extension: str) -> Path:
     return target
 
 
-def run_export(params: Params, round_name: str, export_format: str, out: Path, document_root: Path | None) -> None:
-    """Write the round's batch for annotators: Label Studio tasks (tasks.json, with the model's
-    prediction and the sampler's score) + its labeling config (config.xml), or a CSV (id, path,
-    predicted, score, rank). Items labeled already (the store, or the dataset's own labels) are
-    left out, and the message says how many and why; an earlier batch file is never overwritten."""
-    if export_format not in EXPORT_FORMATS:
-        raise InputError(f"--format must be one of {EXPORT_FORMATS}, got {export_format!r}")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file; it names the folder the batch is written into (e.g. --out annotate)")
+@dataclass(frozen=True)
+class RoundBatch:
+    """A round's items still without a label, as annotators get them: ids, score and rank (the
+    queried table's rows), file paths, the head's guess, and what was left out and why."""
+
+    round_name: str
+    rows: pl.DataFrame  # queried.parquet's rows of the items to label
+    paths: np.ndarray
+    predicted: list[str | None]
+    left_out: str  # "; of N queried, left out: ..." or ""
+    summary: str  # why nothing is left to send, when rows is empty
+    ledger: Path | None
+
+
+def round_batch(params: Params, round_name: str) -> RoundBatch:
+    """The part of ROUND's batch that still needs labels (items labeled in the store or by the
+    dataset are left out); in a campaign, an error when the round was sent and its selection has
+    changed since. Reads the pool table, the store and the round's head (for the guess)."""
     table = PoolTable.load()
     names = class_names()
     queried = load_queried(round_name)
@@ -114,61 +124,83 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
     ledger = campaign_ledger(params)
     if ledger is not None:
         check_unchanged(ledger, round_name)  # before anything is written
-    if not ids.size:
-        print(f"export {round_name}: nothing to write, all {queried.height} queried items are labeled "
-              f"({len(queried_ids & annotated)} by annotators, {len(queried_ids & given - annotated)} by the dataset)")
-        return
+    summary = (f"nothing to send, all {queried.height} queried items are labeled ({len(queried_ids & annotated)} by "
+               f"annotators, {len(queried_ids & given - annotated)} by the dataset)")
     left_out = []
     if queried_ids & annotated:
         left_out.append(f"{len(queried_ids & annotated)} labeled in the store already")
     if queried_ids & given - annotated:
         left_out.append(f"{len(queried_ids & given - annotated)} labeled by the dataset (seed set)")
     left = f"; of {queried.height} queried, left out: {', '.join(left_out)}" if left_out else ""
+    if not ids.size:
+        return RoundBatch(round_name, batch, np.array([], dtype=object), [], left, summary, ledger)
     positions = pool_positions(table.ids("pool"), ids, round_dir(round_name) / "queried.parquet")
     predicted = _predictions(table, round_name, positions)
     predicted_names = [None] * len(ids) if predicted is None else [names[c] for c in predicted]
-    batch_paths = paths[positions]
+    return RoundBatch(round_name, batch, paths[positions], predicted_names, left, summary, ledger)
+
+
+def studio_tasks(params: Params, batch: RoundBatch, document_root: Path | None) -> tuple[list[dict], str]:
+    """Label Studio tasks for the batch (the image's URL, item_id, path, round, rank, score; the
+    head's guess as a prediction) and how the images are shown."""
+    root = Path(document_root or dataset_root(params)).resolve()
+    prefix = params.get("labels.image_url", str, "")
+    tasks = []
+    for index, item in enumerate(batch.rows["id"].to_list()):
+        score = float(batch.rows["score"][index])
+        score = score if np.isfinite(score) else None  # random picks (s0) have no score; JSON has no NaN
+        task = {"data": {"image": image_url(str(batch.paths[index]), prefix, root), "item_id": int(item),
+                         "path": str(batch.paths[index]), "round": batch.round_name, "rank": int(batch.rows["rank"][index]),
+                         "score": score}}
+        if batch.predicted[index] is not None:
+            task["predictions"] = [{"model_version": f"{batch.rows['sampler'][index]}@{batch.round_name}", "score": score,
+                                    "result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                                                "value": {"choices": [batch.predicted[index]]}}]}]
+        tasks.append(task)
+    return tasks, ("URLs under " + prefix if prefix else "local files under " + str(root))
+
+
+def run_export(params: Params, round_name: str, export_format: str, out: Path, document_root: Path | None) -> None:
+    """Write the round's batch for annotators: Label Studio tasks (tasks.json, with the model's
+    prediction and the sampler's score) + its labeling config (config.xml), or a CSV (id, path,
+    predicted, score, rank). Items labeled already (the store, or the dataset's own labels) are
+    left out, and the message says how many and why; an earlier batch file is never overwritten."""
+    if export_format not in EXPORT_FORMATS:
+        raise InputError(f"--format must be one of {EXPORT_FORMATS}, got {export_format!r}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; it names the folder the batch is written into (e.g. --out annotate)")
+    batch = round_batch(params, round_name)
+    if not batch.rows.height:
+        print(f"export {round_name}: {batch.summary.replace('nothing to send', 'nothing to write')}")
+        return
     out.mkdir(parents=True, exist_ok=True)
     if export_format == "csv":
-        frame = pl.DataFrame({"id": ids, "path": list(batch_paths), "predicted": predicted_names,
-                              "score": batch["score"], "rank": batch["rank"]},
+        frame = pl.DataFrame({"id": batch.rows["id"], "path": list(batch.paths), "predicted": batch.predicted,
+                              "score": batch.rows["score"], "rank": batch.rows["rank"]},
                              schema={"id": pl.Int64, "path": pl.String, "predicted": pl.String, "score": pl.Float64, "rank": pl.Int64})
         target = batch_file(out, round_name, ".csv")
         with atomic_path(target, suffix=".csv") as tmp:
             frame.write_csv(tmp)
-        sent = mark_sent(ledger, round_name)
-        print(f"export {round_name}: {len(ids)} items to {target}{left}{sent}")
+        sent = mark_sent(batch.ledger, round_name)
+        print(f"export {round_name}: {frame.height} items to {target}{batch.left_out}{sent}")
         return
-    root = Path(document_root or dataset_root(params)).resolve()
-    prefix = params.get("labels.image_url", str, "")
-    tasks = []
-    for index, item in enumerate(ids):
-        score = float(batch["score"][index])
-        score = score if np.isfinite(score) else None  # random picks (s0) have no score; JSON has no NaN
-        task = {"data": {"image": image_url(str(batch_paths[index]), prefix, root), "item_id": int(item),
-                         "path": str(batch_paths[index]), "round": round_name, "rank": int(batch["rank"][index]),
-                         "score": score}}
-        if predicted_names[index] is not None:
-            task["predictions"] = [{"model_version": f"{batch['sampler'][index]}@{round_name}", "score": score,
-                                    "result": [{"from_name": "label", "to_name": "image", "type": "choices",
-                                                "value": {"choices": [predicted_names[index]]}}]}]
-        tasks.append(task)
+    tasks, shown = studio_tasks(params, batch, document_root)
     target = batch_file(out, round_name, ".tasks.json")
     with atomic_path(target, suffix=".json") as tmp:
         tmp.write_text(json.dumps(tasks, indent=1, allow_nan=False) + "\n")
     with atomic_path(out / "config.xml", suffix=".xml") as tmp:
-        tmp.write_text(labeling_config(names))
-    sent = mark_sent(ledger, round_name)
-    print(f"export {round_name}: {len(tasks)} Label Studio tasks to {target}{left}; labeling config {out / 'config.xml'}; "
-          f"images as {'URLs under ' + prefix if prefix else 'local files under ' + str(root)}{sent}")
+        tmp.write_text(labeling_config(class_names()))
+    sent = mark_sent(batch.ledger, round_name)
+    print(f"export {round_name}: {len(tasks)} Label Studio tasks to {target}{batch.left_out}; labeling config "
+          f"{out / 'config.xml'}; images as {shown}{sent}")
 
 
-def mark_sent(ledger: Path | None, round_name: str) -> str:
+def mark_sent(ledger: Path | None, round_name: str, how: str = "export") -> str:
     """Record the round as sent in a campaign's ledger (None: a simulation), once its batch file is
-    written; the message's tail."""
+    written (or its tasks pushed); the message's tail."""
     if ledger is None:
         return ""
-    record_sent(ledger, round_name, "export")
+    record_sent(ledger, round_name, how)
     return f"; {round_name} is sent: its batch stays as it is ({ledger})"
 
 
@@ -187,8 +219,14 @@ def run_import(params: Params, file: Path) -> None:
     if not file.is_file():
         raise InputError(f"{file} does not exist (expected a Label Studio JSON/JSON_MIN/CSV export or a CSV of id,label)")
     table = PoolTable.load()
-    store = store_file(params)
     parsed = parse_export(file, class_names(), table.ids("pool"), table.paths("pool"), dataset_root(params))
+    print(store_parsed(params, table, parsed, f"import {file} ({parsed.format})"))
+
+
+def store_parsed(params: Params, table: PoolTable, parsed: ParsedExport, what: str) -> str:
+    """Append parsed annotations to the store (see :func:`run_import`) and say what happened,
+    ``what`` first: the line ``al import`` and ``al pull`` print."""
+    store = store_file(params)
     counts = append_to_store(store, parsed)
     ignore_temporaries(store)
     if params.get("labels.source", str, "oracle") == "oracle":
@@ -221,12 +259,11 @@ def run_import(params: Params, file: Path) -> None:
     notes += open_items(batches, touched, labeled)
     tail = "".join(f"; {note}" for note in notes)
     if counts.added == 0:
-        print(f"import {file} ({parsed.format}): nothing new, {counts.repeated} annotations stored already{tail}")
-        return
+        return f"{what}: nothing new, {counts.repeated} annotations stored already{tail}"
     changed = f", {counts.changed} changed (edited in Label Studio)" if counts.changed else ""
     repeated = f", {counts.repeated} stored already" if counts.repeated else ""
-    print(f"import {file} ({parsed.format}): {counts.new} new annotations{changed}{repeated} of {len(items)} items, "
-          f"to {store}{tail}; {labels.height} items labeled in all")
+    return (f"{what}: {counts.new} new annotations{changed}{repeated} of {len(items)} items, "
+            f"to {store}{tail}; {labels.height} items labeled in all")
 
 
 def ignore_temporaries(store: Path) -> None:

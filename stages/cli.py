@@ -124,6 +124,51 @@ def import_command(
     run_import(_params(params), file)
 
 
+URL_OPTION = typer.Option(None, "--url", envvar="LABEL_STUDIO_URL", show_envvar=True,
+                          help="Label Studio's address, e.g. http://localhost:8080 (default: the campaign's project's)")
+KEY_OPTION = typer.Option(None, "--api-key", envvar="LABEL_STUDIO_API_KEY", show_envvar=True, show_default=False,
+                          help="Account & Settings: Personal Access Token (or the legacy Access Token)")
+
+
+@app.command(rich_help_panel=LABELING)
+@friendly_errors
+def push(
+    round_name: str = typer.Argument(..., metavar="ROUND", help="round whose batch to send (init, r00, ...)"),
+    url: str = URL_OPTION,
+    api_key: str = KEY_OPTION,
+    document_root: Path = typer.Option(None, help="the folder Label Studio serves local files from "
+                                       "(its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; default data.root)"),
+    project: int = typer.Option(None, "--project", help="use this existing project from now on (default: the "
+                                "campaign's, created on the first push)"),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Send ROUND's batch to the campaign's Label Studio project through its API: the project is created
+    on the first push (labeling config, and a local-files storage so the server shows the images);
+    later rounds add their tasks to it. Items the project holds already are not added again, and
+    items labeled already are left out. The project is remembered in labels.store/label-studio.json.
+
+    Example: al push r01   (with LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY set)
+    """
+    from pipeline.label_studio import run_push
+
+    run_push(_params(params), round_name, url, api_key, document_root, project)
+
+
+@app.command(rich_help_panel=LABELING)
+@friendly_errors
+def pull(url: str = URL_OPTION, api_key: str = KEY_OPTION, params: Path = PARAMS_OPTION) -> None:
+    """Store the annotations of the campaign's Label Studio project, by the rules of al import (each
+    annotation once; an edit replaces it), and say per round how many tasks are labeled, skipped or
+    open. Nothing is stored when the server, the key, the project or one of its tasks is not as
+    expected. Then dvc repro goes on.
+
+    Example: al pull && dvc repro
+    """
+    from pipeline.label_studio import run_pull
+
+    run_pull(_params(params), url, api_key)
+
+
 @app.command(rich_help_panel=LABELING)
 @friendly_errors
 def reopen(

@@ -258,3 +258,18 @@ def test_every_plain_csv_import_is_an_event(tmp_path):
     (tmp_path / "fix-2.csv").write_text("id,label\n10,cat\n")  # a second reviewer's own file: a real vote
     append_to_store(store, parse(tmp_path / "fix-2.csv"), imported_at="2026-12-10T09:00:00.000000Z")
     assert resolve(read_store(store), "majority")[0].select("id", "label_name").rows() == [(10, "cat")]
+
+
+def test_a_personal_access_token_is_told_from_a_legacy_token():
+    import base64
+
+    from pipeline.label_studio import LabelStudio
+
+    def jwt(claims: dict) -> str:
+        encode = lambda part: base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")  # noqa: E731
+        return f"{encode({'alg': 'HS256'})}.{encode(claims)}.c2lnbmF0dXJl"
+
+    assert LabelStudio.token_type(jwt({"token_type": "refresh", "user_id": 1})) == "refresh"
+    assert LabelStudio.token_type(jwt({"token_type": "access"})) == "access"
+    assert LabelStudio.token_type("0123456789abcdef0123456789abcdef01234567") is None  # a legacy token
+    assert LabelStudio.token_type("a.b.c") is None

@@ -145,3 +145,40 @@ def test_two_item_tables(run, tmp_path):
     folder = features_folder(tmp_path, "id,label,split\n0,,pool\n1,0,val\n2,1,val\n3,1,test\n")
     pl.read_csv(folder / "items.csv").write_parquet(folder / "items.parquet")
     fails_cleanly(["prepare"], "holds both items.parquet and items.csv")
+
+
+# --- al push / al pull: what a user meets before the server answers (the rest: tests/test_label_studio.py) ---
+
+@pytest.fixture
+def no_studio_settings(monkeypatch):
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+
+
+def test_pull_before_any_push(campaign, no_studio_settings):
+    fails_cleanly(["pull", "--api-key", "k"], "no Label Studio project yet (data/annotations/label-studio.json is missing)")
+
+
+def test_push_without_a_server_address(campaign, no_studio_settings):
+    fails_cleanly(["push", "init", "--api-key", "k"], "which Label Studio? set LABEL_STUDIO_URL")
+
+
+def test_push_without_an_api_key(campaign, no_studio_settings):
+    fails_cleanly(["push", "init", "--url", "http://localhost:8080"], "no Label Studio API key: copy it from")
+
+
+def test_push_to_an_address_that_is_not_one(campaign, no_studio_settings):
+    fails_cleanly(["push", "init", "--url", "localhost:8080", "--api-key", "k"], "expected an address such as http://")
+
+
+def test_push_to_a_server_that_is_down(campaign, no_studio_settings):
+    from scripts.label_studio_annotators import free_port
+
+    fails_cleanly(["push", "init", "--url", f"http://127.0.0.1:{free_port()}", "--api-key", "k"],
+                  "cannot reach Label Studio at http://127.0.0.1")
+
+
+def test_a_damaged_project_file(campaign, no_studio_settings):
+    Path("data/annotations").mkdir(parents=True, exist_ok=True)
+    Path("data/annotations/label-studio.json").write_text("{\"url\": ")
+    fails_cleanly(["pull", "--api-key", "k"], "label-studio.json is not readable JSON")

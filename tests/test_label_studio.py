@@ -156,3 +156,112 @@ def test_a_round_trip_through_label_studio(workspace, tmp_path, monkeypatch):  #
     assert labeled.filter(pl.col("id").is_in([items[3], items[4]]))["label"].to_list() == [-1, -1]
     al("evaluate", "r01")
     al("select", "r01")
+
+
+def test_push_and_pull_three_rounds_in_one_project(workspace, tmp_path, monkeypatch):  # noqa: F811  (pytest fixture)
+    """`al push ROUND`, label in the browser (here: the REST calls a browser makes), `al pull`:
+    init, r00 and r01 in one project created by the first push, with an edit, a skipped task
+    finished later, a task deleted in Label Studio, an item not in the pool, and the errors a user
+    meets (server down, wrong key, another project's config, a deleted project), each one line
+    that changes nothing."""
+    from scripts.label_studio_annotators import free_port
+
+    params = yaml.safe_load(open("params.yaml"))
+    params["schedule"] = {"r00": "init", "r01": "r00", "r02": "r01"}
+    open("params.yaml", "w").write(yaml.safe_dump(params))
+    for stage in ("prepare", "embed", "init", "full"):
+        al(stage)
+    al("labels", "init")
+    store, ledger, remembered = (Path("data/annotations") / name for name in ("labels.parquet", "sent.parquet", "label-studio.json"))
+
+    assert "no Label Studio project yet" in al("pull", "--api-key", "k", expect=2)
+    down = al("push", "init", "--url", f"http://127.0.0.1:{free_port()}", "--api-key", "k", expect=2)
+    assert "cannot reach Label Studio at http://127.0.0.1" in down and not remembered.exists() and not ledger.exists()
+
+    (tmp_path / "studio").mkdir()
+    studio = Studio(tmp_path / "studio", document_root=workspace)
+    try:
+        assert "refused the API key (401)" in al("push", "init", "--url", studio.url, "--api-key", "wrong", expect=2)
+        assert not remembered.exists() and not ledger.exists()
+        monkeypatch.setenv("LABEL_STUDIO_URL", studio.url)
+        monkeypatch.setenv("LABEL_STUDIO_API_KEY", studio.token)
+
+        # init: the project is created with its storage; pushing again adds nothing.
+        first = al("push", "init")
+        project = json.loads(remembered.read_text())["project"]
+        assert "created project" in first and f"9 tasks added to project {project}" in first and "1 local-files storage" in first
+        again = al("push", "init")
+        assert "0 tasks added" in again and "9 there already" in again
+        assert pl.read_parquet(ledger).filter(pl.col("round") == "init")["how"].unique().to_list() == ["push"]
+        tasks = studio.call("GET", f"/api/tasks?project={project}&page_size=100")["tasks"]
+        assert sorted(task["data"]["item_id"] for task in tasks) == sorted(pl.read_parquet("runs/init/queried.parquet")["id"])
+        image = urllib.request.urlopen(urllib.request.Request(studio.url + tasks[0]["data"]["image"],
+                                                              headers={"Authorization": f"Token {studio.token}"}), timeout=30)
+        assert image.status == 200 and image.read(8).startswith(b"\x89PNG")  # shown without a storage set by hand
+        by_item = {task["data"]["item_id"]: task for task in tasks}
+        items = sorted(by_item)
+        studio.annotate(by_item[items[0]]["id"], None, cancelled=True)  # skipped, finished later
+        for item in items[1:]:
+            studio.annotate(by_item[item]["id"], truth(by_item[item]["data"]["path"]))
+        pulled = al("pull")
+        assert "8 new annotations" in pulled and "init: 9 tasks, 8 labeled, 1 skipped, 0 open" in pulled, pulled
+        assert "nothing new, 8 annotations stored already" in al("pull")
+        # What a pull stored is what importing the equivalent export file stores: nothing more.
+        (tmp_path / "export.json").write_bytes(studio.export(project, "JSON"))
+        assert "nothing new" in al("import", str(tmp_path / "export.json"))
+        time.sleep(1.1)
+        studio.annotate(by_item[items[0]]["id"], truth(by_item[items[0]]["data"]["path"]))
+        assert "1 new annotations" in al("pull") and "init: 9 tasks, 9 labeled, 0 skipped, 0 open" in al("pull")
+        for command in (["labels", "init"], ["train", "r00", "init"], ["evaluate", "r00"], ["select", "r00"]):
+            al(*command)
+
+        # r00 into the same project; an annotation edited after the pull replaces the first version.
+        assert f"6 tasks added to project {project}" in al("push", "r00")
+        tasks = {task["data"]["item_id"]: task for task in studio.call("GET", f"/api/tasks?project={project}&page_size=100")["tasks"]
+                 if task["data"]["round"] == "r00"}
+        annotation = {item: studio.annotate(task["id"], CLASSES[0]) for item, task in tasks.items()}
+        assert "6 new annotations" in al("pull")
+        wrong = [item for item in tasks if truth(tasks[item]["data"]["path"]) != CLASSES[0]]
+        time.sleep(1.1)
+        for item in wrong:
+            studio.edit(annotation[item], truth(tasks[item]["data"]["path"]))
+        assert f"{len(wrong)} changed (edited in Label Studio)" in al("pull")
+        for command in (["labels", "r00"], ["train", "r01", "r00"], ["evaluate", "r01"], ["select", "r01"]):
+            al(*command)
+
+        # r01: a task deleted in Label Studio, an item not in the pool: pull refuses, the store unchanged.
+        al("push", "r01")
+        tasks = {task["data"]["item_id"]: task for task in studio.call("GET", f"/api/tasks?project={project}&page_size=100")["tasks"]
+                 if task["data"]["round"] == "r01"}
+        deleted = sorted(tasks)[0]
+        studio.call("DELETE", f"/api/tasks/{tasks[deleted]['id']}")
+        before = store.read_bytes()
+        refused = al("pull", expect=2)
+        assert f"no task for 1 unlabeled items of round r01 (ids {deleted}" in refused and "al push r01 adds them again" in refused
+        assert store.read_bytes() == before
+        again = al("push", "r01")
+        assert "1 tasks added" in again and "5 there already" in again
+        studio.call("POST", f"/api/projects/{project}/import", [{"data": {"image": "x", "item_id": 999999, "path": "x.png"}}])
+        stranger = [task for task in studio.call("GET", f"/api/tasks?project={project}&page_size=100")["tasks"]
+                    if task["data"]["item_id"] == 999999][0]
+        studio.annotate(stranger["id"], CLASSES[1])
+        assert "item 999999 is not in the pool" in al("pull", expect=2) and store.read_bytes() == before
+        studio.call("DELETE", f"/api/tasks/{stranger['id']}")
+        for task in studio.call("GET", f"/api/tasks?project={project}&page_size=100")["tasks"]:
+            if task["data"]["round"] == "r01":
+                studio.annotate(task["id"], truth(task["data"]["path"]))
+        assert "r01: 6 tasks, 6 labeled, 0 skipped, 0 open" in al("pull")
+        al("labels", "r01")
+        al("train", "r02", "r01")  # three rounds of labels from one project train the next head
+        assert pl.read_parquet("runs/r02/labeled.parquet").height == 9 + 6 + 6
+
+        # Another project's config; a deleted project.
+        config = ('<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
+                  '<Choice value="cat"/><Choice value="cow"/></Choices></View>')
+        other = studio.call("POST", "/api/projects", {"title": "other", "label_config": config})
+        assert "labels other classes than this campaign" in al("push", "r01", "--project", str(other["id"]), expect=2)
+        assert json.loads(remembered.read_text())["project"] == project
+        studio.call("DELETE", f"/api/projects/{project}")
+        assert f"project {project} no longer exists" in al("pull", expect=2) and store.read_bytes() != before
+    finally:
+        studio.stop()
