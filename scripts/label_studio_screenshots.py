@@ -1,16 +1,17 @@
-"""Screenshots of the real Label Studio pages for the tutorial, taken during a real run.
+"""Screenshots of the real Label Studio pages for the tutorial, taken during a real run of al push / al pull.
 
     python -m scripts.label_studio_screenshots --out docs/tutorials/img
 
 Makes a small unlabeled Fashion-MNIST campaign in a temporary folder (scripts/fashion_mnist_folder.py),
-runs the pipeline's stages through s0 (labels from the truth file, as a CSV round trip) and r00,
-exports r00's batch for Label Studio, starts Label Studio 1.23.2 (.venv-ls), creates the project
-with the exported labeling config, the Local files storage and the tasks, then drives the Debian
-Chromium headless with Playwright (no browser download) to sign in and photograph: the project's
-task list, a task with the model's guess pre-selected, and the export dialog. Then it labels the
-tasks through the REST API, exports the project, imports it with `al import`, and prints what
-`al import` said, so that every picture comes from a loop that really ran. Needs Label Studio in
-.venv-ls (scripts/install_label_studio.sh), chromium, and `pip install playwright`.
+starts Label Studio 1.23.2 (.venv-ls) with its local-files document root at the image folder, and
+runs the loop as the tutorial does: `al push init` (creates the project, its labeling config and
+its storage), the annotators' answers through the REST API (what their browsers send), `al pull`,
+the stages of r00, `al push r00` into the same project; then drives the Debian Chromium headless
+with Playwright (no browser download) to sign in and photograph: the project's task list, a task
+of r00 with the model's guess pre-selected, and the export dialog (the file route). Then it labels
+r00, runs `al pull` again and prints what every al command said, so that every picture comes from
+a loop that really ran. Needs Label Studio in .venv-ls (scripts/install_label_studio.sh),
+chromium, and `pip install playwright`.
 """
 
 from __future__ import annotations
@@ -39,28 +40,29 @@ def al(*args: str, cwd: Path) -> str:
     return result.stdout + result.stderr
 
 
-def campaign(work: Path) -> tuple[Path, Path]:
-    """A real campaign up to r00's Label Studio batch; returns the image folder and the truth file."""
+def campaign(work: Path) -> tuple[Path, dict[str, str]]:
+    """A real campaign up to s0's batch; returns the image folder and the truth (path -> class)."""
     images = work / "images"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "fashion_mnist_folder.py"), str(images), "--pool", "400",
                     "--val", "100", "--test", "200"], check=True, capture_output=True)
-    truth_file = work / "images_truth.csv"
     (work / "run").mkdir()
     run = work / "run"
     (run / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     al("set", f"data.root={images}", "data.dataset=imagefolder", "labels.source=annotations", "initial_size=40",
        "budget=12", cwd=run)
-    al("schedule", "1", cwd=run)
-    for command in (["source"], ["prepare"], ["embed"], ["init"], ["labels", "init"], ["export", "init", "--format", "csv"]):
+    al("schedule", "2", cwd=run)
+    for command in (["source"], ["prepare"], ["embed"], ["init"], ["labels", "init"]):
         al(*command, cwd=run)
-    truth = {str(Path(path).resolve()): label for path, label in pl.read_csv(truth_file).iter_rows()}
-    batch = pl.read_csv(run / "annotate" / "init.csv")
-    pl.DataFrame({"id": batch["id"], "label": [truth[str(Path(p).resolve())] for p in batch["path"]]}).write_csv(run / "s0.csv")
-    al("import", "s0.csv", cwd=run)
-    for command in (["labels", "init"], ["train", "r00", "init"], ["evaluate", "r00"], ["select", "r00"], ["labels", "r00"],
-                    ["export", "r00", "--document-root", str(images)]):
-        al(*command, cwd=run)
-    return images, truth_file
+    truth = {str(Path(path).resolve()): label for path, label in pl.read_csv(work / "images_truth.csv").iter_rows()}
+    return images, truth
+
+
+def label_all(studio: Studio, project: int, round_name: str, truth: dict[str, str]) -> None:
+    """The annotators: every task of the round gets its true class."""
+    listed = studio.call("GET", f"/api/tasks?project={project}&page_size=1000")["tasks"]
+    for task in listed:
+        if task["data"]["round"] == round_name:
+            studio.annotate(task["id"], truth[str(Path(task["data"]["path"]).resolve())])
 
 
 def photograph(studio: Studio, project: int, task: int, out: Path) -> None:
@@ -98,24 +100,29 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "tutorials" / "img")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    said = []
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        images, truth_file = campaign(work)
+        images, truth = campaign(work)
         run = work / "run"
-        tasks = json.loads((run / "annotate" / "r00.tasks.json").read_text())
         (work / "studio").mkdir()
         studio = Studio(work / "studio", document_root=images)
+        os.environ.update(LABEL_STUDIO_URL=studio.url, LABEL_STUDIO_API_KEY=studio.token)
         try:
-            project, stored = studio.create_project("Fashion-MNIST r00", (run / "annotate" / "config.xml").read_text(),
-                                                    tasks, images=images / "pool")
-            photograph(studio, project, stored[0]["id"], args.out)
-            truth = {str(Path(path).resolve()): label for path, label in pl.read_csv(truth_file).iter_rows()}
-            for task in stored:
-                studio.annotate(task["id"], truth[str(Path(task["data"]["path"]).resolve())])
-            (run / "export.json").write_bytes(studio.export(project, "JSON"))
+            said.append(al("push", "init", cwd=run))
+            project = json.loads((run / "data" / "annotations" / "label-studio.json").read_text())["project"]
+            label_all(studio, project, "init", truth)
+            said.append(al("pull", cwd=run))
+            for command in (["labels", "init"], ["train", "r00", "init"], ["evaluate", "r00"], ["select", "r00"]):
+                al(*command, cwd=run)
+            said.append(al("push", "r00", cwd=run))
+            listed = studio.call("GET", f"/api/tasks?project={project}&page_size=1000")["tasks"]
+            photograph(studio, project, next(task["id"] for task in listed if task["data"]["round"] == "r00"), args.out)
+            label_all(studio, project, "r00", truth)
+            said.append(al("pull", cwd=run))
         finally:
             studio.stop()
-        print(al("import", "export.json", cwd=run).strip())
+    print("".join(said).strip())
     print(f"screenshots in {args.out}: " + ", ".join(sorted(path.name for path in args.out.glob("label-studio-*.png"))))
 
 

@@ -16,7 +16,7 @@ from stages.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-COMMAND_LINE = re.compile(r"(?:^|[`\s(;&|])al ((?:[a-z][\w-]*)(?:[^`\n#|)&]*))")
+COMMAND_LINE = re.compile(r"(?:^|[`\s(;&|])al ((?:[a-z][\w-]*)(?:[^`\n#|)&;]*))")
 
 
 def command_lines() -> list[tuple[str, str]]:

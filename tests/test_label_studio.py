@@ -206,6 +206,8 @@ def test_push_and_pull_three_rounds_in_one_project(workspace, tmp_path, monkeypa
         pulled = al("pull")
         assert "8 new annotations" in pulled and "init: 9 tasks, 8 labeled, 1 skipped, 0 open" in pulled, pulled
         assert "nothing new, 8 annotations stored already" in al("pull")
+        personal = studio.call("POST", "/api/token/", {})["token"]  # a personal access token (a JWT), as the UI makes it
+        assert "nothing new, 8 annotations stored already" in al("pull", "--api-key", personal)
         # What a pull stored is what importing the equivalent export file stores: nothing more.
         (tmp_path / "export.json").write_bytes(studio.export(project, "JSON"))
         assert "nothing new" in al("import", str(tmp_path / "export.json"))
