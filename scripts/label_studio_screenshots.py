@@ -9,7 +9,8 @@ its storage), the annotators' answers through the REST API (what their browsers 
 the stages of r00, `al push r00` into the same project; then drives the Debian Chromium headless
 with Playwright (no browser download) to sign in and photograph: the project's task list, a task
 of r00 with the model's guess pre-selected, and the export dialog (the file route). Then it labels
-r00, runs `al pull` again and prints what every al command said, so that every picture comes from
+r00, pulls, runs r01's stages, pushes and pulls r01 (three rounds in one project) and prints what
+every al command said, so that every picture comes from
 a loop that really ran. Needs Label Studio in .venv-ls (scripts/install_label_studio.sh),
 chromium, and `pip install playwright`.
 """
@@ -120,6 +121,13 @@ def main() -> None:
             photograph(studio, project, next(task["id"] for task in listed if task["data"]["round"] == "r00"), args.out)
             label_all(studio, project, "r00", truth)
             said.append(al("pull", cwd=run))
+            for command in (["labels", "r00"], ["train", "r01", "r00"], ["evaluate", "r01"], ["select", "r01"]):
+                al(*command, cwd=run)
+            said.append(al("push", "r01", cwd=run))
+            label_all(studio, project, "r01", truth)
+            said.append(al("pull", cwd=run))
+            al("labels", "r01", cwd=run)
+            said.append(al("campaign", cwd=run))
         finally:
             studio.stop()
     print("".join(said).strip())

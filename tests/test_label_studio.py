@@ -228,6 +228,8 @@ def test_push_and_pull_three_rounds_in_one_project(workspace, tmp_path, monkeypa
         for item in wrong:
             studio.edit(annotation[item], truth(tasks[item]["data"]["path"]))
         assert f"{len(wrong)} changed (edited in Label Studio)" in al("pull")
+        (tmp_path / "edited.json").write_bytes(studio.export(project, "JSON"))
+        assert "nothing new" in al("import", str(tmp_path / "edited.json"))  # the file holds what the pull stored
         for command in (["labels", "r00"], ["train", "r01", "r00"], ["evaluate", "r01"], ["select", "r01"]):
             al(*command)
 
