@@ -9,9 +9,14 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = "0" ] && command -v apt-ge
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
         || echo "test: could not install chromium; the screenshot test will be skipped" >&2
 fi
-# Label Studio (its own environment) for the real-server round trip of tests/test_label_studio.py,
-# which is skipped, saying why, when it cannot be installed.
-bash scripts/install_label_studio.sh || echo "test: could not install Label Studio; tests/test_label_studio.py will be skipped" >&2
+# Label Studio (its own environment) for the real-server tests of tests/test_label_studio.py: the
+# suite fails without it (AL_SKIP_LABEL_STUDIO=1 skips them on purpose, saying so).
+if [ "${AL_SKIP_LABEL_STUDIO:-0}" = "1" ]; then
+    echo "test: AL_SKIP_LABEL_STUDIO=1: tests/test_label_studio.py (the real Label Studio server) will be skipped" >&2
+else
+    bash scripts/install_label_studio.sh || { echo "test: could not install Label Studio into .venv-ls (see above); the real-server tests cannot run (AL_SKIP_LABEL_STUDIO=1 skips them)" >&2; exit 1; }
+    export AL_REQUIRE_LABEL_STUDIO=1
+fi
 # The documentation site: reference pages generated from the code, every link and anchor checked.
 echo "test: building the documentation (mkdocs build --strict)"
 NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true mkdocs build --strict --quiet --site-dir "$(mktemp -d)"

@@ -1,4 +1,5 @@
-"""The annotation store: every export format Label Studio writes, all-or-nothing imports, the rules."""
+"""The annotation store: Label Studio's export formats (built here, and the bytes a real server wrote:
+tests/fixtures/label_studio), all-or-nothing imports, the rules."""
 
 import json
 import re
@@ -273,3 +274,25 @@ def test_a_personal_access_token_is_told_from_a_legacy_token():
     assert LabelStudio.token_type(jwt({"token_type": "access"})) == "access"
     assert LabelStudio.token_type("0123456789abcdef0123456789abcdef01234567") is None  # a legacy token
     assert LabelStudio.token_type("a.b.c") is None
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "label_studio"
+
+
+def test_the_exports_a_real_label_studio_wrote(tmp_path):
+    """The bytes Label Studio 1.23.2 exported (recorded by scripts/record_label_studio_exports.py):
+    item 10 cat then dog, 11 skipped, 12 unusable, 13 dog (edited to eel later), 14 open. The three
+    formats hold the same four annotations; the export after the edit changes exactly one."""
+    store = tmp_path / "labels.parquet"
+    parsed = parse(FIXTURES / "project.json")
+    assert parsed.format == "label-studio-json" and parsed.cancelled == 1 and parsed.skipped_items == (11,)
+    assert sorted(parsed.rows.select("id", "label_name").rows()) == [(10, "cat"), (10, "dog"), (12, UNUSABLE), (13, "dog")]
+    assert append_to_store(store, parsed) == ImportCounts(new=4, changed=0, repeated=0)
+    for name, export_format in (("project.min.json", "label-studio-json-min"), ("project.csv", "label-studio-csv")):
+        again = parse(FIXTURES / name)
+        assert again.format == export_format and sorted(again.rows["id"].to_list()) == [10, 10, 12, 13]
+        assert append_to_store(store, again) == ImportCounts(new=0, changed=0, repeated=4)
+    assert append_to_store(store, parse(FIXTURES / "project-edited.json")) == ImportCounts(new=0, changed=1, repeated=3)
+    labels, disagreements = resolve(read_store(store), "latest")
+    assert sorted(labels.select("id", "label").rows()) == [(10, 1), (12, -1), (13, 2)]
+    assert disagreements["id"].to_list() == [10]

@@ -11,12 +11,14 @@ project, exports the whole project again (exactly the new and the changed annota
 continues the pipeline one round, and corrects two items by a reviewer's CSV of absolute and
 relative paths. A second project labels the s0 of a features dataset without labels (embeddings
 made elsewhere, their items' URLs shown to the annotators) and trains a round on it.
-Skipped, saying why, when `.venv-ls/bin/label-studio` is absent.
+Skipped, saying why, when `.venv-ls/bin/label-studio` is absent, except under test.sh, where that fails
+the run (AL_REQUIRE_LABEL_STUDIO=1).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 from pathlib import Path
@@ -29,6 +31,8 @@ from al_core.annotations import UNUSABLE
 from scripts.label_studio_annotators import SERVER, Studio
 from tests.test_annotation_loop import CLASSES, al, truth, workspace  # noqa: F401  (the fixture)
 
+if not SERVER.exists() and os.environ.get("AL_REQUIRE_LABEL_STUDIO") == "1":  # test.sh: never skip in silence
+    pytest.fail(f"Label Studio is not installed at {SERVER} (bash scripts/install_label_studio.sh)", pytrace=False)
 pytestmark = pytest.mark.skipif(not SERVER.exists(), reason="Label Studio is not installed in .venv-ls (test.sh installs it)")
 
 
