@@ -24,7 +24,7 @@ from al_core.data import load_fashion_mnist
 from al_core.features import extract_features
 from al_core.metrics import topk_accuracy
 from al_core.train import HeadConfig, feature_statistics, train_linear_head
-from benchmarks.results_file import machine, write_results
+from pipeline.results_file import machine, write_results
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import torch
 
 from al_core.backbones import load_backbone
 from al_core.features import extract_features, pick_device
-from benchmarks.results_file import machine, write_results
+from pipeline.results_file import machine, write_results
 
 
 @torch.inference_mode()

@@ -40,7 +40,7 @@ from al_core.samplers.pool import STREAM_WORKERS, _as_float32
 from al_core.train import HeadConfig, feature_statistics, train_linear_head
 from benchmarks.extraction import bare_forward
 from benchmarks.realistic_pool import POOL_HELP, POOLS, build_named_pool
-from benchmarks.results_file import machine, write_results
+from pipeline.results_file import machine, write_results
 
 IMAGENET_TRAIN = 1_281_167
 CHUNK = 8192

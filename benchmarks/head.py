@@ -21,7 +21,7 @@ import numpy as np
 
 from al_core.linear import feature_statistics
 from al_core.train import HeadConfig, train_linear_head
-from benchmarks.results_file import write_results
+from pipeline.results_file import write_results
 
 
 def synthetic(n: int, val: int, d: int, c: int, seed: int = 0):

@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 import yaml
 
-from benchmarks.results_file import machine, write_results
+from pipeline.results_file import machine, write_results
 from benchmarks.realistic_pool import POOL_HELP, POOLS, build_named_pool
 
 ROOT = Path(__file__).resolve().parents[1]

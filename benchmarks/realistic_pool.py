@@ -1,7 +1,7 @@
 """A benchmark pool like the ones a real head produces: class geometry, long-tailed class sizes,
 and a head whose softmax is not saturated.
 
-The ImageNet-shaped pool of ``benchmarks.selection`` has a head that saturates the softmax (top-two
+The ImageNet-shaped pool of ``benchmarks.pools`` has a head that saturates the softmax (top-two
 logit gaps of 29-40), where almost no row needs exact scoring. Here:
 
 - classes: C centres drawn on a sphere of radius ``separation``, items ``centre + N(0, I)``;
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.selection import build_pool, write_pool
+from benchmarks.pools import build_pool, write_pool
 
 WORK = Path("benchmarks/.work")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from al_core.samplers import select_with_scores
-from benchmarks.results_file import machine, write_results
+from pipeline.results_file import machine, write_results
 from al_core.artifacts import read_npy
 from pipeline.artifacts import PoolTable, labeled_mask, load_head, load_labeled
 

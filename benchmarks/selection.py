@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import os
 import threading
 import time
 import tracemalloc
@@ -29,47 +28,11 @@ from al_core.clustering import cluster_pool
 from al_core.errors import InputError
 from al_core.metrics import class_counts, imbalance_ratio
 from al_core.samplers import SAMPLERS, select_with_scores
-from benchmarks.results_file import machine, write_results
+from benchmarks.realistic_pool import POOL_HELP, POOLS, build_named_pool
+from pipeline.results_file import machine, write_results
 
 HEAD_SAMPLERS = ("base", "mase", "margin", "confidence", "entropy")
 FEATURE_SAMPLERS = ("coreset", "partitioned_coreset", "badge", "partitioned_badge", "balancing")  # need features even beside logits
-
-
-def write_pool(path: Path, n: int, d: int, block_of, chunk: int = 65536) -> np.ndarray:
-    """``path`` as an (n, d) float16 .npy written ``chunk`` rows at a time from ``block_of(start,
-    stop)`` (float32 rows), atomically; kept when it exists. Returns its memory map."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, d))
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            out[start:stop] = block_of(start, stop)
-        out.flush()
-        del out
-        os.replace(tmp, path)
-    return np.load(path, mmap_mode="r")
-
-
-def build_pool(workdir: Path, n: int, d: int, c: int, seed: int, chunk: int = 65536):
-    """Write features.npy (N, d) float16 and labels.npy; return memmaps, head and labels."""
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(c, d)).astype(np.float32)
-    sizes = rng.zipf(1.5, size=c).astype(np.float64).clip(1, 50) + 10  # unequal class sizes
-    probabilities = sizes / sizes.sum()
-    labels = rng.choice(c, size=n, p=probabilities).astype(np.int64)
-    spreads = rng.uniform(0.5, 2.0, size=c).astype(np.float32)  # unequal class spreads
-    def block_of(start: int, stop: int) -> np.ndarray:
-        block = rng.standard_normal(size=(stop - start, d), dtype=np.float32)
-        block *= spreads[labels[start:stop], None]
-        block += centers[labels[start:stop]]
-        return block
-
-    features = write_pool(workdir / f"features_{n}_{d}_{c}_{seed}.npy", n, d, block_of, chunk)
-    head_rng = np.random.default_rng(seed + 1)
-    weight = (centers / np.sqrt(d) + 0.01 * head_rng.normal(size=(c, d))).astype(np.float32)
-    bias = (0.1 * head_rng.normal(size=c)).astype(np.float32)
-    return features, weight, bias, labels
 
 
 def logits_file(workdir: Path, features, weight, bias, chunk: int) -> tuple[np.ndarray, float]:
@@ -175,7 +138,6 @@ def naive_seconds(features, weight, bias, labeled_mask, budget: int, slice_rows:
 
 
 def main() -> None:
-    from benchmarks.realistic_pool import POOL_HELP, POOLS, build_named_pool  # it imports this module
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_281_167)

@@ -33,8 +33,8 @@ from al_core.linear import reference_logits
 from al_core.samplers import select_with_scores
 from al_core.samplers.pool import STREAM_WORKERS, _as_float32
 from benchmarks.realistic_pool import WORK, build_realistic_pool
-from benchmarks.results_file import machine, write_results
-from benchmarks.selection import build_pool
+from pipeline.results_file import machine, write_results
+from benchmarks.pools import build_pool
 
 OUT = Path("benchmarks/results/selection_grid.json")
 FIGURE = Path("docs/results/img/selection_grid.png")

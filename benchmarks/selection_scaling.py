@@ -1,7 +1,7 @@
 """How selection time grows with the pool and with processes (a benchmark, not a test).
 
 For each pool size N (the ImageNet shape's d and C, features float16 memory-mapped from disk,
-built by ``benchmarks.selection.build_pool``): the bare float32 logits product over the pool,
+built by ``benchmarks.pools.build_pool``): the bare float32 logits product over the pool,
 then each sampler from features in one process and in P processes (``select.processes``: every
 process streams every P-th block and the shards are merged; gloo on CPU, one BLAS thread per
 process), the picks checked equal to one process's. The pool files stay in ``--workdir``
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.results_file import machine, write_results
+from pipeline.results_file import machine, write_results
 from benchmarks.realistic_pool import POOL_HELP, POOLS, build_named_pool
 
 

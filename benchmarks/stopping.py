@@ -28,7 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from al_core.stopping import stabilized_at
-from benchmarks.results_file import write_results
+from pipeline.results_file import write_results
 
 CELLS = Path("benchmarks/results/stopping_cells")
 OUT = Path("benchmarks/results/stopping.json")

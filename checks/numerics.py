@@ -33,7 +33,7 @@ import polars as pl
 import yaml
 
 from al_core.samplers import SAMPLERS
-from benchmarks.results_file import machine
+from pipeline.results_file import machine
 
 CHECKED_SAMPLERS = ("base", "mase")
 

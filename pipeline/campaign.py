@@ -95,7 +95,7 @@ def stopping_line(params: Params) -> str | None:
 def run_campaign(params: Params) -> pl.DataFrame:
     """Write reports/campaign.csv, reports/campaign.md and reports/disagreements.csv and print the table."""
     from pipeline.annotate import write_disagreements
-    from reporting.pages import markdown_table
+    from pipeline.tables import markdown_table
 
     frame = campaign_table(params)
     lines = [markdown_table(frame.drop("won", "labels_per_class")), ""]

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ RESULTS = Path("reports/study/runs")
 WORK = Path(".study")
 CODE_DIRS = ("al_core", "stages", "pipeline")
 CELL_FILES = ("rounds.csv", "metrics.json", "selections.csv", "cell.json")
+Stages = Callable[..., None]  # called with a cell's Params in its folder
 
 
 @dataclass(frozen=True)
@@ -134,12 +136,10 @@ def _write_params(folder: Path, params: dict) -> None:
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def prepare_dataset(base: dict, grid: Grid, dataset: str, work: Path) -> Path:
-    """``work/<dataset>/`` with data/prepare and data/embed, made once (a folder with a ``done``
-    mark is reused; its params must match, else it is made again)."""
+def prepare_dataset(base: dict, grid: Grid, dataset: str, work: Path, prepare: Stages) -> Path:
+    """``work/<dataset>/`` with data/prepare and data/embed, made once by ``prepare`` (a folder
+    with a ``done`` mark is reused; its params must match, else it is made again)."""
     from pipeline.params import Params
-    from stages.embed import run_embed
-    from stages.prepare import run_prepare
 
     folder = work / dataset
     params = dataset_params(base, grid, dataset)
@@ -152,40 +152,13 @@ def prepare_dataset(base: dict, grid: Grid, dataset: str, work: Path) -> Path:
     _write_params(folder, params)
     with working_directory(folder):
         print(f"study: preparing and embedding dataset {dataset!r}")
-        run_prepare(Params())
-        run_embed(Params())
+        prepare(Params())
     mark.write_text(wanted)
     return folder
 
 
-def _run_stages(params_obj) -> None:
-    """The stage commands of one experiment, in dvc.yaml's order (cwd: the cell's folder)."""
-    from pipeline.params import Params
-    from stages.cluster import reads_clusters, run_cluster
-    from stages.evaluate import run_evaluate
-    from stages.full import run_full
-    from stages.init import run_init
-    from stages.labels import run_labels
-    from stages.report import run_report
-    from stages.select import run_select
-    from stages.train import run_train
-
-    params: Params = params_obj
-    run_init(params)
-    run_labels(params, "init")
-    if reads_clusters(params.get("sampler", str)):
-        run_cluster(params)
-    for round_name, previous in params.schedule().items():
-        run_train(params, round_name, previous)
-        run_evaluate(params, round_name)
-        run_select(params, round_name)
-        run_labels(params, round_name)
-    run_full(params)
-    run_report(params)
-
-
-def run_cell(base: dict, grid: Grid, cell: Cell, dataset_folder: Path, work: Path, results: Path) -> dict:
-    """Run one cell in ``work/cells/<cell>`` and move its results into ``results/<cell>``."""
+def run_cell(base: dict, grid: Grid, cell: Cell, dataset_folder: Path, work: Path, results: Path, experiment: Stages) -> dict:
+    """Run one cell (``experiment``: its stages) in ``work/cells/<cell>`` and move its results into ``results/<cell>``."""
     from al_core.artifacts import read_parquet
     from pipeline.params import Params
 
@@ -198,7 +171,7 @@ def run_cell(base: dict, grid: Grid, cell: Cell, dataset_folder: Path, work: Pat
     started = time.perf_counter()
     with working_directory(folder):
         params = Params()
-        _run_stages(params)
+        experiment(params)
         selections = pl.concat([
             read_parquet(Path("runs") / round_name / "queried.parquet", {"id": (pl.Int64,)}).select("round", "rank", "id")
             for round_name in ["init", *params.schedule()]
@@ -223,12 +196,12 @@ def finished(results: Path, cell: Cell) -> bool:
     return all((results / cell.name / name).is_file() for name in CELL_FILES)
 
 
-def run_study(grid_path: Path = GRID, only: list[str] | None = None, limit: int | None = None, force: bool = False,
-              results: Path = RESULTS, work: Path = WORK) -> list[str]:
-    """Run every cell of the grid that has no results yet (or the ``only`` ones); returns the cells run."""
-    from pipeline.params import Params
-
-    from pipeline.params import validate_params
+def run_study(prepare: Stages, experiment: Stages, grid_path: Path = GRID, only: list[str] | None = None,
+              limit: int | None = None, force: bool = False, results: Path = RESULTS, work: Path = WORK) -> list[str]:
+    """Run every cell of the grid that has no results yet (or the ``only`` ones); returns the cells
+    run. ``prepare`` makes a dataset's pool table and features, ``experiment`` runs a cell's stages
+    (both given a cell's Params, cwd its folder: :mod:`stages.experiment`)."""
+    from pipeline.params import Params, validate_params
 
     grid = load_grid(grid_path)
     base = Params(Path("params.yaml")).data  # checked against the schema now, not inside the first cell
@@ -249,8 +222,8 @@ def run_study(grid_path: Path = GRID, only: list[str] | None = None, limit: int 
     work, results = work.resolve(), results.resolve()
     done = []
     for index, cell in enumerate(todo, 1):
-        dataset_folder = prepare_dataset(base, grid, cell.dataset, work)
-        info = run_cell(base, grid, cell, dataset_folder, work, results)
+        dataset_folder = prepare_dataset(base, grid, cell.dataset, work, prepare)
+        info = run_cell(base, grid, cell, dataset_folder, work, results, experiment)
         final = json.loads((results / cell.name / "metrics.json").read_text())
         print(f"study: [{index}/{len(todo)}] {cell.name}: final top-1 {final.get('final_top1')}, "
               f"imbalance {final.get('final_imbalance')}, {info['seconds']:.0f} s")

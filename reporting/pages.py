@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from al_core.artifacts import atomic_path
+from pipeline.tables import cell_text, markdown_table
 
 CAPTIONS = {
     "learning_curves": "Test accuracy against labels used, one line per sampler (mean over seeds with a 95% "
@@ -36,23 +37,10 @@ window.addEventListener("load", function () {
 </script>"""
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return "-" if value is None else str(value)
-
-
 def _html_table(frame: pl.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(column)}</th>" for column in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in frame.iter_rows())
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell_text(v))}</td>" for v in row) + "</tr>" for row in frame.iter_rows())
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def markdown_table(frame: pl.DataFrame, columns: list[str] | None = None) -> str:
-    frame = frame.select(columns or frame.columns)
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join(lines) + "\n"
 
 
 def write_pages(comparison, tables: dict[str, pl.DataFrame], figures: dict[str, list[Path]], out: Path) -> Path:

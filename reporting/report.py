@@ -19,7 +19,8 @@ from al_core.errors import InputError
 from pipeline.artifacts import REPORTS_DIR
 from reporting.comparison import Comparison
 from reporting.experiments import Gathered, gather_experiments
-from reporting.pages import check_in_browser, markdown_table, write_pages
+from pipeline.tables import markdown_table
+from reporting.pages import check_in_browser, write_pages
 
 COMPARE_DIR = REPORTS_DIR / "compare"
 

@@ -21,7 +21,7 @@ from al_core.artifacts import atomic_path
 from al_core.curves import labels_to_reach, mean_confidence_band
 from al_core.errors import InputError
 from pipeline.study import GRID, RESULTS, load_grid
-from reporting.pages import markdown_table
+from pipeline.tables import markdown_table
 
 STUDY_DIR = Path("reports/study")
 REACH = (0.90, 0.95, 0.99)

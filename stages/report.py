@@ -17,7 +17,7 @@ from pipeline.artifacts import FULL_DIR, PREPARE_DIR, REPORTS_DIR, STOP_PREDICTI
 from pipeline.params import Params
 from reporting.comparison import Comparison
 from reporting.experiments import ROUNDS_CSV, SUMMARY, Experiment, flatten
-from reporting.pages import markdown_table
+from pipeline.tables import markdown_table
 from reporting.report import write_figures
 
 TABLE_MD = REPORTS_DIR / "table.md"

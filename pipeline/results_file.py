@@ -1,4 +1,4 @@
-"""Writing a benchmark's results: the machine it ran on, the command, the date and the code, then the figures, as JSON."""
+"""Writing a benchmark's (or a check's) results: the machine it ran on, the command, the date and the code, then the figures, as JSON."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from al_core.artifacts import atomic_path
 from al_core.hardware import machine  # noqa: F401  (re-exported: every results file names its machine)
 
 
@@ -29,5 +30,6 @@ def write_results(out: Path, report: dict) -> None:
                + "".join(f" {arg}" for arg in sys.argv[1:]), "date": date.today().isoformat(), "commit": code_commit()}
     stamped.update(report)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(stamped, indent=2) + "\n")
+    with atomic_path(out, suffix=".json") as tmp:
+        tmp.write_text(json.dumps(stamped, indent=2) + "\n")
     print(f"wrote {out}")
