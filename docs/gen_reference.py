@@ -1,19 +1,28 @@
-"""Reference pages generated from the code at every `mkdocs build` (mkdocs-gen-files), so they
-cannot drift: the CLI (the typer app), params.yaml (the params schema), the samplers and their
-options (the registry), the stages (dvc.yaml) and the bad-input catalogue (the tests that check it).
+"""Reference pages generated from the code, so they cannot drift: the CLI (the typer app),
+params.yaml (the params schema), the samplers and their options (the registry), the stages
+(dvc.yaml) and the bad-input catalogue (the tests that check it); and the committed figures the
+pages show, copied from where the commands that make them write them.
+
+The generated files are committed under docs/, so that every link works where the pages are read:
+on the code host as in the built site. `tests/test_docs.py` fails when one is not current.
+
+    python docs/gen_reference.py           # write them
+    python docs/gen_reference.py --check   # exit 1, naming them, when one is stale
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import re
+import sys
 from enum import Enum
 from pathlib import Path
 
-import mkdocs_gen_files
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 
 
 def cell(text) -> str:
@@ -214,10 +223,36 @@ FIGURES = {"results/img/learning_curves.png": "reports/figures/learning_curves.p
 PAGES = {"reference/cli.md": cli_page, "reference/params.md": params_page, "reference/samplers.md": samplers_page,
          "reference/stages.md": stages_page, "reference/errors.md": errors_page}
 
-for page, build in PAGES.items():
-    with mkdocs_gen_files.open(page, "w") as handle:
-        handle.write(build())
+def generated() -> dict[str, bytes]:
+    """Every generated file of docs/ (its path below docs/) and what it must hold."""
+    files = {page: build().encode() for page, build in PAGES.items()}
+    files.update({target: (ROOT / source).read_bytes() for target, source in FIGURES.items()})
+    return files
 
-for target, source in FIGURES.items():
-    with mkdocs_gen_files.open(target, "wb") as handle:
-        handle.write((ROOT / source).read_bytes())
+
+def stale_files() -> list[str]:
+    return [path for path, content in generated().items()
+            if not (DOCS / path).is_file() or (DOCS / path).read_bytes() != content]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only say which generated files are stale (exit 1)")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files()
+        if stale:
+            print(f"stale generated docs: {', '.join(stale)}; run python docs/gen_reference.py")
+        return 1 if stale else 0
+    for path, content in generated().items():
+        target = DOCS / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.read_bytes() != content:
+            target.write_bytes(content)
+            print(f"wrote docs/{path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
