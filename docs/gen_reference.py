@@ -37,7 +37,10 @@ def cli_page() -> str:
 
     group = typer.main.get_command(app)
     lines = ["# Command line: `al`", "", "Generated from the `al` command's own definitions (`stages/cli.py`).", "",
-             cell(group.help), "", "Every command takes `-h`/`--help`; `al --version` prints the version.", ""]
+             cell(group.help), "", "Every command takes `-h`/`--help`; `al --version` prints the version. Exit codes: 0 when done; 1 when "
+             "the input or the data is at fault (one `error:` line naming the file, row or key, nothing changed: "
+             "[errors](errors.md)); 2 when the command line itself is malformed (an unknown option, a missing "
+             "argument), as click and git do.", ""]
 
     def command_section(name: str, command, panel: str) -> list[str]:
         out = [f"## al {name}", "", f"*{panel}*", ""]
@@ -205,7 +208,8 @@ def error_cases() -> list[tuple[str, str, str, str]]:
 def errors_page() -> str:
     cases = error_cases()
     lines = ["# Errors and warnings", "", "Generated from the bad-input catalogue (`tests/test_bad_inputs*.py`), which CI runs: "
-             "each case breaks one thing as a user would and checks that the command stops with exit code 2 and one "
+             "each case breaks one thing as a user would and checks that the command stops with exit code 1 (a malformed "
+             "command line, such as an unknown option, exits with 2) and one "
              "line naming the file, row or key at fault, with every artifact and the annotation store byte-identical "
              "afterwards; or, where going on is right, exit code 0 and one `warning:` line. `…` stands for the part "
              "of the message that names your files.", "", f"{len(cases)} cases.", "",

@@ -1,6 +1,7 @@
 """``al``: the commands people run (labeling, comparing, editing params) and one command per DVC
 stage (what ``dvc repro`` runs). Every command reads ``params.yaml`` from the working directory
-and, on bad input, exits with code 2 and one line naming the file or key at fault.
+and, on bad input, exits with code 1 and one line naming the file or key at fault (a command line
+that is not one, such as an unknown option or a missing argument, exits with 2, as click and git do).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ HELP = ("Active learning at the ImageNet scale, as a DVC pipeline. Run `dvc repr
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP, rich_markup_mode="markdown",
                   context_settings={"help_option_names": ["-h", "--help"]})
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params file to read")
+INPUT_ERROR = 1  # bad input or data; click exits 2 on a malformed command line
 
 
 def _version(value: bool) -> None:
@@ -49,7 +51,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def friendly_errors(fn):
-    """Bad input: one line ``error: ...`` and exit code 2. Warnings: one line ``warning: ...``
+    """Bad input or data: one line ``error: ...`` and exit code 1 (usage errors stay click's 2). Warnings: one line ``warning: ...``
     (no source line)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -59,14 +61,14 @@ def friendly_errors(fn):
                 return fn(*args, **kwargs)
             except (InputError, DatasetMissingError) as error:
                 typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-                sys.exit(2)
+                sys.exit(INPUT_ERROR)
             except OSError as error:
                 if error.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
                 # Every artifact is written to a temporary file first and renamed: nothing was half-replaced.
                 typer.secho(f"error: no space left on the device ({error.filename or 'writing a file'}); every file "
                             "is as it was before this command: free space and run it again", fg=typer.colors.RED, err=True)
-                sys.exit(2)
+                sys.exit(INPUT_ERROR)
 
     return wrapper
 
@@ -354,7 +356,10 @@ def samplers() -> None:
 @app.command(rich_help_panel=STAGES)
 @friendly_errors
 def source(params: Path = PARAMS_OPTION) -> None:
-    """Fingerprint of the dataset's files (data/source): prepare and embed re-run when it changes."""
+    """Fingerprint of the dataset's files (data/source): prepare and embed re-run when it changes.
+
+    Example: al source   (dvc repro runs it on every call)
+    """
     from stages.source import run_source
 
     run_source(_params(params))
@@ -363,7 +368,10 @@ def source(params: Path = PARAMS_OPTION) -> None:
 @app.command(rich_help_panel=STAGES)
 @friendly_errors
 def prepare(params: Path = PARAMS_OPTION) -> None:
-    """Pool table (id, label, split) and images from the dataset in data.root."""
+    """Pool table (id, label, split) and images from the dataset in data.root.
+
+    Example: al prepare && al embed
+    """
     from stages.prepare import run_prepare
 
     run_prepare(_params(params))
@@ -372,7 +380,10 @@ def prepare(params: Path = PARAMS_OPTION) -> None:
 @app.command(rich_help_panel=STAGES)
 @friendly_errors
 def embed(params: Path = PARAMS_OPTION) -> None:
-    """Frozen-backbone features of every image (data/embed)."""
+    """Frozen-backbone features of every image (data/embed); a killed run resumes from its finished shards.
+
+    Example: al embed
+    """
     from stages.embed import run_embed
 
     run_embed(_params(params))
@@ -381,7 +392,10 @@ def embed(params: Path = PARAMS_OPTION) -> None:
 @app.command(rich_help_panel=STAGES)
 @friendly_errors
 def init(params: Path = PARAMS_OPTION) -> None:
-    """Seeded random initial labeled set s0 (runs/init), or the dataset's seed set."""
+    """Seeded random initial labeled set s0 (runs/init), or the dataset's seed set.
+
+    Example: al init && al labels init
+    """
     from stages.init import run_init
 
     run_init(_params(params))
@@ -390,7 +404,10 @@ def init(params: Path = PARAMS_OPTION) -> None:
 @app.command(rich_help_panel=STAGES)
 @friendly_errors
 def labels(round_name: str = typer.Argument(..., metavar="ROUND"), params: Path = PARAMS_OPTION) -> None:
-    """Labels of ROUND's queries: the dataset's (labels.source oracle) or the annotation store's."""
+    """Labels of ROUND's queries: the dataset's (labels.source oracle) or the annotation store's.
+
+    Example: al labels r00
+    """
     from stages.labels import run_labels
 
     run_labels(_params(params), round_name)
@@ -401,7 +418,10 @@ def labels(round_name: str = typer.Argument(..., metavar="ROUND"), params: Path 
 def train(round_name: str = typer.Argument(..., metavar="ROUND"), previous: str = typer.Argument(..., metavar="PREVIOUS"),
           params: Path = PARAMS_OPTION) -> None:
     """Add PREVIOUS round's queries to the labeled set and train ROUND's head (or the whole network
-    in finetune mode)."""
+    in finetune mode).
+
+    Example: al train r01 r00
+    """
     from stages.train import run_train
 
     run_train(_params(params), round_name, previous)
@@ -410,7 +430,10 @@ def train(round_name: str = typer.Argument(..., metavar="ROUND"), previous: str 
 @app.command(rich_help_panel=STAGES)
 @friendly_errors
 def evaluate(round_name: str = typer.Argument(..., metavar="ROUND"), params: Path = PARAMS_OPTION) -> None:
-    """Test top-1/top-5, labeled-set class statistics and the stop set's predictions of ROUND."""
+    """Test top-1/top-5, labeled-set class statistics and the stop set's predictions of ROUND.
+
+    Example: al evaluate r01
+    """
     from stages.evaluate import run_evaluate
 
     run_evaluate(_params(params), round_name)
@@ -419,7 +442,10 @@ def evaluate(round_name: str = typer.Argument(..., metavar="ROUND"), params: Pat
 @app.command("select", rich_help_panel=STAGES)
 @friendly_errors
 def select_command(round_name: str = typer.Argument(..., metavar="ROUND"), params: Path = PARAMS_OPTION) -> None:
-    """Pick the next budget items with the sampler (runs/ROUND/queried.parquet)."""
+    """Pick the next budget items with the sampler (runs/ROUND/queried.parquet).
+
+    Example: al select r01   (after al train r01 r00)
+    """
     from stages.select import run_select
 
     run_select(_params(params), round_name)
@@ -428,7 +454,10 @@ def select_command(round_name: str = typer.Argument(..., metavar="ROUND"), param
 @app.command(rich_help_panel=STAGES)
 @friendly_errors
 def cluster(params: Path = PARAMS_OPTION) -> None:
-    """Cluster the pool's features once, for the samplers that read clusters (margin_clustering, typiclust)."""
+    """Cluster the pool's features once, for the samplers that read clusters (margin_clustering, typiclust).
+
+    Example: al cluster
+    """
     from stages.cluster import run_cluster
 
     run_cluster(_params(params))
@@ -437,7 +466,10 @@ def cluster(params: Path = PARAMS_OPTION) -> None:
 @app.command(rich_help_panel=STAGES)
 @friendly_errors
 def full(params: Path = PARAMS_OPTION) -> None:
-    """Train the same head on every pool label once: the full-data reference."""
+    """Train the same head on every pool label once: the full-data reference.
+
+    Example: al full
+    """
     from stages.full import run_full
 
     run_full(_params(params))

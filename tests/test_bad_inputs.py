@@ -77,11 +77,11 @@ def set_param(dotted: str, value) -> None:
 
 
 def fails_cleanly(command: list[str], expected: str, broken: str | None = None) -> str:
-    """Run ``al command``; check exit code 2, one line naming the fault, and no artifact changed."""
+    """Run ``al command``; check exit code 1, one line naming the fault, and no artifact changed."""
     before = snapshot()
     result = CliRunner().invoke(app, command)
     lines = result.output.strip().splitlines()
-    assert result.exit_code == 2, f"exit {result.exit_code}: {result.output}{result.exception!r}"
+    assert result.exit_code == 1, f"exit {result.exit_code}: {result.output}{result.exception!r}"
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert expected in lines[0], lines[0]
     after = snapshot()
@@ -287,3 +287,12 @@ def test_feature_table_that_does_not_match_its_array(run, tmp_path):
     set_param("data.dataset", "features")
     set_param("data.root", str(folder))
     fails_cleanly(["prepare"], "items.parquet has 3 rows but")
+
+
+def test_a_malformed_command_line_exits_2_and_bad_input_1(tmp_path, monkeypatch):
+    """A script can tell them apart: click's usage errors exit 2, the data or settings at fault 1."""
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(app, ["export"]).exit_code == 2  # missing ROUND
+    assert CliRunner().invoke(app, ["samplers", "--bogus"]).exit_code == 2
+    result = CliRunner().invoke(app, ["campaign"])  # no params.yaml here
+    assert result.exit_code == 1 and result.output.startswith("error: ")

@@ -1,6 +1,6 @@
 """The catalogue of bad inputs, continued: a labeling campaign, the study and the reports.
 
-As in tests/test_bad_inputs.py, each case breaks one thing as a user would and checks exit code 2,
+As in tests/test_bad_inputs.py, each case breaks one thing as a user would and checks exit code 1,
 exactly one line naming the fault, and every artifact (the annotation store included) byte-identical
 afterwards; where going on is right, exit code 0 and exactly one ``warning:`` line. The campaign
 cases start from a copy of an unlabeled image-folder run (prepare, embed, init, labels init).

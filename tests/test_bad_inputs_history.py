@@ -1,6 +1,6 @@
 """The catalogue of bad inputs, continued: settings, tables and files that used to be taken without a word.
 
-As in tests/test_bad_inputs.py: exit code 2, exactly one line naming the fault, and every artifact
+As in tests/test_bad_inputs.py: exit code 1, exactly one line naming the fault, and every artifact
 byte-identical afterwards (params.yaml too, where the case edits it); or exit 0 and one
 ``warning:`` line where going on is right.
 """

@@ -145,7 +145,7 @@ def test_the_ledger_checks_the_batch_it_keeps(campaign, tmp_path):
     assert pl.read_parquet("runs/init/queried.parquet").equals(first)
     # A queried file that is not the sent batch is not exported as if it were.
     pl.read_parquet("runs/init/queried.parquet").reverse().write_parquet("runs/init/queried.parquet")
-    message = al("export", "init", "--format", "csv", "--out", str(tmp_path / "again"), expect=2)
+    message = al("export", "init", "--format", "csv", "--out", str(tmp_path / "again"), expect=1)
     assert "is not the batch of init sent on" in message and "dvc repro" in message
     assert not list((tmp_path / "again").glob("init*"))  # no batch file written
 

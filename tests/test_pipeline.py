@@ -122,7 +122,7 @@ def test_errors_are_one_clear_line(workspace, tmp_path):
     params["data"]["root"] = str(tmp_path / "missing")
     Path("params.yaml").write_text(yaml.safe_dump(params))
     result = CliRunner().invoke(app, ["prepare"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "apt-get install dataset-fashion-mnist" in result.output
 
     params["data"]["root"] = str(tmp_path / "fashion")
@@ -133,11 +133,11 @@ def test_errors_are_one_clear_line(workspace, tmp_path):
     al("labels", "init")
     al("train", "r00", "init")
     result = CliRunner().invoke(app, ["select", "r00"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "unknown sampler 'bsae'; known samplers: badge, balanced_random, balancing, base, confidence" in result.output
 
     result = CliRunner().invoke(app, ["evaluate", "r01"])
-    assert result.exit_code == 2 and "runs/r01/head.npz does not exist" in result.output
+    assert result.exit_code == 1 and "runs/r01/head.npz does not exist" in result.output
 
 
 def test_nan_features_are_reported(workspace):
@@ -149,7 +149,7 @@ def test_nan_features_are_reported(workspace):
     features[7, 0] = np.nan
     np.save("data/embed/features.npy", features)
     result = CliRunner().invoke(app, ["select", "r00"])
-    assert result.exit_code == 2 and "features row 7 holds NaN or inf" in result.output
+    assert result.exit_code == 1 and "features row 7 holds NaN or inf" in result.output
 
 
 def test_a_half_written_temporary_file_is_ignored_and_a_finished_embed_cleans_up(workspace):

@@ -55,7 +55,8 @@ def round_robin(candidates: np.ndarray, cluster_of: np.ndarray, budget: int) -> 
     "margin_clustering",
     shardable=True,
     needs=("logits",),
-    summary="Cluster-Margin: smallest-margin candidates, round-robin over their average-linkage clusters",
+    summary=("Cluster-Margin: smallest-margin candidates, round-robin over their average-linkage clusters "
+             "(of the features, or given as the cluster_ids option; the pipeline's cluster stage makes them)"),
     options=OPTIONS,
 )
 def margin_clustering_sampler(pool: Pool, budget: int, seed: int) -> Selection:
