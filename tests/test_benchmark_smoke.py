@@ -1,7 +1,9 @@
-"""The selection benchmark runs end to end at a tiny shape (its numbers are not checked here)."""
+"""The selection benchmark runs end to end at a tiny shape (its numbers are not checked here); every
+results file says where, how, when and at which commit it was measured."""
 
 import json
 import sys
+from pathlib import Path
 
 from benchmarks import selection
 
@@ -83,3 +85,12 @@ def test_gpu_benchmark_runs_its_code_path_on_the_cpu(tmp_path, monkeypatch):
         assert all(row[label]["same_as_cpu"] for label in ("device_float32", "device_bfloat16")), row
     assert report["training"]["full_probe"]["rows"] == 3000 and report["training"]["full_probe"]["epochs_run"] == 1
     assert [row["precision"] for row in report["extraction"]["results"]] == ["bfloat16", "float32"]
+
+
+def test_every_results_file_names_its_machine_command_date_and_commit():
+    """What a reader needs to weigh a figure; files from before the stamp say what was not recorded."""
+    files = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "results").glob("*.json"))
+    assert len(files) > 20
+    missing = {path.name: [key for key in ("machine", "command", "date", "commit") if key not in json.loads(path.read_text())]
+               for path in files}
+    assert {name: keys for name, keys in missing.items() if keys} == {}
