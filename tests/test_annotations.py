@@ -230,6 +230,23 @@ def test_majority_and_refuse():
         resolve(history, "refuse")
 
 
+@pytest.mark.parametrize("labels, times, latest, majority", [
+    ([0, 1, 1], ["3", "1", "2"], 0, 1),        # the latest is the lone dissent
+    ([2, 2, 0], ["1", "2", "3"], 0, 2),        # the latest dissents from an earlier pair
+    ([0, 1], ["1", "2"], 1, 1),                # a tie: majority takes the latest of the tied
+    ([1, 0, 0, 1], ["4", "1", "2", "3"], 1, 1),  # a 2-2 tie, the latest label wins it
+    ([2, 0, 2, 0, 0], ["1", "2", "3", "4", "5"], 0, 0),
+    ([1, 1, 2], ["1", "2", "3"], 2, 1),
+])
+def test_latest_against_majority(labels, times, latest, majority):
+    n = len(labels)
+    history = pl.DataFrame({"id": [10] * n, "label": labels, "label_name": [CLASSES[k] for k in labels],
+                            "annotator": [f"a{k}" for k in range(n)], "time": times, "source": ["f"] * n,
+                            "source_sha256": ["s"] * n, "source_row": list(range(n))})
+    assert resolve(history, "latest")[0]["label"].to_list() == [latest]
+    assert resolve(history, "majority")[0]["label"].to_list() == [majority]
+
+
 def test_annotation_ids_reused_by_another_server_are_new_annotations(tmp_path):
     """Two Label Studio servers (or one reinstalled) number their annotations from 1 again: the
     second project's annotation 1000, on another item, is a new annotation, not an edit of the first's."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from al_core.samplers.boundary_lists import ExactLists, RefiningLists
 from al_core.samplers.pool import Pool
-from al_core.samplers.quotas import TURN_ORDERS, class_quotas, turn_order, turns_needed
+from al_core.samplers.quotas import REMAINDER_RULES, TURN_ORDERS, class_quotas, turn_order, turns_needed
 from al_core.samplers.ranking import RunningSmallestPerClass, float32_ceiling, kth_smallest_per_group, select_smallest_scores, smallest_k
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import (IntervalScore, boundary_distance_bounds, boundary_distances, boundary_entry_bounds,
@@ -84,14 +84,21 @@ ORDER = one_of(*TURN_ORDERS, default="round_robin",
                 help="order of the classes' turns: round_robin (the paper's Alg. 2) | sequential (the authors' released code)")
 
 
-@register_sampler("base", shardable=True, needs=("logits", "head_weight"), options={"order": ORDER},
+REMAINDER = one_of(*REMAINDER_RULES, default="fewest_labels",
+                   help="which classes take the b mod C extra turns when C does not divide b: fewest_labels (ours: "
+                        "the classes with the fewest labels so far, seeded ties) | class_order (Alg. 2 read literally: "
+                        "classes 0, 1, ... in index order)")
+
+
+@register_sampler("base", shardable=True, needs=("logits", "head_weight"), options={"order": ORDER, "remainder": REMAINDER},
                   summary="per-class quotas of items closest to each class's boundary (Eq. 3, Alg. 2)")
 def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """BASE: classes take turns, each turn taking the class's nearest item not taken yet.
 
     An item's distance to class c's boundary (DCSDB) is its MASE margin when it is predicted as
     c, and |z_p - z_c| / ||w_p - w_c|| otherwise. Each class has a quota (:func:`class_quotas`:
-    b/C, the remainder to the classes with the fewest labels so far, seeded ties). Option ``order``:
+    b/C, the remainder to the classes with the fewest labels so far, seeded ties; option ``remainder``
+    ``class_order``: classes 0, 1, ... as Alg. 2 reads literally). Option ``order``:
     ``round_robin`` (default, the paper's Alg. 2: passes over the classes, one item per class per
     pass) or ``sequential`` (the authors' released code: class 0's whole quota, then class 1's...).
     The two differ when classes compete for the same items.
@@ -111,7 +118,7 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     exact logits of the rows the turns walk, from features); memory O(chunk*C + C^2 + b * slack).
     """
     num_classes = pool.num_classes
-    quotas = class_quotas(budget, num_classes, pool.labeled_class_counts, seed)
+    quotas = class_quotas(budget, num_classes, pool.labeled_class_counts, seed, pool.option("remainder"))
     turns = turn_order(quotas, pool.option("order"))
     geometry = inverse_weight_distances(pool.head_weight)
     keep = np.minimum(turns_needed(turns, num_classes), (1 + BASE_SLACK_FACTOR) * quotas + BASE_SLACK_EXTRA)

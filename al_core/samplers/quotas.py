@@ -10,6 +10,7 @@ import numpy as np
 from al_core.errors import InputError
 
 TURN_ORDERS = ("round_robin", "sequential")
+REMAINDER_RULES = ("fewest_labels", "class_order")
 
 
 def class_priority(num_classes: int, labeled_counts: np.ndarray | None, seed: int) -> np.ndarray:
@@ -31,18 +32,24 @@ def class_priority(num_classes: int, labeled_counts: np.ndarray | None, seed: in
     return np.lexsort((tie_break, counts)).astype(np.int64)
 
 
-def class_quotas(budget: int, num_classes: int, labeled_counts: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
-    """``(C,) int64``: floor(b/C) per class, and one more for the first b mod C classes of
-    :func:`class_priority` (fewest labels so far, seeded ties).
+def class_quotas(budget: int, num_classes: int, labeled_counts: np.ndarray | None = None, seed: int = 0,
+                 remainder: str = "fewest_labels") -> np.ndarray:
+    """``(C,) int64``: floor(b/C) per class, and one more for b mod C classes: ``remainder``
+    ``fewest_labels`` (default) the first of :func:`class_priority` (fewest labels so far, seeded
+    ties); ``class_order`` classes 0, 1, ..., b mod C - 1 (Alg. 2 read literally: its loop over the
+    classes in index order stops when the budget is spent).
 
     The paper's settings have C dividing b, where every class gets exactly b/C and none of this
-    matters. Otherwise Alg. 2's last, partial pass is our choice (a documented deviation): a fixed
-    rule (classes 0, 1, 2, ...) would query the same b mod C classes every round.
+    matters. Otherwise the literal reading queries the same b mod C classes every round (with
+    C = 1000 and b = 100, 100 classes and never the other 900), hence the default.
     """
+    if remainder not in REMAINDER_RULES:
+        raise InputError(f"remainder must be one of {REMAINDER_RULES}, got {remainder!r}")
     quotas = np.full(num_classes, budget // num_classes, dtype=np.int64)
     extra = budget % num_classes
     if extra:
-        quotas[class_priority(num_classes, labeled_counts, seed)[:extra]] += 1
+        chosen = np.arange(extra) if remainder == "class_order" else class_priority(num_classes, labeled_counts, seed)[:extra]
+        quotas[chosen] += 1
     return quotas
 
 

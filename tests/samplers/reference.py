@@ -97,6 +97,29 @@ def base(logits, weight, labeled_mask, budget, order="round_robin", labeled_coun
     return chosen
 
 
+def base_algorithm2(logits, weight, labeled_mask, budget):
+    """BASE as the paper's Alg. 2 reads, literally, whatever C and b: repeat passes over the classes
+    0, 1, ..., C - 1; in each, the class adds the unlabeled item, not chosen yet, nearest its
+    boundary (DCSDB: |z_p - z_c| / ||w_p - w_c|| to the predicted class p's boundary, the item's own
+    margin distance for p itself); stop the moment b items are chosen (mid-pass when C does not
+    divide b). Ties by the smaller index."""
+    num_classes = len(weight)
+    margins = [margin_distance(z, weight) for z in logits]
+    chosen = []
+    while len(chosen) < budget:
+        for c in range(num_classes):
+            if len(chosen) == budget:
+                break
+            candidates = []
+            for i, z in enumerate(logits):
+                if labeled_mask[i] or i in chosen:
+                    continue
+                own, p = margins[i]
+                candidates.append((own if p == c else boundary_distance(z, weight, p, c), i))
+            chosen.append(min(candidates)[1])
+    return chosen
+
+
 def k_center(features, labeled_mask, budget, candidates=None, centers=None):
     """Greedy k-center with explicit float64 distances; candidates/centers default to the pool."""
     candidates = [i for i in range(len(features)) if not labeled_mask[i]] if candidates is None else list(candidates)
@@ -124,13 +147,54 @@ def badge(features, weight, bias, labeled_mask, budget, rng):
         target = np.zeros_like(p)
         target[int(np.argmax(logits[i]))] = 1.0
         embeddings.append(np.outer(p - target, np.asarray(features[i], np.float64)).ravel())
-    embeddings = np.asarray(embeddings)
+    return [candidates[j] for j in kmeans_pp(np.asarray(embeddings), budget, rng)]
+
+
+def kmeans_pp(embeddings, budget, rng):
+    """k-means++ seeding as BADGE's code does it: the largest embedding first, then each next one
+    drawn with probability proportional to its squared distance to the nearest one chosen."""
     picked = [int(np.argmax((embeddings**2).sum(axis=1)))]
     for _ in range(budget - 1):
-        nearest = np.array([min(((embeddings[j] - embeddings[c]) ** 2).sum() for c in picked) for j in range(len(candidates))])
+        nearest = np.array([min(((embeddings[j] - embeddings[c]) ** 2).sum() for c in picked) for j in range(len(embeddings))])
         cumulative = np.cumsum(nearest)
         picked.append(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")))
-    return [candidates[j] for j in picked]
+    return picked
+
+
+def partitioned_badge(features, weight, bias, labeled_mask, budget, partitions, seed, sketch_dim=512):
+    """The paper's partitioned BADGE: split the unlabeled pool (and the labeled set) into p random
+    parts, give each b/p of the budget (the first b mod p parts one more) and run BADGE's k-means++
+    in each. Our scaling device, written out explicitly: each gradient embedding g_i = (p_i -
+    e_yhat) outer x_i (C*d) is multiplied by an explicit (k, C*d) sketch matrix with rows a_k outer
+    b_k / sqrt(k), Gaussian a_k, b_k. The random draws follow the order the sampler documents: the
+    sketch's a then b, the permutations of the unlabeled and labeled items, one seed per part."""
+    rng = np.random.default_rng(seed)
+    num_classes, dim = len(weight), len(features[0])
+    class_projection = rng.standard_normal((sketch_dim, num_classes)).astype(np.float32).astype(np.float64)
+    feature_projection = rng.standard_normal((sketch_dim, dim)).astype(np.float32).astype(np.float64)
+    sketch_matrix = np.stack([np.outer(class_projection[k], feature_projection[k]).ravel()
+                              for k in range(sketch_dim)]) / math.sqrt(sketch_dim)
+    logits = logits_of(features, weight, bias)
+    unlabeled = np.array([i for i in range(len(features)) if not labeled_mask[i]])
+    labeled = np.array([i for i in range(len(features)) if labeled_mask[i]])
+    sketch = {}
+    for i in unlabeled:
+        p = np.asarray(softmax(logits[i]))
+        p[int(np.argmax(logits[i]))] -= 1.0
+        sketch[int(i)] = sketch_matrix @ np.outer(p, np.asarray(features[i], np.float64)).ravel()
+    parts = min(partitions, len(unlabeled))
+    unlabeled_parts = np.array_split(unlabeled[rng.permutation(len(unlabeled))], parts)
+    np.array_split(labeled[rng.permutation(len(labeled))], parts)  # drawn, though BADGE never reads them
+    seeds = rng.integers(0, 2**63, size=parts)
+    chosen = []
+    for index, (part, part_seed) in enumerate(zip(unlabeled_parts, seeds)):
+        quota = budget // parts + (1 if index < budget % parts else 0)
+        if quota == 0:
+            continue
+        members = sorted(int(i) for i in part)
+        picks = kmeans_pp(np.array([sketch[i] for i in members]), quota, np.random.default_rng(int(part_seed)))
+        chosen += [members[j] for j in picks]
+    return chosen
 
 
 def margin_clustering(logits, labeled_mask, budget, cluster_ids, factor):

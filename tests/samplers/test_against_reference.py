@@ -138,3 +138,25 @@ def test_unknown_base_order_is_refused():
     features, weight, bias, mask, _ = make_problem(seed=0)
     with pytest.raises(InputError, match="order.* must be one of"):
         select("base", 5, features=features, head_weight=weight, labeled_mask=mask, seed=0, options={"order": "zigzag"})
+
+
+@pytest.mark.parametrize("budget", [4, 13, 23, 31])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_base_remainder_class_order_is_algorithm_2_read_literally(budget, seed):
+    """With ``remainder: class_order`` BASE equals the paper's loop (tests/samplers/reference.py,
+    base_algorithm2), the last partial pass included; the default gives those turns elsewhere."""
+    features, weight, bias, mask, _ = make_problem(seed=seed)
+    num_classes = weight.shape[0]
+    assert budget % num_classes  # a partial last pass: the case the option decides
+    logits = reference.logits_of(features, weight.astype(np.float64), bias.astype(np.float64))
+    expected = reference.base_algorithm2(logits, weight.astype(np.float64), mask, budget)
+    for chunk_size in (17, 10_000):
+        got = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=seed,
+                     chunk_size=chunk_size, options={"remainder": "class_order"})
+        assert got.tolist() == expected, chunk_size
+    counts = np.arange(num_classes)[::-1].copy()  # class 0 has the most labels: the default skips it
+    default = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=seed,
+                     labeled_class_counts=counts)
+    literal = select("base", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=seed,
+                     labeled_class_counts=counts, options={"remainder": "class_order"})
+    assert literal.tolist() == expected and default.tolist() != literal.tolist()

@@ -45,3 +45,14 @@ def test_partitioned_badge_spreads_the_budget_over_partitions():
     again = select("partitioned_badge", 30, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
                    seed=0, options={"partitions": 3}, chunk_size=13)
     assert got.tolist() == again.tolist()
+
+
+@pytest.mark.parametrize("seed, partitions, budget", [(0, 3, 30), (1, 4, 13), (2, 5, 7)])
+def test_partitioned_badge_matches_its_reference(seed, partitions, budget):
+    features, weight, bias, mask, _ = make_problem(seed=seed, n=160, d=6, c=4)
+    expected = reference.partitioned_badge(features, weight.astype(np.float64), bias.astype(np.float64), mask, budget,
+                                           partitions, seed)
+    for chunk_size in (11, 1000):
+        got = select("partitioned_badge", budget, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
+                     seed=seed, chunk_size=chunk_size, options={"partitions": partitions})
+        assert got.tolist() == expected

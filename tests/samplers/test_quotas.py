@@ -17,6 +17,23 @@ def test_remainder_goes_to_the_classes_with_fewest_labels():
         assert class_quotas(9, 6, counts, seed).tolist() == [1, 2, 1, 2, 2, 1]
 
 
+def test_the_remainder_in_more_cases():
+    """Each case written out by hand: b, C, labels so far -> the quotas (seed-independent: no ties)."""
+    cases = [
+        (7, 3, [5, 2, 9], [2, 3, 2]),                  # one extra turn: the class with 2 labels
+        (8, 3, [5, 2, 9], [3, 3, 2]),                  # two: 2 labels, then 5
+        (5, 4, [0, 7, 3, 1], [2, 1, 1, 1]),            # one: the unlabeled class 0
+        (11, 4, [6, 0, 2, 4], [2, 3, 3, 3]),           # three: all but the most labeled
+        (3, 5, [1, 4, 0, 3, 2], [1, 0, 1, 0, 1]),      # fewer turns than classes
+    ]
+    for budget, classes, counts, expected in cases:
+        for seed in range(3):
+            assert class_quotas(budget, classes, np.array(counts), seed).tolist() == expected, (budget, counts)
+    # Alg. 2 read literally: the first classes in index order, whatever the labels.
+    assert class_quotas(7, 3, np.array([5, 2, 9]), 0, "class_order").tolist() == [3, 2, 2]
+    assert class_quotas(3, 5, np.array([1, 4, 0, 3, 2]), 0, "class_order").tolist() == [1, 1, 1, 0, 0]
+
+
 def test_ties_among_the_fewest_are_broken_by_the_seed_reproducibly():
     counts = np.array([0, 0, 0, 0, 5, 5])
     draws = {tuple(class_quotas(2, 6, counts, seed).tolist()) for seed in range(20)}
