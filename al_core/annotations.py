@@ -3,7 +3,7 @@
 The store is a history: every annotation ever imported, one row each (item id, label, the
 annotator and time where the export has them, the file it came from), never rewritten, only
 appended to. Which label an item has is decided when it is read, by a documented rule
-(:func:`resolve`), so a reviewer's correction or a second annotator never erases the first.
+(`resolve`), so a reviewer's correction or a second annotator never erases the first.
 
 Each annotation is stored once, keyed by its identity (``annotation``): Label Studio's
 annotation id with its task and item (ids number annotations within one server only), or for a
@@ -16,7 +16,7 @@ when labels are resolved. Every row also records when it was imported (``importe
 without a time of its own (a plain CSV correction) is ordered by that time, so a reviewer's
 later CSV wins under ``latest``.
 
-Formats read by :func:`parse_export`, recognised by content whatever the file's name (items are
+Formats read by `parse_export`, recognised by content whatever the file's name (items are
 matched by ``item_id``, which ``al export`` puts in every task's data, else by ``path``, absolute
 or relative to the dataset's root; a row giving both must name the same item):
 
@@ -27,7 +27,7 @@ or relative to the dataset's root; a row giving both must name the same item):
 - Label Studio CSV: the same rows as CSV.
 - Plain CSV: ``id`` or ``path``, and ``label`` (two different labels for one item are refused).
 
-Labels are class names; :data:`UNUSABLE` is the annotators' "none of these / unusable" choice,
+Labels are class names; `UNUSABLE` is the annotators' "none of these / unusable" choice,
 stored as label -1: excluded from training, and the item is never queried again.
 """
 
@@ -69,7 +69,7 @@ class ParsedExport:
 
 @dataclass(frozen=True)
 class ImportCounts:
-    """What :func:`append_to_store` did with an export's annotations."""
+    """What `append_to_store` did with an export's annotations."""
 
     new: int  # annotations never stored before
     changed: int  # new versions of stored annotations (edited in Label Studio)
@@ -246,7 +246,7 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
                  root: str | Path | None = None, source: str | None = None, name: str | None = None) -> ParsedExport:
     """Read an export and check every row: its item (``item_id`` among ``ids``, or ``path``
     among ``paths``, absolute or relative to ``root``; both given must agree), its class (one of
-    ``class_names`` or :data:`UNUSABLE`) and its time (ISO 8601). Any bad row refuses the whole
+    ``class_names`` or `UNUSABLE`) and its time (ISO 8601). Any bad row refuses the whole
     file, naming the first ones. Cancelled annotations and rows without a choice are counted, not
     returned. ``source``: what the store records as the rows' origin (default: the file's absolute
     path); ``name``: how errors name the export (default: the path). O(rows + N) time and memory.
@@ -365,7 +365,7 @@ def append_to_store(store: Path, parsed: ParsedExport, imported_at: str | None =
     An annotation already stored in the same version (identity and time), or saying exactly what a
     stored row says (item, label, annotator, time: how rows of the first store layout are known),
     is not stored again; a stored annotation with another time is a new version. Rows are stamped ``imported_at``
-    (default: now, UTC). Writers take turns (:func:`~al_core.artifacts.exclusive_lock` from the
+    (default: now, UTC). Writers take turns (`exclusive_lock` from the
     read to the rename; one that waits says so), so two imports at once both land whole. A full
     disk changes nothing and says so. O(store + rows) time and memory.
     """
@@ -418,7 +418,7 @@ def current_versions(history: pl.DataFrame) -> pl.DataFrame:
 def resolve(history: pl.DataFrame, rule: str = "latest") -> tuple[pl.DataFrame, pl.DataFrame]:
     """One label per item from the store's history, and the items annotators disagree on.
 
-    Each annotation counts once, in its latest version (:func:`current_versions`). ``latest``:
+    Each annotation counts once, in its latest version (`current_versions`). ``latest``:
     the annotation with the latest time (``updated_at``, else ``created_at``; a row without a
     time: when it was imported), then the later import; ``majority``: the most frequent label,
     ties to the latest of the tied; ``refuse``: any disagreement is an error. Returns ``(labels:

@@ -139,7 +139,7 @@ def write_parquet(path: str | os.PathLike, frame: pl.DataFrame) -> None:
 
 
 def write_user_table(path: str | os.PathLike, frame: pl.DataFrame, what: str, again: str) -> None:
-    """:func:`write_parquet` for users' own data (the annotation store, the ledger of sent batches):
+    """`write_parquet` for users' own data (the annotation store, the ledger of sent batches):
     a failed write (a full disk, a read-only folder) is an InputError saying ``what`` is unchanged
     and to ``again`` after fixing it."""
     try:

@@ -22,7 +22,7 @@ from al_core.errors import InputError
 from al_core.schema import positive
 
 MAX_CODEBOOK = 16_384  # the (K, K) float64 linkage matrix stays within 2 GiB
-# The settings of :func:`pool_clusters_from_options` (margin_clustering's clustering options).
+# The settings of `pool_clusters_from_options` (margin_clustering's clustering options).
 CLUSTERING_OPTIONS = {
     "clusters": positive(default=100, help="average-linkage clusters of the pool"),
     "codebook_size": positive(default=1000, help="k-means centroids the linkage runs on (capped at the pool size; = pool size is exact HAC)"),
@@ -189,7 +189,7 @@ def cluster_pool(
 
 
 def pool_clusters_from_options(features: np.ndarray, options: dict, seed: int, progress: bool = False) -> np.ndarray:
-    """:func:`cluster_pool` with the settings of ``CLUSTERING_OPTIONS`` (``options`` holds each,
-    checked; the codebook is capped at the pool size). Same cost as :func:`cluster_pool`."""
+    """`cluster_pool` with the settings of ``CLUSTERING_OPTIONS`` (``options`` holds each,
+    checked; the codebook is capped at the pool size). Same cost as `cluster_pool`."""
     return cluster_pool(features, options["clusters"], codebook_size=min(options["codebook_size"], features.shape[0]),
                         seed=seed, iterations=options["iterations"], progress=progress)

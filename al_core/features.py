@@ -106,7 +106,7 @@ def extract_features(
     Finished shards stay in ``work_dir`` until the caller removes it; calling again with the same
     ``work_dir`` skips them (name the precision in it: shards of two precisions must not mix).
     ``precision``: ``float32``, ``bfloat16`` (autocast; on CPU fast only with AMX/AVX512-BF16) or
-    ``auto`` (:func:`resolve_precision`). Raises InputError on an empty or non-uint8 input.
+    ``auto`` (`resolve_precision`). Raises InputError on an empty or non-uint8 input.
     """
     if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) == 0:
         raise InputError(f"images must be a non-empty (N, H, W[, 3]) uint8 array, got {images.dtype} {images.shape}")

@@ -1,7 +1,7 @@
 """The linear head's arithmetic, in one place: logits = features @ weight.T + bias.
 
 Every consumer (the samplers' streaming, test metrics, the full-data probe's predictions, the
-export's predicted classes) calls :func:`linear_logits` on a block of rows, so a change to how
+export's predicted classes) calls `linear_logits` on a block of rows, so a change to how
 the product is computed (precision, threads) changes all of them together.
 """
 
@@ -73,7 +73,7 @@ def row_norms(matrix: np.ndarray) -> np.ndarray:
 
 def reference_logits(features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """``(B, C) float32``: each logit the float32 nearest (ties to even) to the exact x.w + b, with
-    x the row converted to float32. See :class:`ExactLogits` (which keeps the head's float64 copy
+    x the row converted to float32. See `ExactLogits` (which keeps the head's float64 copy
     across calls)."""
     return ExactLogits(weight, bias)(features)
 
@@ -86,7 +86,7 @@ class ExactLogits:
     a float64 product (each product x_k w_k of float32 values is exact in float64), certified
     element by element: the float64 result lies within gamma_(d+1) (||x|| ||w_c|| + |b_c|) of the
     exact value, and where that whole interval rounds to one float32 that float32 is the answer.
-    The rest (about 1 element in 10^3-10^5) go to :func:`exact_float32_dots` (vectorised
+    The rest (about 1 element in 10^3-10^5) go to `exact_float32_dots` (vectorised
     error-free sums, then ``math.fsum`` for what even they leave). Cost per call: O(B*d*C) in
     float64 (the float64 product, 2-3x the float32 one, plus a few passes over the (B, C) result),
     O(B*C) memory; the head's float64 copy and norms are made once, here. Rows cost about the same
@@ -119,7 +119,7 @@ class ExactLogits:
     def entries(self, features: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """``(B,) float32``: the exact logit of class ``classes[i]`` for row i (as ``__call__`` gives it
         in that column), from one float64 dot product per row. Cost O(B*d) (about 8 us per entry at
-        d = 2048, against about 40 us per row for all of a 1000-class head in :meth:`__call__`)."""
+        d = 2048, against about 40 us per row for all of a 1000-class head in `__call__`)."""
         x = np.asarray(features, dtype=np.float32)
         classes = np.asarray(classes, dtype=np.int64)
         # float32 operands, float64 products and sums: each product exact, half the memory traffic
@@ -131,14 +131,14 @@ class ExactLogits:
         return self._certified(x, values, bound, classes)
 
     def _rounding_slack(self, norms: np.ndarray) -> np.ndarray:
-        """Per row, the float64 rounding of values -/+ bound in :meth:`_certified`: at most
+        """Per row, the float64 rounding of values -/+ bound in `_certified`: at most
         2^-53 (|values| + bound) each, with |values| <= ||x|| max||w|| + max|b| + bound."""
         return 2.0**-51 * (norms * self.largest_norm + self.largest_bias) + 2.0**-1000
 
     def _certified(self, x: np.ndarray, values: np.ndarray, bound: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
         """``values`` (float64, (B, C) or (B,) for ``classes``; overwritten) as float32 where the
         interval values -/+ ``bound`` (gamma_(d+1) (||x|| ||w_c|| + |b_c|) plus the rounding slack)
-        rounds to one float32; the other elements from :func:`exact_float32_dots`."""
+        rounds to one float32; the other elements from `exact_float32_dots`."""
         result = values.astype(np.float32)
         low = values - bound
         values += bound
@@ -342,7 +342,7 @@ class BFloat16Filter(_LogitFilter):
     residuals) + gamma_d ||x'|| max||w'|| (accumulation) + 2^-8 |product| (the bfloat16 output)
     + the float32 roundings of the bias and the reference. It assumes torch accumulates bfloat16
     products in float32, as its CPU kernels (oneDNN and the fallback) do, and as cuBLAS does with
-    reduced-precision reductions off (:class:`TorchProduct` turns them off).
+    reduced-precision reductions off (`TorchProduct` turns them off).
     """
 
     name = "bfloat16"

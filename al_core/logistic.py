@@ -1,6 +1,6 @@
 """A converged linear head: multinomial logistic regression with an L2 penalty, fitted by L-BFGS.
 
-The paper's head (:func:`al_core.train.train_linear_head`: SGD, early stopping on validation) is
+The paper's head (`al_core.train.train_linear_head`: SGD, early stopping on validation) is
 a noisy estimator: retrained on the same labels from another seed, or on one more batch, it moves
 a few percent of its predictions for no reason in the data. This head minimises a strictly convex
 objective to convergence,
@@ -10,7 +10,7 @@ objective to convergence,
 so its solution is unique: the same labels give the same head whatever the starting point, the
 seed or the order of the rows, and a round's head moves only as far as its new labels move it.
 The penalty ``l2`` is chosen on the validation set, by its log-loss (smoother from round to
-round than its top-1), among :data:`L2_GRID`, walking from the strongest penalty to the weakest
+round than its top-1), among `L2_GRID`, walking from the strongest penalty to the weakest
 (each fit warm-started from the one before, the first from the previous round's head when the
 caller passes it) and stopping once the validation log-loss rose twice in a row.
 

@@ -34,7 +34,7 @@ class HeadConfig:
     """``solver`` sgd (default, the paper's head): SGD with momentum and weight decay, cosine
     schedule, early stopping on validation top-1 (the fields from ``lr`` on). lbfgs: penalised
     softmax regression fitted to convergence, the penalty chosen on the validation set
-    (:mod:`al_core.logistic`; ``max_iter`` L-BFGS iterations at most per penalty)."""
+    (`al_core.logistic`; ``max_iter`` L-BFGS iterations at most per penalty)."""
 
     solver: str = "sgd"
     max_iter: int = 300
@@ -141,7 +141,7 @@ def train_linear_head(
     device: str | None = None,
 ) -> LinearHead:
     """Train ``num_classes``-way softmax regression: to convergence with the penalty chosen on the
-    validation set (``config.solver`` lbfgs, :mod:`al_core.logistic`), or by SGD keeping the epoch
+    validation set (``config.solver`` lbfgs, `al_core.logistic`), or by SGD keeping the epoch
     with the best val top-1 (sgd, the paper's head).
 
     train_features ``(n, d)`` float (may be memory-mapped), train_labels ``(n,) int``; same for

@@ -215,7 +215,7 @@ def run_import(params: Params, file: Path) -> None:
     not stored again; concurrent imports take turns) and report what it held: new and changed
     annotations, repeats, items still without a label (skipped or cancelled, or left out of the
     file) per round, items never queried, disagreements. Rounds whose items now have labels are
-    recorded as sent (:mod:`pipeline.ledger`); reports/disagreements.csv is rewritten."""
+    recorded as sent (`pipeline.ledger`); reports/disagreements.csv is rewritten."""
     if not file.is_file():
         raise InputError(f"{file} does not exist (expected a Label Studio JSON/JSON_MIN/CSV export or a CSV of id,label)")
     table = PoolTable.load()
@@ -224,7 +224,7 @@ def run_import(params: Params, file: Path) -> None:
 
 
 def store_parsed(params: Params, table: PoolTable, parsed: ParsedExport, what: str) -> str:
-    """Append parsed annotations to the store (see :func:`run_import`) and say what happened,
+    """Append parsed annotations to the store (see `run_import`) and say what happened,
     ``what`` first: the line ``al import`` and ``al pull`` print."""
     store = store_file(params)
     counts = append_to_store(store, parsed)

@@ -1,7 +1,7 @@
 """``al campaign``: where a labeling campaign stands, round by round, for the team that pays for it.
 
 Reads each round's batch (``runs/<round>/queried.parquet``), the ledger of sent batches
-(:mod:`pipeline.ledger`), the annotation store (resolved by ``labels.conflicts``, each annotation
+(`pipeline.ledger`), the annotation store (resolved by ``labels.conflicts``, each annotation
 counted once in its latest version) and this workspace's own evaluations (each round's
 ``stop_predictions.npy`` and ``metrics.json``: never a committed run's). Writes
 ``reports/campaign.csv``, ``reports/campaign.md`` and the current ``reports/disagreements.csv``:

@@ -27,7 +27,7 @@ def store_file(params: Params) -> Path:
 
 
 def campaign_ledger(params: Params) -> Path | None:
-    """The ledger of sent batches (:mod:`pipeline.ledger`) in a campaign; None in a simulation
+    """The ledger of sent batches (`pipeline.ledger`) in a campaign; None in a simulation
     (``labels.source: oracle``), whose rounds never read it."""
     from pipeline.ledger import ledger_file
 
@@ -73,7 +73,7 @@ def new_labels(round_name: str, awaiting: str = "wait") -> pl.DataFrame:
 
     Queries still awaiting annotators: ``wait`` (default) stops with one line saying how to get
     their labels; ``return`` leaves them out (back in the unlabeled pool: a later round may
-    query them again); ``set_aside`` keeps them with label :data:`SET_ASIDE_LABEL` (never queried
+    query them again); ``set_aside`` keeps them with label `SET_ASIDE_LABEL` (never queried
     again, not trained on). Either way a label that arrives later is used once ``dvc repro``
     re-runs the round's ``labels`` stage and what follows it."""
     from al_core.artifacts import read_json, read_parquet
@@ -85,9 +85,9 @@ def new_labels(round_name: str, awaiting: str = "wait") -> pl.DataFrame:
         source = read_json(round_dir(round_name) / "labels.json").get("source", "oracle")
         raise InputError(
             f"{missing.size} of the {queried.height} items queried in round {round_name} await labels (e.g. id "
-            f"{int(missing[0])}; source {source}): run `al export {round_name}`, have them labeled, `al import FILE`, "
-            "then dvc repro again (nothing computed so far is lost); or go on without them: labels.awaiting: return "
-            "or set_aside")
+            f"{int(missing[0])}; source {source}): run `al push {round_name}`, have them labeled, `al pull` (or `al "
+            f"export {round_name}` and `al import FILE`), then dvc repro again (nothing computed so far is lost); or go "
+            "on without them: labels.awaiting: return or set_aside")
     if missing.size:
         fate = "back in the pool" if awaiting == "return" else "set aside (not queried again)"
         warnings.warn(f"{missing.size} of the {queried.height} items queried in round {round_name} still await labels; "

@@ -10,7 +10,7 @@ from the corrected round on and re-selects only the rounds not sent yet. ``al re
 the one way to select a sent round again (it says what it drops first). A simulation
 (``labels.source: oracle``) never reads the ledger: its rounds stay pure functions of their inputs.
 
-Writers take turns (:func:`al_core.artifacts.exclusive_lock`), as for the annotation store.
+Writers take turns (`al_core.artifacts.exclusive_lock`), as for the annotation store.
 O(sent items) time and memory for every operation.
 """
 

@@ -1,4 +1,4 @@
-"""``params.yaml``: typed access (:class:`Params`) and what it may hold: every key, its type and its valid range, checked once on load.
+"""``params.yaml``: typed access (`Params`) and what it may hold: every key, its type and its valid range, checked once on load.
 
 Every ``al`` command validates the whole file before any work (a misspelled key or a zero that
 would only fail after minutes of k-means fails at once, naming the key). Keys of a section that

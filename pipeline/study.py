@@ -200,7 +200,7 @@ def run_study(prepare: Stages, experiment: Stages, grid_path: Path = GRID, only:
               limit: int | None = None, force: bool = False, results: Path = RESULTS, work: Path = WORK) -> list[str]:
     """Run every cell of the grid that has no results yet (or the ``only`` ones); returns the cells
     run. ``prepare`` makes a dataset's pool table and features, ``experiment`` runs a cell's stages
-    (both given a cell's Params, cwd its folder: :mod:`stages.experiment`)."""
+    (both given a cell's Params, cwd its folder: `stages.experiment`)."""
     from pipeline.params import Params, validate_params
 
     grid = load_grid(grid_path)

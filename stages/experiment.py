@@ -1,5 +1,5 @@
 """One experiment's stage commands in-process, in dvc.yaml's order, for ``al study run`` (which
-runs many cells without DVC's bookkeeping). The study's bookkeeping (:mod:`pipeline.study`) gets
+runs many cells without DVC's bookkeeping). The study's bookkeeping (`pipeline.study`) gets
 these two functions from the command line, so the lower floor never imports the stages."""
 
 from __future__ import annotations

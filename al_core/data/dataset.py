@@ -1,6 +1,6 @@
 """The common shape of every dataset reader's result, and the subsets taken of it.
 
-A reader returns a :class:`Dataset`: train and test :class:`Split` s and the class names. A
+A reader returns a `Dataset`: train and test `Split` s and the class names. A
 split holds its images either in memory (``images``, ``(n, H, W[, 3]) uint8``: Fashion-MNIST,
 CIFAR-10), as files (``paths``: ImageFolder, manifests), or as rows of a feature array the user
 computed elsewhere (``feature_rows``, with optional ``paths`` naming each item's file for

@@ -7,7 +7,7 @@ data is unchanged its file is byte-identical, and nothing downstream runs.
 
 What it reads: the path, size and modification time (ns) of every file under the root; the
 content of every file that is not an image (tables, arrays, IDX and CIFAR batches, manifests),
-whole up to :data:`WHOLE_BYTES`, else :data:`SAMPLES` blocks spread over the file. Images are
+whole up to `WHOLE_BYTES`, else `SAMPLES` blocks spread over the file. Images are
 checked by size and time only (a million images cannot be read on every run): an image replaced
 by another of the same size with its time preserved (``cp -p``) is not noticed.
 Cost: one ``stat`` per file, plus reading the non-image files (at most about

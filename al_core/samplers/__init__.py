@@ -71,7 +71,7 @@ def select_with_scores(
     precision: str = "float32",
     device: str | None = None,
 ) -> Selection:
-    """Run sampler ``name`` and return its :class:`Selection` (indices and scores).
+    """Run sampler ``name`` and return its `Selection` (indices and scores).
 
     Args:
         name: a key of ``SAMPLERS``.
@@ -93,15 +93,16 @@ def select_with_scores(
             emulated and slow elsewhere). Filter and refine: every row gets
             a rigorous bound on its logits' error, and the rows the bounds cannot rule out are
             rescored with the exact logits (each the float32 nearest to x.w + b), so the picks,
-            order and scores are the same for either precision, any ``chunk_size`` and any number
-            of processes. ``Selection.notes`` says which product ran and how many rows were refined.
+            order and scores are the same for either precision, any ``chunk_size`` and one or
+            several processes (tested with two). ``Selection.notes`` says which product ran and how many rows were refined.
         device: where that fast product runs: None (default) on the CPU (numpy's BLAS for float32),
             or a torch device name ("cuda", "cuda:1"; "cpu" for torch's product on the CPU). The
             bounds, the refinement and the picks stay on the CPU and are the same on any device.
         images: ``(N, H, W[, 3]) uint8`` array-like (may decode files lazily), for ``vaal``.
         labeled_class_counts: ``(C,) int`` labels per class in the labeled set; ``base`` and
             ``balanced_random`` give the budget's remainder (b mod C) to the classes with the
-            fewest (ties by class index; classes 0, 1, ... when not given).
+            fewest (ties in an order drawn from ``seed``; all classes tie when not given).
+            BASE's option ``remainder: class_order`` gives it to classes 0, 1, ... instead.
         options: the sampler's options, e.g. ``{"partitions": 10}`` for the partitioned samplers,
             ``{"cluster_ids": ids}`` for ``margin_clustering``; each is checked against the
             sampler's schema (``SAMPLERS[name].options``, listed by ``al samplers``), absent ones
@@ -148,7 +149,7 @@ def select_with_scores(
 def select(name: str, budget: int, **inputs) -> np.ndarray:
     """Pool indices ``(min(budget, #unlabeled),) int64`` picked by sampler ``name``.
 
-    Same keyword arguments as :func:`select_with_scores`.
+    Same keyword arguments as `select_with_scores`.
     """
     return select_with_scores(name, budget, **inputs).indices
 

@@ -38,16 +38,16 @@ def mase_sampler(pool: Pool, budget: int, seed: int) -> Selection:
 
 
 def exact_margins(pool: Pool, geometry, rows: np.ndarray) -> np.ndarray:
-    """``(B,) float32``: the MASE margins of pool rows (column p of :func:`boundary_distances` of
+    """``(B,) float32``: the MASE margins of pool rows (column p of `boundary_distances` of
     the exact logits), bit for bit, from the exact logits of the few classes that decide each.
     From features.
 
     The fast product of the rows (``Pool.approximate_rows``) and its intervals
-    (:func:`boundary_distance_bounds`) settle each row's predicted class p (where the top two
+    (`boundary_distance_bounds`) settle each row's predicted class p (where the top two
     logits are more than 2 bound apart) and the classes c whose distance interval reaches below the
     row's smallest upper end: the minimum is among them. Each of their distances is
     (z_p - z_c) * inverse[p, c] in float32 from two exact logits (``Pool.reference_entries``), as
-    :func:`boundary_distances` evaluates it. Rows whose p is not settled take their exact logits
+    `boundary_distances` evaluates it. Rows whose p is not settled take their exact logits
     (``Pool.reference_logits``).
     Cost: the fast product of the rows, O(B*d*C), plus O(d) in float64 per exact logit taken
     (1 + the classes in reach, per row), instead of O(d*C) in float64 per row.
@@ -96,7 +96,7 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """BASE: classes take turns, each turn taking the class's nearest item not taken yet.
 
     An item's distance to class c's boundary (DCSDB) is its MASE margin when it is predicted as
-    c, and |z_p - z_c| / ||w_p - w_c|| otherwise. Each class has a quota (:func:`class_quotas`:
+    c, and |z_p - z_c| / ||w_p - w_c|| otherwise. Each class has a quota (`class_quotas`:
     b/C, the remainder to the classes with the fewest labels so far, seeded ties; option ``remainder``
     ``class_order``: classes 0, 1, ... as Alg. 2 reads literally). Option ``order``:
     ``round_robin`` (default, the paper's Alg. 2: passes over the classes, one item per class per
@@ -110,7 +110,7 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     pool is streamed again without them and the turns resume where they stopped, with longer lists.
 
     From features the pass uses the fast product with intervals, and the turns compute exact
-    distances lazily (:class:`~al_core.samplers.boundary_lists.RefiningLists`): the same picks,
+    distances lazily (`RefiningLists`): the same picks,
     order and scores as exact lists, with about b rows (plus near-ties) scored exactly.
 
     Cost: O(N*d*C) logits + O(N*C) distances and candidate updates per pass (one pass unless
@@ -140,7 +140,7 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
 def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None) -> ExactLists | RefiningLists:
     """Per class c, the ``keep[c]`` unlabeled items (not ``excluded``) nearest its boundary, to be
     walked in (distance, index) order. One pass over the pool; from features, filter and refine
-    (:func:`_boundary_entries`, then exact distances as the turns need them)."""
+    (`_boundary_entries`, then exact distances as the turns need them)."""
     if pool.filters:
         *entries, threshold = _boundary_entries(pool, geometry, keep, excluded)
         parts = pool.all_gather(tuple(entries))

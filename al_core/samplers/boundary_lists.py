@@ -6,8 +6,8 @@ items, taken ones included) "runs out": BASE then streams the pool again with lo
 
 Two kinds with one method, ``next_untaken(cls, taken)``:
 
-- :class:`ExactLists`: lists of exact distances (from given logits), a cursor per class.
-- :class:`RefiningLists`: from features (filter and refine). Each class holds every item whose
+- `ExactLists`: lists of exact distances (from given logits), a cursor per class.
+- `RefiningLists`: from features (filter and refine). Each class holds every item whose
   distance interval can fall among its ``keep[c]`` nearest; exact distances (from the exact
   logits) are computed lazily, a few rows at a time, only as far as the turns walk each list.
   A class's next item is the smallest exact distance among its refined items once it is below
@@ -128,7 +128,7 @@ class RefiningLists:
         self._push_exact(rows[[int(row) not in self.refined for row in rows.tolist()]] if self.refined else rows)
 
     def next_untaken(self, cls: int, taken: np.ndarray) -> tuple[int, float] | None:
-        """As :meth:`ExactLists.next_untaken`: the exact walk, refining only as far as it goes."""
+        """As `ExactLists.next_untaken`: the exact walk, refining only as far as it goes."""
         heap = self.heaps[cls]
         while True:
             if self.walked[cls] >= self.keep[cls]:

@@ -18,7 +18,7 @@ from al_core.samplers.registry import Selection, register_sampler
 def balanced_random_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     """Round-robin over the classes, each pass taking one random unlabeled item per class.
 
-    Each pass visits the classes in :func:`~al_core.samplers.quotas.class_priority` order
+    Each pass visits the classes in `class_priority` order
     (fewest labels so far first, seeded ties), so the last, partial pass gives the budget's
     remainder to the rarest classes, as BASE's quotas do.
     A class that runs out of unlabeled items drops out, so the result always has ``budget``

@@ -42,7 +42,7 @@ def split_pool(pool: Pool, partitions: int, rng: np.random.Generator) -> list[Pa
 
 
 def select_in_parts(parts: list[Part], budget: int, rng: np.random.Generator, pick: PickInPart) -> Selection:
-    """Give part i its share of ``budget`` (:func:`split_evenly`) and a seed drawn from ``rng``,
+    """Give part i its share of ``budget`` (`split_evenly`) and a seed drawn from ``rng``,
     and concatenate what ``pick(part, quota, seed) -> (positions into the part's unlabeled
     indices, scores)`` returns, part after part."""
     picked, scores = [], []

@@ -131,7 +131,7 @@ class Pool:
         return self.options[name]
 
     def cluster_ids(self) -> np.ndarray | None:
-        """Option ``cluster_ids`` (:data:`CLUSTER_IDS`) as ``(N,) int64``, checked; None when not given."""
+        """Option ``cluster_ids`` (`CLUSTER_IDS`) as ``(N,) int64``, checked; None when not given."""
         given = self.option("cluster_ids")
         if given is None:
             return None
@@ -141,7 +141,7 @@ class Pool:
         return given.astype(np.int64, copy=False)
 
     def check_memory(self, needed_bytes: int, what: str, advice: str) -> None:
-        """Refuse work that would hold more than option ``memory_limit_bytes`` (:data:`MEMORY_LIMIT`)."""
+        """Refuse work that would hold more than option ``memory_limit_bytes`` (`MEMORY_LIMIT`)."""
         limit = self.option("memory_limit_bytes")
         if needed_bytes > limit:
             raise InputError(
@@ -229,7 +229,7 @@ class Pool:
 
     def reference_logits(self, rows: np.ndarray) -> np.ndarray:
         """``(len(rows), C) float32`` exact logits of the given pool rows: the given logits, or
-        :func:`al_core.linear.reference_logits` (each the float32 nearest to x.w + b, a function of
+        `al_core.linear.reference_logits` (each the float32 nearest to x.w + b, a function of
         the row alone). Cost O(len(rows)*d*C) in float64, read and computed ``chunk_size`` rows at a time."""
         rows = np.asarray(rows, dtype=np.int64)
         if self.logits is not None:
@@ -246,7 +246,7 @@ class Pool:
         return out
 
     def _exact_logits(self) -> ExactLogits:
-        """The head's :class:`ExactLogits`, made once per pool (its float64 copy of the head is reused)."""
+        """The head's `ExactLogits`, made once per pool (its float64 copy of the head is reused)."""
         if "exact" not in self.cache:
             self.cache["exact"] = ExactLogits(self.head_weight, self.head_bias)
         return self.cache["exact"]
@@ -267,8 +267,8 @@ class Pool:
 
     def reference_entries(self, rows: np.ndarray, classes: np.ndarray, features: np.ndarray) -> np.ndarray:
         """``(m,) float32``: the exact logit of class ``classes[k]`` for pool row ``rows[k]`` (what
-        :meth:`reference_logits` gives in that column), ``features`` ``(m, d)`` being those rows'
-        features (from :meth:`gather_features`). From features only. Cost O(m*d) in float64: one dot
+        `reference_logits` gives in that column), ``features`` ``(m, d)`` being those rows'
+        features (from `gather_features`). From features only. Cost O(m*d) in float64: one dot
         product per entry, not C. Counts the rows in ``stats["partial_rows"]``."""
         exact = self._exact_logits()
         out = np.empty(rows.shape[0], dtype=np.float32)
@@ -280,8 +280,8 @@ class Pool:
 
     def approximate_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(features (B, d) float32, logits (B, C) float32, bound (B,) float64)`` of the given pool
-        rows, from the fast product of ``precision`` as :meth:`map_unlabeled_bounds` gives them: each
-        logit within ``bound[i]`` of :meth:`reference_logits`. For refining a few rows without their
+        rows, from the fast product of ``precision`` as `map_unlabeled_bounds` gives them: each
+        logit within ``bound[i]`` of `reference_logits`. For refining a few rows without their
         exact logits. Cost O(B*d*C) in the fast product."""
         features = self.gather_features(np.asarray(rows, dtype=np.int64))
         logits, bound = self._logit_filter().approximate(features)
@@ -309,7 +309,7 @@ class Pool:
     def map_unlabeled_bounds(self, fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Any]) -> Iterator[Any]:
         """Yield ``fn(pool_indices (B,), logits (B, C) float32, bound (B,) float64)`` for the unlabeled
         rows of every block, in pool order: logits from the fast product of ``precision``, each
-        within ``bound[i]`` of :meth:`reference_logits` (see ``al_core.linear``). From features only.
+        within ``bound[i]`` of `reference_logits` (see ``al_core.linear``). From features only.
 
         Each block is converted to float32 and multiplied on the whole (labeled rows included: a few
         percent more products, no copy of the unlabeled rows' features); its bounds and ``fn`` then
@@ -414,7 +414,7 @@ def make_pool(
     precision: str = "float32",
     device: str | None = None,
 ) -> Pool:
-    """Check shapes and dtypes of the sampler inputs and return a :class:`Pool`."""
+    """Check shapes and dtypes of the sampler inputs and return a `Pool`."""
     labeled_mask = np.asarray(labeled_mask)
     if labeled_mask.ndim != 1 or labeled_mask.dtype != np.bool_:
         raise InputError(

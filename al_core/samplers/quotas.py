@@ -35,7 +35,7 @@ def class_priority(num_classes: int, labeled_counts: np.ndarray | None, seed: in
 def class_quotas(budget: int, num_classes: int, labeled_counts: np.ndarray | None = None, seed: int = 0,
                  remainder: str = "fewest_labels") -> np.ndarray:
     """``(C,) int64``: floor(b/C) per class, and one more for b mod C classes: ``remainder``
-    ``fewest_labels`` (default) the first of :func:`class_priority` (fewest labels so far, seeded
+    ``fewest_labels`` (default) the first of `class_priority` (fewest labels so far, seeded
     ties); ``class_order`` classes 0, 1, ..., b mod C - 1 (Alg. 2 read literally: its loop over the
     classes in index order stops when the budget is spent).
 

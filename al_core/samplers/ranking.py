@@ -117,7 +117,7 @@ def select_smallest_scores(pool: Pool, budget: int, score: IntervalScore) -> Sel
 
 def _refined_smallest(pool: Pool, budget: int, score: IntervalScore) -> tuple[np.ndarray, np.ndarray]:
     """This process's ``budget`` smallest exact scores, by filter and refine (see above): every
-    row :func:`interval_candidates` keeps is scored exactly (:func:`exact_scores`)."""
+    row `interval_candidates` keeps is scored exactly (`exact_scores`)."""
     found = interval_candidates(pool, budget, score)
     exact = RunningSmallest(budget)
     exact.push(exact_scores(pool, score, found), found.rows)
@@ -271,7 +271,7 @@ class RunningSmallestPerClass:
         return classes, scores.reshape(-1)[flat].astype(np.float64), indices[rows], local
 
     def push_candidates(self, classes: np.ndarray, scores: np.ndarray, indices: np.ndarray, local: np.ndarray | None = None) -> None:
-        """Add pairs from :meth:`candidates`; compacts when the buffer is full."""
+        """Add pairs from `candidates`; compacts when the buffer is full."""
         if local is not None:
             np.minimum(self.thresholds, local, out=self.thresholds)
         if classes.shape[0] == 0:

@@ -1,8 +1,8 @@
 """The sampler registry (timm style): every sampler is one name away, with its options' schema.
 
 A sampler is one module in this package (imported automatically) holding a function
-``(pool, budget, seed) -> Selection`` decorated with :func:`register_sampler`, which names what
-it reads and declares each option as an :class:`~al_core.schema.Setting` (type, default, valid
+``(pool, budget, seed) -> Selection`` decorated with `register_sampler`, which names what
+it reads and declares each option as an `Setting` (type, default, valid
 range, help). ``select`` validates options against that schema and fills in the defaults, so a
 sampler reads ``pool.option(name)`` and never checks or defaults a value itself.
 """

@@ -206,7 +206,7 @@ def _saturated(logits: np.ndarray, bound: np.ndarray, box: _SoftmaxBox):
 
 def confidence_bounds(logits: np.ndarray, bound: np.ndarray):
     """The largest probability lies in [p_t low, max(p_t high, any other's high)] (see _SoftmaxBox);
-    a point where the denominator is known (:func:`_saturated`): 1.0 / (1.0 + R) as the reference computes it."""
+    a point where the denominator is known (`_saturated`): 1.0 / (1.0 + R) as the reference computes it."""
     box = _softmax_box(logits, bound)
     lower, upper = _widen(box.top_low, np.maximum(box.top_high, box.other_high), _evaluation_error(logits, box))
     rows, denominator = _saturated(logits, bound, box)[:2]
@@ -218,7 +218,7 @@ def margin_bounds(logits: np.ndarray, bound: np.ndarray):
     """p_(1) - p_(2) >= p_t low - (every other's high), and >= 0 (if another class is on top this
     lower end is negative); <= max(p_t high, others' high) - (second largest's low).
 
-    Where the denominator is known (:func:`_saturated`) and one class alone can be the reference's
+    Where the denominator is known (`_saturated`) and one class alone can be the reference's
     runner-up (every other logit more than 2 bound below it), the exact score is
     -expm1(z_2 - z_1) / (1.0 + R) with the exact logits of those two classes: returned as
     ``top_two`` (their classes) and ``denominator`` (NaN elsewhere)."""
@@ -239,7 +239,7 @@ def margin_bounds(logits: np.ndarray, bound: np.ndarray):
 
 
 def margin_from_top_two(second: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """The margin score from z_2 - z_1 and the known 1.0 + R, as :func:`margin_score` computes it."""
+    """The margin score from z_2 - z_1 and the known 1.0 + R, as `margin_score` computes it."""
     return -np.expm1(second) / denominator
 
 
@@ -277,7 +277,7 @@ ENTROPY = IntervalScore(entropy_score, entropy_bounds)
 
 @dataclass(frozen=True)
 class BoundaryGeometry:
-    """What :func:`boundary_distances` needs of the head: ``inverse`` ``(C, C) float32``, 1 / ||w_p - w_c||
+    """What `boundary_distances` needs of the head: ``inverse`` ``(C, C) float32``, 1 / ||w_p - w_c||
     off the diagonal (+inf where two rows are identical: no boundary) and 0 on it; ``parallel``
     is True when some off-diagonal entry is +inf; ``largest_inverse`` ``(C,)`` is each row's maximum."""
 
@@ -317,7 +317,7 @@ def boundary_distances(logits: np.ndarray, geometry: BoundaryGeometry) -> tuple[
     boundary (Eq. 3). Two classes with identical weights have no boundary: that distance is +inf.
 
     Computed in float32 (relative error ~1e-7 against float64; 3.7x faster, half the memory
-    traffic). geometry: from :func:`inverse_weight_distances`.
+    traffic). geometry: from `inverse_weight_distances`.
     Returns ``(distances (B, C) float32, predicted (B,) int64)``. Cost O(B*C), four passes.
     """
     logits = np.asarray(logits, dtype=np.float32)
@@ -336,7 +336,7 @@ def boundary_distances(logits: np.ndarray, geometry: BoundaryGeometry) -> tuple[
 
 def boundary_distance_bounds(logits: np.ndarray, bound: np.ndarray, geometry: BoundaryGeometry):
     """Intervals ``(lower (B, C) float32, upper (B, C) float32, unsettled (B,) bool)`` around the
-    :func:`boundary_distances` of the reference logits, each within ``bound[i]`` of ``logits``.
+    `boundary_distances` of the reference logits, each within ``bound[i]`` of ``logits``.
 
     Where the top two logits are more than 2 bound apart the predicted class p is the reference's
     too, and the gap g = z_p - z_c moves by at most 2 bound: the distance to class c's boundary
@@ -359,7 +359,7 @@ def boundary_distance_bounds(logits: np.ndarray, bound: np.ndarray, geometry: Bo
 
 
 def _lower_ends(logits: np.ndarray, bound: np.ndarray, geometry: BoundaryGeometry):
-    """What :func:`boundary_distance_bounds` and :func:`boundary_entry_bounds` share: ``(rows,
+    """What `boundary_distance_bounds` and `boundary_entry_bounds` share: ``(rows,
     predicted, gaps (B, C) z_p - z_c with +inf in column p, slack32 (B,) 2 bound rounded up,
     unsettled (B,), lower (B, C) float32 with column p the row's minimum)``."""
     logits = np.asarray(logits, dtype=np.float32)
@@ -380,7 +380,7 @@ def _lower_ends(logits: np.ndarray, bound: np.ndarray, geometry: BoundaryGeometr
 
 
 def boundary_entry_bounds(logits: np.ndarray, bound: np.ndarray, geometry: BoundaryGeometry, thresholds: np.ndarray):
-    """The entries of :func:`boundary_distance_bounds` that can pass per-class thresholds, without
+    """The entries of `boundary_distance_bounds` that can pass per-class thresholds, without
     the whole upper matrix: ``(positions (m,), classes (m,) int64, lower (m,), upper (m,) float32,
     unsettled (B,) bool)`` for every (row, class) of a settled row whose lower end is <=
     ``thresholds[class]`` (``(C,) float32``), each end bit for bit what the dense function gives.
@@ -417,12 +417,12 @@ def boundary_entry_bounds(logits: np.ndarray, bound: np.ndarray, geometry: Bound
 
 def nearest_boundary_bounds(logits: np.ndarray, bound: np.ndarray, geometry: BoundaryGeometry):
     """Intervals ``(lower (B,), upper (B,) float64, unsettled (B,) bool)`` around the MASE score
-    (column p of :func:`boundary_distances`) of the reference logits, each within ``bound[i]``.
+    (column p of `boundary_distances`) of the reference logits, each within ``bound[i]``.
 
     Every distance (z_p - z_c) / ||w_p - w_c|| moves by at most w = 2 bound max_c 1 / ||w_p - w_c||,
     and so does their minimum; the float32 evaluation moves it by 2^-20 relative at most. A row
     whose lower end reaches 0 may have another predicted class (its top two logits may be within
-    2 bound): unsettled. Cost: :func:`boundary_distances` plus O(B).
+    2 bound): unsettled. Cost: `boundary_distances` plus O(B).
     """
     distances, predicted = boundary_distances(logits, geometry)
     score = distances[np.arange(len(predicted)), predicted].astype(np.float64)
