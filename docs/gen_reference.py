@@ -155,7 +155,19 @@ def _literal(node):
     except ValueError:
         if isinstance(node, ast.JoinedStr):
             return "".join(v.value if isinstance(v, ast.Constant) else "…" for v in node.values)
+        if isinstance(node, (ast.List, ast.Tuple)):  # a command line with a computed part: that part shown as …
+            return [_literal(element) for element in node.elts]
         return "…"
+
+
+def _command_of(node: ast.FunctionDef) -> str:
+    """``al ...`` as the test's fails_cleanly / warns_once call runs it (computed parts as …)."""
+    for call in ast.walk(node):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") in ("fails_cleanly", "warns_once") and call.args:
+            command = _literal(call.args[0])
+            if isinstance(command, list):
+                return "al " + " ".join(map(str, command))
+    return "al …"
 
 
 def _parametrized(node: ast.FunctionDef, case: str) -> list[tuple[str, str, str]]:
@@ -173,7 +185,7 @@ def _parametrized(node: ast.FunctionDef, case: str) -> list[tuple[str, str, str]
         rows = []
         for index, value in enumerate(values):
             label = ids[index] if isinstance(ids, list) else str(index + 1)
-            rows.append((f"{case}: {label}", "al …", "error: …" + str(value[names.index("expected")])))
+            rows.append((f"{case}: {label}", _command_of(node), "error: …" + str(value[names.index("expected")])))
         return rows
     return []
 
@@ -189,8 +201,14 @@ def error_cases() -> list[tuple[str, str, str, str]]:
                 for case in _literal(node.value):
                     key, value, command, expected = case
                     cases.append((path.name, f"params `{key}: {value!r}`", "al " + " ".join(command), "error: …" + expected))
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SET_CASES":
+                for assignment, expected in _literal(node.value):
+                    cases.append((path.name, f"al set `{assignment}`", f"al set {assignment}", "error: …" + expected))
             if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
                 continue
+            if any(isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "parametrize" and isinstance(d.args[1], ast.Name)
+                   and d.args[1].id in ("PARAM_CASES", "SET_CASES") for d in node.decorator_list):
+                continue  # listed above, one row per case
             case = re.sub(r"^test_", "", node.name).replace("_", " ")
             expanded = _parametrized(node, case)
             if expanded:
@@ -214,7 +232,7 @@ def errors_page() -> str:
              "afterwards; or, where going on is right, exit code 0 and one `warning:` line. `…` stands for the part "
              "of the message that names your files.", "", f"{len(cases)} cases.", "",
              "| case | command | what it says (excerpt) |", "|---|---|---|"]
-    lines += [f"| {cell(case)} | `{cell(command)}` | {cell(message)} |" for _, case, command, message in cases]
+    lines += [f"| {cell(case)} | `{cell(command)}` | {cell(message.replace('……', '…'))} |" for _, case, command, message in cases]
     return "\n".join(lines) + "\n"
 
 

@@ -240,11 +240,9 @@ def test_damaged_study_cell(run, damage, expected):
     (cell / "metrics.json").write_text('{"full_top1": 0.8}\n')
     (cell / "cell.json").write_text('{"code": "abc"}\n')
     (cell / damage).write_text((cell / damage).read_text()[:12] + ("\nr01,random,sixty,,,\n" if damage == "rounds.csv" else ""))
-    from reporting.study import load_cells
-
-    with pytest.raises(Exception, match=expected) as caught:
-        load_cells(Path("study"))
-    assert "al study run --only tiny/random/seed0 --force" in str(caught.value)
+    grid = write_grid(samplers=["random"], seeds=[0])
+    line = fails_cleanly(["study", "report", "--grid", str(grid), "--cells", "study", "--out", "summary"], expected)
+    assert "al study run --only tiny/random/seed0 --force" in line
 
 
 def test_a_damaged_committed_run_is_left_out_by_name(monkeypatch):
