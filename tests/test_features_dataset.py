@@ -70,7 +70,8 @@ def test_pipeline_runs_on_precomputed_features(workspace):
     assert queried.height == 20
     # The user's paths travel with the batch, for the annotators.
     assert queried["path"].to_list() == [f"/images/{i}" + ".jpg" for i in queried["id"].to_list()]
-    assert json.loads(Path("runs/r01/metrics.json").read_text())["top1"] > 0.5
+    top1 = json.loads(Path("runs/r01/metrics.json").read_text())["top1"]
+    assert top1 > 0.5 and top1 == recomputed_top1("r01")
 
 
 def test_finetuning_needs_images(workspace):
@@ -149,6 +150,17 @@ def test_empty_id_cell_and_float_labels(tmp_path):
         DATASETS["features"](folder)
 
 
+def recomputed_top1(round_name: str) -> float:
+    """The round's test top-1 from its saved head and the stored features, as a reader would check it."""
+    table = pl.read_parquet("data/prepare/pool.parquet")
+    features = np.load("data/embed/features.npy").astype(np.float32)
+    head = np.load(f"runs/{round_name}/head.npz")
+    test = (table["split"] == "test").to_numpy()
+    assert test.sum() >= 30
+    logits = features[test] @ head["weight"].astype(np.float32).T + head["bias"].astype(np.float32)
+    return float((logits.argmax(axis=1) == table["label"].to_numpy()[test]).mean())
+
+
 def write_unlabeled_features(folder: Path, n_pool=120, n_val=30, n_test=30, d=16, seed=1) -> tuple[Path, dict[int, str]]:
     """Embeddings of an unlabeled pool (pool rows without labels, their item's file in path) beside
     labeled val and test rows; returns the folder and each pool item's true class (the annotators')."""
@@ -193,5 +205,5 @@ def test_a_campaign_on_unlabeled_embeddings(tmp_path, monkeypatch):
         al("select", round_name)
     labeled = pl.read_parquet("runs/r01/labeled.parquet")
     assert labeled.height == 22 and all(("ant", "bee", "cow")[label] == truth[i] for i, label in labeled.select("id", "label").rows())
-    assert json.loads(Path("runs/r01/metrics.json").read_text())["top1"] is not None
+    assert json.loads(Path("runs/r01/metrics.json").read_text())["top1"] == recomputed_top1("r01")
     al("report", "--scope", "run")
