@@ -23,11 +23,21 @@ def code_commit() -> str:
     return commit + ("+changes" if dirty else "")
 
 
+def command_line(argv: list[str] | None = None) -> str:
+    """``python -m package.module ARGS`` as it was run (``sys.argv[0]`` is the module's file path)."""
+    argv = sys.argv if argv is None else argv
+    script = Path(argv[0]).resolve()
+    try:
+        script = script.relative_to(Path.cwd().resolve())
+    except ValueError:
+        pass
+    return "python -m " + script.with_suffix("").as_posix().replace("/", ".") + "".join(f" {arg}" for arg in argv[1:])
+
+
 def write_results(out: Path, report: dict) -> None:
     """Write ``report`` to ``out`` with what every results file records: the machine, the command
     that made it, the date and the git commit (each kept when the report gives it already)."""
-    stamped = {"machine": machine(), "command": "python -m " + Path(sys.argv[0]).with_suffix("").as_posix().replace("/", ".")
-               + "".join(f" {arg}" for arg in sys.argv[1:]), "date": date.today().isoformat(), "commit": code_commit()}
+    stamped = {"machine": machine(), "command": command_line(), "date": date.today().isoformat(), "commit": code_commit()}
     stamped.update(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, suffix=".json") as tmp:
