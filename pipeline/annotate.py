@@ -144,7 +144,7 @@ def studio_tasks(params: Params, batch: RoundBatch, document_root: Path | None) 
     """Label Studio tasks for the batch (the image's URL, item_id, path, round, rank, score; the
     head's guess as a prediction) and how the images are shown."""
     root = Path(document_root or dataset_root(params)).resolve()
-    prefix = params.get("labels.image_url", str, "")
+    prefix = params.settings.labels.image_url
     tasks = []
     for index, item in enumerate(batch.rows["id"].to_list()):
         score = float(batch.rows["score"][index])
@@ -206,7 +206,7 @@ def mark_sent(ledger: Path | None, round_name: str, how: str = "export") -> str:
 
 def dataset_root(params: Params) -> Path:
     """The folder relative image paths are taken from: ``data.root``, or the manifest file's folder."""
-    root = Path(params.get("data.root", str, "."))
+    root = Path(params.settings.data.root)
     return root.parent if root.is_file() else root
 
 
@@ -229,10 +229,10 @@ def store_parsed(params: Params, table: PoolTable, parsed: ParsedExport, what: s
     store = store_file(params)
     counts = append_to_store(store, parsed)
     ignore_temporaries(store)
-    if params.get("labels.source", str, "oracle") == "oracle":
+    if params.settings.labels.source == "oracle":
         warnings.warn(f"{params.path}: labels.source is oracle, so no stage reads the annotation store {store}; set "
                       "labels.source: annotations to train on what annotators give")
-    rule = params.get("labels.conflicts", str, "latest")
+    rule = params.settings.labels.conflicts
     # Under "refuse", the labels stage stops on a disagreement; the import itself only reports it.
     labels, disagreements = resolve(read_store(store), "latest" if rule == "refuse" else rule)
     write_disagreements(disagreements)

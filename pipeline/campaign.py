@@ -35,7 +35,7 @@ def campaign_table(params: Params) -> pl.DataFrame:
     table = PoolTable.load()
     names = class_names()
     history = read_store(store_file(params))
-    labels, disagreements = resolve(history, params.get("labels.conflicts", str, "latest"))
+    labels, disagreements = resolve(history, params.settings.labels.conflicts)
     answered, given = with_dataset_labels(labels, table)
     lead = history.group_by("id").agg(pl.col("lead_time").median().alias("lead_time"))
     ledger = ledger_file(store_file(params))
@@ -86,7 +86,7 @@ def stopping_line(params: Params) -> str | None:
         previous = current
     if len(rounds) < 2:
         return None
-    stop = stopping_point(rounds, labels, kappas, params.get("stop.kappa", float, 0.99), params.get("stop.window", int, 3))
+    stop = stopping_point(rounds, labels, kappas, params.settings.stop.kappa, params.settings.stop.window)
     verdict = f"stop at {stop['stop_round']} ({stop['stop_labels']} labels)" if stop["stop_round"] else "not reached yet"
     return (f"Stopping signal ({stop['rule']}): {verdict}; per round: "
             + ", ".join(f"{r}: kappa {'-' if k is None else k}" for r, k in zip(rounds, kappas)))
@@ -106,7 +106,7 @@ def run_campaign(params: Params) -> pl.DataFrame:
     if signal:
         lines += ["", signal]
     text = "\n".join(lines) + "\n"
-    rule = params.get("labels.conflicts", str, "latest")
+    rule = params.settings.labels.conflicts
     write_disagreements(resolve(read_store(store_file(params)), "latest" if rule == "refuse" else rule)[1])
     with atomic_path(CAMPAIGN_CSV, suffix=".csv") as tmp:
         frame.write_csv(tmp)

@@ -17,15 +17,15 @@ def head_config(params: Params):
     from al_core.train import HeadConfig
 
     return HeadConfig(
-        solver=params.get("train.solver", str, "sgd"),
-        max_iter=params.get("train.max_iter", int, 300),
-        lr=params.get("train.lr", float),
-        momentum=params.get("train.momentum", float),
-        weight_decay=params.get("train.weight_decay", float),
-        batch_size=params.get("train.batch_size", int),
-        max_epochs=params.get("train.max_epochs", int),
-        patience=params.get("train.patience", int),
-        class_weighted=params.get("train.class_weighted", bool, False),
+        solver=params.settings.train.solver,
+        max_iter=params.settings.train.max_iter,
+        lr=params.settings.train.lr,
+        momentum=params.settings.train.momentum,
+        weight_decay=params.settings.train.weight_decay,
+        batch_size=params.settings.train.batch_size,
+        max_epochs=params.settings.train.max_epochs,
+        patience=params.settings.train.patience,
+        class_weighted=params.settings.train.class_weighted,
     )
 
 
@@ -46,7 +46,7 @@ def fit_head(params: Params, table: PoolTable, features: np.ndarray, train_rows:
         features, np.asarray(train_labels)[order], features[val], labels[val], train_rows=train_rows,
         row_ids=table.frame["id"].to_numpy(), val_ids=table.ids("val"),
         num_classes=table.num_classes, config=config or head_config(params), seed=seed,
-        mean=stats["mean"], std=stats["std"], device=str(pick_device(params.get("backbone.device", str, "auto"))),
+        mean=stats["mean"], std=stats["std"], device=str(pick_device(params.settings.backbone.device)),
     )
 
 

@@ -19,7 +19,7 @@ SET_ASIDE_LABEL = -2  # in a labeled set: queried, still awaiting its label; nei
 
 def store_file(params: Params) -> Path:
     """``labels.store``/labels.parquet; an error when ``labels.store`` names a file, not a folder."""
-    folder = Path(params.get("labels.store", str, "data/annotations"))
+    folder = Path(params.settings.labels.store)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{params.path}: labels.store is {str(folder)!r}, a file; it names the folder that holds the "
                          "annotation store (labels.parquet), e.g. data/annotations")
@@ -31,7 +31,7 @@ def campaign_ledger(params: Params) -> Path | None:
     (``labels.source: oracle``), whose rounds never read it."""
     from pipeline.ledger import ledger_file
 
-    return ledger_file(store_file(params)) if params.get("labels.source", str, "oracle") == "annotations" else None
+    return ledger_file(store_file(params)) if params.settings.labels.source == "annotations" else None
 
 
 def sent_batch_for(params: Params, round_name: str, labeled_ids: set[int], pool_ids: np.ndarray) -> pl.DataFrame | None:
@@ -51,7 +51,7 @@ def annotated_labels(params: Params) -> pl.DataFrame:
     """``id, label, label_name, annotations``: one label per annotated item (the store, resolved)."""
     from al_core.annotations import read_store, resolve
 
-    labels, _ = resolve(read_store(store_file(params)), params.get("labels.conflicts", str, "latest"))
+    labels, _ = resolve(read_store(store_file(params)), params.settings.labels.conflicts)
     return labels
 
 

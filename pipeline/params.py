@@ -9,6 +9,8 @@ each option's type, range and default (``al samplers`` lists them).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 from pathlib import Path
 
@@ -169,6 +171,44 @@ def check_schedule(schedule: dict, source: str) -> dict[str, str]:
 PARAMS_FILE = Path("params.yaml")
 
 
+def _typed(setting: Setting, value):
+    """A checked value as its setting's type: a NUMBER setting is always a float (``1`` -> ``1.0``)."""
+    if setting.kind == NUMBER and not isinstance(value, bool):
+        return float(value)
+    return copy.deepcopy(value)
+
+
+def _section_type(name: str, rules: dict[str, Setting]) -> type:
+    """A frozen dataclass with one typed field per setting of the section."""
+    fields = []
+    for key, rule in rules.items():
+        kind = float if rule.kind == NUMBER else (rule.kind[0] if isinstance(rule.kind, tuple) else rule.kind)
+        fields.append((key, kind))
+    return dataclasses.make_dataclass(f"{name.title()}Settings", fields, frozen=True)
+
+
+SECTION_TYPES = {name: _section_type(name, rules) for name, rules in SCHEMA.items() if isinstance(rules, dict)}
+Settings = dataclasses.make_dataclass(
+    "Settings", [(name, SECTION_TYPES[name] if name in SECTION_TYPES else object) for name in SCHEMA], frozen=True)
+Settings.__doc__ = ("Every setting of params.yaml, typed and with the schema's defaults filled in: ``settings.train.lr``, "
+                    "``settings.budget``. Built once when the file is read (`Params.settings`).")
+
+
+def build_settings(data: dict) -> Settings:
+    """The typed settings of a validated ``params.yaml`` mapping (missing keys: the schema's defaults;
+    a sampler's own ``select.<sampler>`` options are read by ``pipeline/sampler_options.py``)."""
+    values = {}
+    for name, rule in SCHEMA.items():
+        given = data.get(name)
+        if isinstance(rule, Setting):
+            values[name] = _typed(rule, given) if name in data else copy.deepcopy(rule.default)
+            continue
+        section = given if isinstance(given, dict) else {}
+        values[name] = SECTION_TYPES[name](**{key: _typed(setting, section[key]) if key in section else copy.deepcopy(setting.default)
+                                              for key, setting in rule.items()})
+    return Settings(**values)
+
+
 class Params:
     """``params.yaml`` with lookups that name the missing or ill-typed key."""
 
@@ -187,6 +227,7 @@ class Params:
         validate_params(self.data, str(path))
         if "schedule" in self.data:
             self.schedule()
+        self.settings = build_settings(self.data)  # what the stages read: typed, once
 
     def get(self, dotted: str, kind: type, default=None):
         node = self.data
@@ -211,10 +252,10 @@ def preprocessing_overrides(params: Params) -> dict:
     checkpoint's own preprocessing, else timm's pretrained config of ``backbone.name``)."""
     overrides = {}
     for key in ("mean", "std"):
-        value = params.get(f"backbone.{key}", list, [])
+        value = getattr(params.settings.backbone, key)
         if value:
             overrides[key] = value
-    interpolation = params.get("backbone.interpolation", str, "auto")
+    interpolation = params.settings.backbone.interpolation
     if interpolation != "auto":
         overrides["interpolation"] = interpolation
     return overrides

@@ -39,7 +39,7 @@ def reads_clusters(sampler: str) -> bool:
 
 
 def run_cluster(params: Params) -> None:
-    sampler = params.get("sampler", str)
+    sampler = params.settings.sampler
     options = clustering_options(params)  # checked whatever the sampler: a bad value fails at once
     if not reads_clusters(sampler):
         write_npy(CLUSTERS, np.empty(0, dtype=np.int64))
@@ -50,7 +50,7 @@ def run_cluster(params: Params) -> None:
     features = load_features()[table.split_range("pool")]
     codebook = min(options["codebook_size"], features.shape[0])
     started = time.perf_counter()
-    cluster_ids = pool_clusters_from_options(features, options, seed=round_seed(params.get("seed", int), "cluster"), progress=True)
+    cluster_ids = pool_clusters_from_options(features, options, seed=round_seed(params.settings.seed, "cluster"), progress=True)
     seconds = time.perf_counter() - started
     sizes = np.bincount(cluster_ids)
     write_npy(CLUSTERS, cluster_ids)

@@ -34,7 +34,7 @@ def run_embed(params: Params) -> None:
     if "feature_row" in table.frame.columns:
         _gather_precomputed(table)
         return
-    processes = params.get("backbone.processes", int, 1)
+    processes = params.settings.backbone.processes
     if processes > 1 and not under_torchrun():
         relaunch("embed", processes, params.path)
         return
@@ -44,18 +44,18 @@ def run_embed(params: Params) -> None:
 
 def _embed(params: Params) -> None:
     table = PoolTable.load()
-    name = params.get("backbone.name", str)
-    checkpoint = params.get("backbone.checkpoint", str)
-    part = params.get("backbone.checkpoint_part", str, "auto")
-    image_size = params.get("backbone.image_size", int)
-    batch_size = params.get("backbone.batch_size", int)
-    device = params.get("backbone.device", str)
+    name = params.settings.backbone.name
+    checkpoint = params.settings.backbone.checkpoint
+    part = params.settings.backbone.checkpoint_part
+    image_size = params.settings.backbone.image_size
+    batch_size = params.settings.backbone.batch_size
+    device = params.settings.backbone.device
     ids = table.frame["id"].to_numpy()
     images, content = load_images(table, image_size)
     # The whole id order and image content name the resumable work: any change starts afresh.
-    shard_size = params.get("backbone.shard_size", int, 8192)
+    shard_size = params.settings.backbone.shard_size
     model, preprocessing, load_report = load_backbone(name, checkpoint, part, preprocessing_overrides(params))
-    precision = resolve_precision(params.get("backbone.precision", str, "float32"), pick_device(device))
+    precision = resolve_precision(params.settings.backbone.precision, pick_device(device))
     fingerprint = extraction_fingerprint(name, f"{checkpoint}#{part}", image_size, shard_size,
                                          hashlib.sha256(ids.tobytes()).hexdigest(), content, preprocessing, precision)
     work_dir = PARTIAL_ROOT / fingerprint

@@ -23,7 +23,7 @@ def run_evaluate(params: Params, round_name: str) -> None:
     table = PoolTable.load()
     head = load_head(round_name)
     labeled = load_labeled(round_name)
-    metrics = {"round": round_name, "sampler": params.get("sampler", str)}
+    metrics = {"round": round_name, "sampler": params.settings.sampler}
     if table.rows("test").size:
         metrics.update(test_metrics(table, round_features(round_name), head["weight"], head["bias"]))
     else:  # an unlabeled pool without a labeled test set: no accuracy to report, the rest stands
@@ -32,11 +32,11 @@ def run_evaluate(params: Params, round_name: str) -> None:
     metrics.update(label_statistics(labels[labels >= 0], table.num_classes))  # -1: marked unusable, not trained on
     metrics["val_top1"] = float(head.get("val_top1", np.nan))
     metrics["val_items"] = int(table.rows("val").size)
-    set_size, pool_size = params.get("stop.set_size", int, 2000), table.rows("pool").size
+    set_size, pool_size = params.settings.stop.set_size, table.rows("pool").size
     if set_size > pool_size:
         warnings.warn(f"{params.path}: stop.set_size is {set_size} but the pool has {pool_size} items; the stop set is "
                       "the whole pool (set stop.set_size to at most the pool's size to silence this)")
-    rows = table.split_range("pool").start + stop_set(pool_size, set_size, params.get("data.split_seed", int, 0))
+    rows = table.split_range("pool").start + stop_set(pool_size, set_size, params.settings.data.split_seed)
     predictions = np.argmax(linear_logits(round_features(round_name)[rows], head["weight"], head["bias"]), axis=1)
     write_npy(round_dir(round_name) / STOP_PREDICTIONS, predictions.astype(np.int32))
     write_json(round_dir(round_name) / "metrics.json", metrics)

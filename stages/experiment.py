@@ -27,7 +27,7 @@ def run_experiment(params: Params) -> None:
     """Every round of one experiment, then the full probe and the report (cwd: the cell's folder)."""
     run_init(params)
     run_labels(params, "init")
-    if reads_clusters(params.get("sampler", str)):
+    if reads_clusters(params.settings.sampler):
         run_cluster(params)
     for round_name, previous in params.schedule().items():
         run_train(params, round_name, previous)

@@ -30,11 +30,11 @@ def run_full(params: Params) -> None:
     features = load_features()
     pool = table.split_range("pool")
     config = head_config(params)
-    max_epochs = params.get("full.max_epochs", int, 0)  # >= 0, checked by pipeline/params.py
+    max_epochs = params.settings.full.max_epochs  # >= 0, checked by pipeline/params.py
     if max_epochs:  # lbfgs: at most this many iterations per penalty (each about one pass, as an epoch)
         config = replace(config, max_epochs=max_epochs, max_iter=max_epochs)
     head = fit_head(params, table, features, np.arange(pool.start, pool.stop), table.labels("pool"),
-                    round_seed(params.get("seed", int), "full"), config)
+                    round_seed(params.settings.seed, "full"), config)
     metrics = {"labels": int(pool.stop - pool.start), "val_top1": head.history["val_top1"]}
     metrics.update(test_metrics(table, features, head.weight, head.bias))
     write_json(FULL_DIR / "metrics.json", metrics)

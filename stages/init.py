@@ -21,8 +21,8 @@ def run_init(params: Params) -> None:
 
     table = PoolTable.load()
     pool_ids = table.ids("pool")
-    size = params.get("initial_size", int)
-    seed = params.get("seed", int)
+    size = params.settings.initial_size
+    seed = params.settings.seed
     if size <= 0:
         raise InputError(f"params initial_size must be positive, got {size}")
     pool_labels = table.labels("pool")
@@ -33,7 +33,7 @@ def run_init(params: Params) -> None:
         write_parquet(out / "queried.parquet", sent)
         return
     seeded = np.flatnonzero(pool_labels >= 0)
-    if params.get("labels.source", str, "oracle") == "annotations" and 0 < seeded.size < pool_labels.size:
+    if params.settings.labels.source == "annotations" and 0 < seeded.size < pool_labels.size:
         write_parquet(out / "queried.parquet", queried_frame(table, seeded, np.full(seeded.size, np.nan), INIT_ROUND, "seed set"))
         print(f"init: the seed set's {seeded.size} labeled items are s0 (initial_size is not used)")
         return

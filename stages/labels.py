@@ -25,7 +25,7 @@ def run_labels(params: Params, round_name: str) -> None:
     """Write runs/<round>/labels.parquet (id, label; -1: unusable, never trained on) for the round's
     queries that have a label, and labels.json (queried, labeled, awaiting, unusable, source).
     Memory O(N) for the pool ids and O(store) for the annotations."""
-    source = params.get("labels.source", str, "oracle")  # its values are checked by pipeline/params.py
+    source = params.settings.labels.source  # its values are checked by pipeline/params.py
     table = PoolTable.load()
     ids = load_queried(round_name)["id"].to_numpy()
     from_data = 0  # items labeled by the dataset itself in annotations mode (a seed set)
@@ -44,7 +44,7 @@ def run_labels(params: Params, round_name: str) -> None:
         from_data = int(given["id"].is_in(ids.tolist()).sum())
         if from_data and (table.labels("pool") >= 0).all():
             warnings.warn(f"labels {round_name}: {from_data} of {ids.shape[0]} queried items take their label from the "
-                          f"dataset (data.dataset {params.get('data.dataset', str, '?')} labels every pool item), not from "
+                          f"dataset (data.dataset {params.settings.data.dataset} labels every pool item), not from "
                           "annotators; for a simulation set labels.source: oracle, for a campaign use a pool without labels")
     write_parquet(round_dir(round_name) / "labels.parquet", frame)
     summary = {"round": round_name, "source": source, "queried": int(ids.shape[0]), "labeled": frame.height,

@@ -16,13 +16,13 @@ SKIPPED = PREPARE_DIR / "skipped.csv"
 
 
 def _read_dataset(params: Params):
-    name = params.get("data.dataset", str)
+    name = params.settings.data.dataset
     if name not in DATASETS:
         raise InputError(f"params data.dataset {name!r} is unknown; known: {sorted(DATASETS)}")
-    classes = params.get("data.classes", list, [])
+    classes = params.settings.data.classes
     return DATASETS[name](
-        params.get("data.root", str), classes=tuple(map(str, classes)) or None,
-        test_fraction=params.get("data.test_fraction", float, 0.1), split_seed=params.get("data.split_seed", int),
+        params.settings.data.root, classes=tuple(map(str, classes)) or None,
+        test_fraction=params.settings.data.test_fraction, split_seed=params.settings.data.split_seed,
     )
 
 
@@ -58,13 +58,13 @@ def run_prepare(params: Params) -> None:
     dataset = _read_dataset(params)
     classes = dataset.class_names
     train, test = dataset.train, dataset.test
-    split_seed = params.get("data.split_seed", int)
+    split_seed = params.settings.data.split_seed
     meta_extra = {}
-    file_list = params.get("data.file_list", str, "")
+    file_list = params.settings.data.file_list
     if file_list:
-        train = train.take(listed_index(train, file_list, params.get("data.root", str)))
+        train = train.take(listed_index(train, file_list, params.settings.data.root))
         meta_extra["file_list"] = file_list
-    ratio = params.get("data.imbalance_ratio", float, 1.0)
+    ratio = params.settings.data.imbalance_ratio
     unlabeled = dataset.unlabeled_pool
     if unlabeled and (ratio != 1 or file_list):
         raise InputError("data.imbalance_ratio and data.file_list subsample by label: the pool here is unlabeled")
@@ -87,7 +87,7 @@ def run_prepare(params: Params) -> None:
         if unlabeled:
             meta_extra["unlabeled_pool"] = True
     else:
-        val_size = params.get("data.val_size", int)
+        val_size = params.settings.data.val_size
         if not 0 < val_size < len(train):
             raise InputError(f"data.val_size must lie in 1..{len(train) - 1}, got {val_size}")
         rng = np.random.default_rng(split_seed)
@@ -110,7 +110,7 @@ def run_prepare(params: Params) -> None:
         write_npy(IMAGES, np.concatenate([pool.images, val.images, test.images]))
     write_parquet(POOL_TABLE, pl.DataFrame(columns))
     write_json(PREPARE_DIR / "meta.json", {
-        "dataset": params.get("data.dataset", str),
+        "dataset": params.settings.data.dataset,
         "num_classes": len(classes),
         "class_names": list(classes),
         "sizes": {"pool": len(pool), "val": len(val), "test": len(test)},

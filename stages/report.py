@@ -42,7 +42,7 @@ def stop_signals(metrics: list[dict], predictions: list[np.ndarray | None], num_
 def stop_round(frame: pl.DataFrame, params: Params) -> dict:
     """Where the stabilizing-predictions criterion (``stop.kappa``, ``stop.window``) says stop, on a rounds table."""
     return stopping_point(frame["round"].to_list(), frame["labels"].to_list(), frame["kappa"].to_list(),
-                          params.get("stop.kappa", float, 0.99), params.get("stop.window", int, 3))
+                          params.settings.stop.kappa, params.settings.stop.window)
 
 
 def collect_rounds(params: Params) -> pl.DataFrame:
@@ -100,7 +100,7 @@ def run_report(params: Params) -> None:
         frame.write_csv(tmp)
     table = markdown_table(frame, ["round", "labels", "top1", "top5", "imbalance_ratio", "entropy", "val_top1", "kappa",
                                    "changed", "class_counts"])
-    footer = f"\nsampler={frame['sampler'][0]} seed={params.get('seed', int)}"
+    footer = f"\nsampler={frame['sampler'][0]} seed={params.settings.seed}"
     footer += (f"; stop ({stop['rule']}): at {stop['stop_round']} ({stop['stop_labels']} labels)" if stop["stop_round"]
                else f"; stop ({stop['rule']}): not reached yet")
     if full is not None:

@@ -54,7 +54,7 @@ def pool_images(table: PoolTable, params: Params):
     """The pool rows' images (lazily decoded for image files), for samplers that look at pixels."""
     from al_core.data.images import ImageFiles
 
-    images, _ = load_images(table, params.get("backbone.image_size", int))
+    images, _ = load_images(table, params.settings.backbone.image_size)
     pool = table.split_range("pool")
     return ImageFiles(images.paths[pool], images.size) if isinstance(images, ImageFiles) else images[pool]
 
@@ -68,7 +68,7 @@ def run_select(params: Params, round_name: str) -> None:
     exactly, and rank 0 writes the file one process would (samplers with sharded support; the
     others run in rank 0 alone). Multi-node: start ``torchrun ... -m stages.cli select rK`` yourself.
     """
-    processes = params.get("select.processes", int, 1)
+    processes = params.settings.select.processes
     if processes > 1 and not under_torchrun():
         relaunch("select", processes, params.path, (round_name,))
         return
@@ -78,7 +78,7 @@ def run_select(params: Params, round_name: str) -> None:
 
 def _select(params: Params, round_name: str) -> None:
     rank, processes = rank_and_processes()
-    sampler = params.get("sampler", str)
+    sampler = params.settings.sampler
     if processes > 1 and (sampler not in SAMPLERS or not SAMPLERS[sampler].shardable):
         if rank != 0:
             return
@@ -92,12 +92,12 @@ def _select(params: Params, round_name: str) -> None:
             write_parquet(round_dir(round_name) / "queried.parquet", sent)
         return
     head = load_head(round_name)
-    budget = params.get("budget", int)
+    budget = params.settings.budget
     options = options_for(params, sampler, len(pool_ids))  # also refuses an unknown sampler
     spec = SAMPLERS[sampler]
     # Only samplers that declare it (the oracle, and balancing's sequential annotation) read labels.
     reads_labels = "labels" in spec.needs
-    if reads_labels and params.get("labels.source", str, "oracle") != "oracle":
+    if reads_labels and params.settings.labels.source != "oracle":
         raise InputError(f"sampler {sampler!r} reads the true labels of unlabeled items (a simulation), which do not "
                          "exist with labels.source: annotations; pick a sampler that does not (al samplers)")
     labeled = labeled_mask(table, round_name)
@@ -109,13 +109,13 @@ def _select(params: Params, round_name: str) -> None:
         selection = select_with_scores(
             sampler, budget,
             features=features[table.split_range("pool")], head_weight=head["weight"], head_bias=head["bias"],
-            labeled_mask=labeled, seed=round_seed(params.get("seed", int), round_name),
+            labeled_mask=labeled, seed=round_seed(params.settings.seed, round_name),
             labels=table.labels("pool") if reads_labels else None,
-            chunk_size=params.get("select.chunk_size", int), options=options, labeled_class_counts=labeled_counts,
+            chunk_size=params.settings.select.chunk_size, options=options, labeled_class_counts=labeled_counts,
             images=pool_images(table, params) if "images" in spec.needs else None,
             shard=(rank, processes), gather=all_gather_object if processes > 1 else None,
-            precision=selection_precision(params.get("select.precision", str, "float32")),
-            device=selection_device(params.get("backbone.device", str, "auto")),
+            precision=selection_precision(params.settings.select.precision),
+            device=selection_device(params.settings.backbone.device),
         )
     if rank != 0:
         return

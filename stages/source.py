@@ -17,13 +17,13 @@ def run_source(params: Params) -> None:
     """Write data/source/fingerprint.json: the dataset's name and roots, and the fingerprint of
     their files. A root that does not exist is recorded as missing (``prepare`` then says how to
     get the data). Byte-identical when nothing changed."""
-    roots = [params.get("data.root", str)]
-    file_list = params.get("data.file_list", str, "")
+    roots = [params.settings.data.root]
+    file_list = params.settings.data.file_list
     if file_list:
         roots.append(file_list)
     present = [root for root in roots if Path(root).exists()]
     started = time.perf_counter()
-    fingerprint = {"dataset": params.get("data.dataset", str), "roots": roots,
+    fingerprint = {"dataset": params.settings.data.dataset, "roots": roots,
                    "missing": [root for root in roots if root not in present], **source_fingerprint(present)}
     previous = read_json(SOURCE_FINGERPRINT) if SOURCE_FINGERPRINT.exists() else None
     write_json(SOURCE_FINGERPRINT, fingerprint)

@@ -40,10 +40,10 @@ def run_train(params: Params, round_name: str, previous: str) -> None:
     runs/<round>/model/ (meta.json; in finetune mode also features.npy of every table row by the
     fine-tuned backbone, which this round's evaluate and select use).
     """
-    mode = params.get("train.mode", str, "linear")
+    mode = params.settings.train.mode
     if mode not in TRAIN_MODES:
         raise InputError(f"params train.mode must be one of {TRAIN_MODES}, got {mode!r}")
-    processes = params.get("backbone.processes", int, 1)
+    processes = params.settings.backbone.processes
     if mode == "finetune" and processes > 1 and not under_torchrun():
         relaunch("train", processes, params.path, (round_name, previous))
         return
@@ -63,7 +63,7 @@ def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
                          f"re-run the stage that wrote it (dvc repro -f select@{previous}) or restore it (dvc checkout)")
     pool_positions(pool_ids, batch_ids, round_dir(previous) / "queried.parquet")  # every id a pool item
     # The previous round's queries with their labels (labels@<previous>)
-    queried = new_labels(previous, params.get("labels.awaiting", str, "wait"))
+    queried = new_labels(previous, params.settings.labels.awaiting)
     labeled = pl.concat([
         previous_labeled,
         labeled_frame(queried["id"].to_numpy(), queried["label"].to_numpy(), queried["round"].to_list(), queried["sampler"].to_list()),
@@ -73,7 +73,7 @@ def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
     labeled_rows = table.split_range("pool").start + pool_positions(
         pool_ids, usable["id"].to_numpy(), round_dir(round_name) / "labeled.parquet")
     labeled_labels = usable["label"].to_numpy()
-    seed = round_seed(params.get("seed", int), round_name)
+    seed = round_seed(params.settings.seed, round_name)
     out = round_dir(round_name)
     if mode == "linear":
         head = fit_head(params, table, load_features(), labeled_rows, labeled_labels, seed)
@@ -95,12 +95,12 @@ def finetune_config(params: Params):
     from al_core.finetune import FinetuneConfig
 
     return FinetuneConfig(
-        lr=params.get("finetune.lr", float), momentum=params.get("finetune.momentum", float),
-        weight_decay=params.get("finetune.weight_decay", float), batch_size=params.get("finetune.batch_size", int),
-        epochs=params.get("finetune.epochs", int), schedule=params.get("finetune.schedule", str),
-        step_epochs=params.get("finetune.step_epochs", int), gamma=params.get("finetune.gamma", float),
-        patience=params.get("finetune.patience", int), augment=params.get("finetune.augment", bool),
-        class_weighted=params.get("train.class_weighted", bool, False),
+        lr=params.settings.finetune.lr, momentum=params.settings.finetune.momentum,
+        weight_decay=params.settings.finetune.weight_decay, batch_size=params.settings.finetune.batch_size,
+        epochs=params.settings.finetune.epochs, schedule=params.settings.finetune.schedule,
+        step_epochs=params.settings.finetune.step_epochs, gamma=params.settings.finetune.gamma,
+        patience=params.settings.finetune.patience, augment=params.settings.finetune.augment,
+        class_weighted=params.settings.train.class_weighted,
     )
 
 
@@ -114,21 +114,21 @@ def finetune_round(params: Params, table: PoolTable, labeled_rows: np.ndarray, l
     from al_core.features import extract_features, extraction_fingerprint
     from al_core.finetune import finetune
 
-    image_size = params.get("backbone.image_size", int)
-    backbone, preprocessing, _ = load_backbone(params.get("backbone.name", str), params.get("backbone.checkpoint", str),
-                                               params.get("backbone.checkpoint_part", str, "auto"), preprocessing_overrides(params))
+    image_size = params.settings.backbone.image_size
+    backbone, preprocessing, _ = load_backbone(params.settings.backbone.name, params.settings.backbone.checkpoint,
+                                               params.settings.backbone.checkpoint_part, preprocessing_overrides(params))
     images, content = load_images(table, image_size)
     labels = table.frame["label"].to_numpy()
     val_rows = table.rows("val")
     model = finetune(backbone, images, labeled_rows, labeled_labels, val_rows, labels[val_rows],
                      num_classes=table.num_classes, image_size=image_size, preprocessing=preprocessing,
-                     config=finetune_config(params), seed=seed, device=params.get("backbone.device", str))
+                     config=finetune_config(params), seed=seed, device=params.settings.backbone.device)
     work_dir = Path("data/.finetune-partial") / extraction_fingerprint(round_name, seed, content, labeled_rows.tobytes(),
-                                                                       params.get("backbone.precision", str, "float32"))
+                                                                       params.settings.backbone.precision)
     features = extract_features(model.backbone, images, image_size=image_size, preprocessing=preprocessing, work_dir=work_dir,
-                                batch_size=params.get("backbone.batch_size", int), device=params.get("backbone.device", str),
-                                shard_size=params.get("backbone.shard_size", int, 8192),
-                                precision=params.get("backbone.precision", str, "float32"))
+                                batch_size=params.settings.backbone.batch_size, device=params.settings.backbone.device,
+                                shard_size=params.settings.backbone.shard_size,
+                                precision=params.settings.backbone.precision)
     if features is None:
         return None
     write_npy(model_dir(round_name) / "features.npy", features)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from al_core.schema import Setting
@@ -43,3 +44,20 @@ def test_the_dataset_choices_are_the_readers():
     assert SCHEMA["data"]["dataset"].valid("features") and all(SCHEMA["data"]["dataset"].valid(name) for name in DATASETS)
     assert SCHEMA["data"]["dataset"].expected == f"one of {', '.join(['fashion_mnist', 'cifar10', 'imagefolder', 'manifest', 'features'])}"
     assert sorted(DATASETS) == sorted(["fashion_mnist", "cifar10", "imagefolder", "manifest", "features"])
+
+
+def test_the_settings_object_is_typed_frozen_and_has_every_default(tmp_path):
+    import dataclasses
+
+    from pipeline.params import Params
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"budget": 7, "data": {"imbalance_ratio": 10}, "train": {"lr": 1}}))
+    settings = Params(tmp_path / "params.yaml").settings
+    assert settings.budget == 7 and settings.data.imbalance_ratio == 10.0 and isinstance(settings.data.imbalance_ratio, float)
+    assert settings.train.lr == 1.0 and isinstance(settings.train.lr, float)
+    assert settings.train.solver == SCHEMA["train"]["solver"].default and settings.select.chunk_size == 8192  # defaults filled in
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.train.lr = 2.0
+    for section, rules in SCHEMA.items():
+        if isinstance(rules, dict):
+            assert {field.name for field in dataclasses.fields(getattr(settings, section))} == set(rules)
