@@ -92,3 +92,17 @@ def test_the_head_table_is_the_head_benchmark():
         assert sgd.strip().startswith(f"{data['sgd']['seconds']:.2f} s") and f"{data['sgd']['val_top1']:.4f}" in sgd
         assert lbfgs.strip().startswith(f"{data['lbfgs']['seconds']:.2f} s, {data['lbfgs']['val_top1']:.4f}")
         assert f"({data['lbfgs']['evaluations']} evaluations, l2 {data['lbfgs']['l2']:g})" in lbfgs
+
+
+def test_the_selection_grid_table_is_its_two_results_files():
+    """benchmarks.md's before/after table, as `python -m benchmarks.selection_grid --table` prints it
+    from selection_grid_before.json (before) and selection_grid.json (now)."""
+    from benchmarks.selection_grid import markdown_table
+
+    results = ROOT / "benchmarks" / "results"
+    before = json.loads((results / "selection_grid_before.json").read_text())
+    now = json.loads((results / "selection_grid.json").read_text())
+    printed = markdown_table(before, now).strip().splitlines()
+    shown = [line for line in page("results/benchmarks.md").splitlines() if line.startswith("| pool |") or
+             re.match(r"\| (realistic|imagenet) \| [\d.]+% \|", line) or line == "|---|---|---|---|---|---|---|"]
+    assert len(printed) == 44 and shown == printed
