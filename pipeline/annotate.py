@@ -198,9 +198,8 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
 def mark_sent(ledger: Path | None, round_name: str, how: str = "export") -> str:
     """Record the round as sent in a campaign's ledger (None: a simulation), once its batch file is
     written (or its tasks pushed); the message's tail."""
-    if ledger is None:
-        return ""
-    record_sent(ledger, round_name, how)
+    if ledger is None or not record_sent(ledger, round_name, how):
+        return ""  # a simulation, or sent before (said then)
     return f"; {round_name} is sent: its batch stays as it is ({ledger})"
 
 

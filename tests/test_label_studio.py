@@ -195,7 +195,7 @@ def test_push_and_pull_three_rounds_in_one_project(workspace, tmp_path, monkeypa
         project = json.loads(remembered.read_text())["project"]
         assert "created project" in first and f"9 tasks added to project {project}" in first and "1 local-files storage" in first
         again = al("push", "init")
-        assert "0 tasks added" in again and "9 there already" in again
+        assert "0 tasks added" in again and "9 there already" in again and "is sent" not in again  # said once, the first time
         assert pl.read_parquet(ledger).filter(pl.col("round") == "init")["how"].unique().to_list() == ["push"]
         tasks = studio.call("GET", f"/api/tasks?project={project}&page_size=100")["tasks"]
         assert sorted(task["data"]["item_id"] for task in tasks) == sorted(pl.read_parquet("runs/init/queried.parquet")["id"])
