@@ -101,7 +101,7 @@ class RoundBatch:
     paths: np.ndarray
     predicted: list[str | None]
     left_out: str  # "; of N queried, left out: ..." or ""
-    summary: str  # why nothing is left to send, when rows is empty
+    all_labeled: str  # when rows is empty: "all N queried items are labeled (...)"
     ledger: Path | None
 
 
@@ -124,7 +124,7 @@ def round_batch(params: Params, round_name: str) -> RoundBatch:
     ledger = campaign_ledger(params)
     if ledger is not None:
         check_unchanged(ledger, round_name)  # before anything is written
-    summary = (f"nothing to send, all {queried.height} queried items are labeled ({len(queried_ids & annotated)} by "
+    all_labeled = (f"all {queried.height} queried items are labeled ({len(queried_ids & annotated)} by "
                f"annotators, {len(queried_ids & given - annotated)} by the dataset)")
     left_out = []
     if queried_ids & annotated:
@@ -133,17 +133,17 @@ def round_batch(params: Params, round_name: str) -> RoundBatch:
         left_out.append(f"{len(queried_ids & given - annotated)} labeled by the dataset (seed set)")
     left = f"; of {queried.height} queried, left out: {', '.join(left_out)}" if left_out else ""
     if not ids.size:
-        return RoundBatch(round_name, batch, np.array([], dtype=object), [], left, summary, ledger)
+        return RoundBatch(round_name, batch, np.array([], dtype=object), [], left, all_labeled, ledger)
     positions = pool_positions(table.ids("pool"), ids, round_dir(round_name) / "queried.parquet")
     predicted = _predictions(table, round_name, positions)
     predicted_names = [None] * len(ids) if predicted is None else [names[c] for c in predicted]
-    return RoundBatch(round_name, batch, paths[positions], predicted_names, left, summary, ledger)
+    return RoundBatch(round_name, batch, paths[positions], predicted_names, left, all_labeled, ledger)
 
 
 def studio_tasks(params: Params, batch: RoundBatch, document_root: Path | None) -> tuple[list[dict], str]:
     """Label Studio tasks for the batch (the image's URL, item_id, path, round, rank, score; the
     head's guess as a prediction) and how the images are shown."""
-    root = Path(document_root or dataset_root(params)).resolve()
+    root = served_root(params, document_root)
     prefix = params.settings.labels.image_url
     tasks = []
     for index, item in enumerate(batch.rows["id"].to_list()):
@@ -171,7 +171,7 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
         raise InputError(f"--out {out} is a file; it names the folder the batch is written into (e.g. --out annotate)")
     batch = round_batch(params, round_name)
     if not batch.rows.height:
-        print(f"export {round_name}: {batch.summary.replace('nothing to send', 'nothing to write')}")
+        print(f"export {round_name}: nothing to write, {batch.all_labeled}")
         return
     out.mkdir(parents=True, exist_ok=True)
     if export_format == "csv":
@@ -201,6 +201,11 @@ def mark_sent(ledger: Path | None, round_name: str, how: str = "export") -> str:
     if ledger is None or not record_sent(ledger, round_name, how):
         return ""  # a simulation, or sent before (said then)
     return f"; {round_name} is sent: its batch stays as it is ({ledger})"
+
+
+def served_root(params: Params, document_root: Path | None) -> Path:
+    """The folder Label Studio serves local files from: ``--document-root``, else ``data.root``'s folder."""
+    return Path(document_root or dataset_root(params)).resolve()
 
 
 def dataset_root(params: Params) -> Path:

@@ -40,6 +40,7 @@ from pipeline.annotate import (
     labeling_config,
     mark_sent,
     round_batch,
+    served_root,
     store_parsed,
     studio_tasks,
 )
@@ -52,6 +53,7 @@ KEY_VARIABLE = "LABEL_STUDIO_API_KEY"
 PROJECT_FILE = "label-studio.json"
 PAGE_SIZE = 1000
 TIMEOUT_S = 120
+PROJECT_HINT = f"labels.store/{PROJECT_FILE}"  # how errors name the file remembering the project
 KEY_HELP = ("copy it from Label Studio's Account & Settings (Personal Access Token, or the legacy Access Token) into "
             f"{KEY_VARIABLE}, or pass --api-key")
 
@@ -195,13 +197,9 @@ def connect(url: str | None, key: str | None, state: dict | None) -> LabelStudio
     client = LabelStudio(url, key)
     if state is not None and client.url != state["url"].rstrip("/"):
         raise InputError(f"this campaign's Label Studio project is {state['project']} at {state['url']} "
-                         f"({project_file_hint()}), not at {client.url}; use that server, or pass --project ID to "
+                         f"({PROJECT_HINT}), not at {client.url}; use that server, or pass --project ID to "
                          "use a project of this one")
     return client
-
-
-def project_file_hint() -> str:
-    return f"labels.store/{PROJECT_FILE}"
 
 
 def check_project(client: LabelStudio, project: int, names: tuple[str, ...]) -> dict:
@@ -210,7 +208,7 @@ def check_project(client: LabelStudio, project: int, names: tuple[str, ...]) -> 
         found = client.call("GET", f"/api/projects/{project}")
     except NotFound:
         raise InputError(f"Label Studio project {project} no longer exists at {client.url} (deleted?); labels pulled "
-                         f"before are in the store. To go on in a new project, remove {project_file_hint()} and push "
+                         f"before are in the store. To go on in a new project, remove {PROJECT_HINT} and push "
                          "again, or pass --project ID to use another one") from None
     expected = _choices(labeling_config(names))
     got = _choices(found.get("label_config") or "")
@@ -218,7 +216,7 @@ def check_project(client: LabelStudio, project: int, names: tuple[str, ...]) -> 
         missing = [name for name in expected if name not in got]
         extra = [name for name in got if name not in expected]
         raise InputError(f"Label Studio project {project} labels other classes than this campaign (missing {missing}, "
-                         f"extra {extra}); pass --project ID of this campaign's project, or remove {project_file_hint()} "
+                         f"extra {extra}); pass --project ID of this campaign's project, or remove {PROJECT_HINT} "
                          "to start a new one")
     return found
 
@@ -272,10 +270,10 @@ def run_push(params: Params, round_name: str, url: str | None, key: str | None, 
         check_project(client, state["project"], names)
     batch = round_batch(params, round_name)
     if not batch.rows.height:
-        print(f"push {round_name}: {batch.summary}")
+        print(f"push {round_name}: nothing to send, {batch.all_labeled}")
         return
     tasks, shown = studio_tasks(params, batch, document_root)
-    root = Path(document_root or dataset_root(params)).resolve()
+    root = served_root(params, document_root)
     folders = storage_folders(tasks, root)
     made = ""
     if state is None:

@@ -22,9 +22,10 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from al_core.errors import InputError
+from pipeline.label_studio import LabelStudio
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ROOT / ".venv-ls" / "bin" / "label-studio"
@@ -44,6 +45,7 @@ class Studio:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_hex(20)
+        self.client = LabelStudio(self.url, self.token)  # a legacy token: sent as it is
         self.data_dir = data_dir
         env = dict(os.environ, LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true", LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED="true",
                    LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=str(Path(document_root).resolve()), DJANGO_DB="sqlite",
@@ -62,7 +64,7 @@ class Studio:
                 self.call("GET", "/api/projects")
                 self.start_seconds = time.monotonic() - started
                 return
-            except (urllib.error.URLError, ConnectionError, TimeoutError, RuntimeError):
+            except InputError:  # not answering yet: the client says so in one error type
                 time.sleep(2)
         self.stop()
         raise RuntimeError(f"Label Studio did not answer within {START_TIMEOUT} s: {self.server_log()}")
@@ -71,15 +73,8 @@ class Studio:
         return (self.data_dir / "server.log").read_text()[-3000:]
 
     def call(self, method: str, path: str, payload=None, raw: bool = False):
-        request = urllib.request.Request(self.url + path, method=method,
-                                         data=None if payload is None else json.dumps(payload).encode(),
-                                         headers={"Authorization": f"Token {self.token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                body = response.read()
-        except urllib.error.HTTPError as error:
-            raise RuntimeError(f"Label Studio answered {error.code} to {method} {path}: {error.read()[:500]!r}") from None
-        return body if raw else json.loads(body or b"null")
+        """A REST call with this server's token, through the pipeline's own client (``al push``/``al pull``'s)."""
+        return self.client.call(method, path, payload, raw)
 
     def create_project(self, title: str, config: str, tasks: list[dict], images: Path | None = None) -> tuple[int, list[dict]]:
         """A project with ``config`` and ``tasks`` imported; returns its id and its tasks as stored.
