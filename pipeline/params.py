@@ -210,7 +210,7 @@ def build_settings(data: dict) -> Settings:
 
 
 class Params:
-    """``params.yaml`` with lookups that name the missing or ill-typed key."""
+    """``params.yaml``, checked against the schema, and its typed ``settings``."""
 
     def __init__(self, path: Path = PARAMS_FILE):
         if not path.exists():
@@ -225,26 +225,15 @@ class Params:
         if not isinstance(self.data, dict):
             raise InputError(f"{path} must be a mapping of settings (key: value), got {type(self.data).__name__}")
         validate_params(self.data, str(path))
-        if "schedule" in self.data:
-            self.schedule()
         self.settings = build_settings(self.data)  # what the stages read: typed, once
-
-    def get(self, dotted: str, kind: type, default=None):
-        node = self.data
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                if default is not None:
-                    return default
-                raise InputError(f"{self.path} has no key {dotted!r}")
-            node = node[part]
-        if kind is float and isinstance(node, int) and not isinstance(node, bool):
-            node = float(node)
-        if not isinstance(node, kind) or (kind is int and isinstance(node, bool)):
-            raise InputError(f"{self.path}: {dotted} must be {kind.__name__}, got {node!r}")
-        return node
+        if self.settings.schedule is not None:
+            self.schedule()
 
     def schedule(self) -> dict[str, str]:
-        return check_schedule(self.get("schedule", dict), str(self.path))
+        """``schedule`` (round -> the round before it), checked; an error when the file has none."""
+        if self.settings.schedule is None:
+            raise InputError(f"{self.path} has no key 'schedule'; write it with al schedule N")
+        return check_schedule(self.settings.schedule, str(self.path))
 
 
 def preprocessing_overrides(params: Params) -> dict:
