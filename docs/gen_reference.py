@@ -160,14 +160,25 @@ def _literal(node):
         return "…"
 
 
-def _command_of(node: ast.FunctionDef) -> str:
-    """``al ...`` as the test's fails_cleanly / warns_once call runs it (computed parts as …)."""
+CATALOGUE_CALLS = ("fails_cleanly", "warns_once")
+
+
+def _catalogue_calls(node: ast.FunctionDef):
+    """Each fails_cleanly / warns_once call of a test, with the ``al ...`` line it runs (computed parts as …)."""
     for call in ast.walk(node):
-        if isinstance(call, ast.Call) and getattr(call.func, "id", "") in ("fails_cleanly", "warns_once") and call.args:
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") in CATALOGUE_CALLS and call.args:
             command = _literal(call.args[0])
-            if isinstance(command, list):
-                return "al " + " ".join(map(str, command))
-    return "al …"
+            yield call, ("al " + " ".join(map(str, command)) if isinstance(command, list) else "al …")
+
+
+def _command_of(node: ast.FunctionDef) -> str:
+    """The first ``al ...`` line the test runs through its catalogue calls."""
+    return next((command for _, command in _catalogue_calls(node) if command != "al …"), "al …")
+
+
+def _said(kind: str, excerpt: str) -> str:
+    """``error: …excerpt`` (the excerpt's own leading … not doubled)."""
+    return f"{kind}: " + (excerpt if excerpt.startswith("…") else "…" + excerpt)
 
 
 def _parametrized(node: ast.FunctionDef, case: str) -> list[tuple[str, str, str]]:
@@ -185,7 +196,7 @@ def _parametrized(node: ast.FunctionDef, case: str) -> list[tuple[str, str, str]
         rows = []
         for index, value in enumerate(values):
             label = ids[index] if isinstance(ids, list) else str(index + 1)
-            rows.append((f"{case}: {label}", _command_of(node), "error: …" + str(value[names.index("expected")])))
+            rows.append((f"{case}: {label}", _command_of(node), _said("error", str(value[names.index("expected")]))))
         return rows
     return []
 
@@ -200,10 +211,10 @@ def error_cases() -> list[tuple[str, str, str, str]]:
             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PARAM_CASES":
                 for case in _literal(node.value):
                     key, value, command, expected = case
-                    cases.append((path.name, f"params `{key}: {value!r}`", "al " + " ".join(command), "error: …" + expected))
+                    cases.append((path.name, f"params `{key}: {value!r}`", "al " + " ".join(command), _said("error", expected)))
             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SET_CASES":
                 for assignment, expected in _literal(node.value):
-                    cases.append((path.name, f"al set `{assignment}`", f"al set {assignment}", "error: …" + expected))
+                    cases.append((path.name, f"al set `{assignment}`", f"al set {assignment}", _said("error", expected)))
             if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
                 continue
             if any(isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "parametrize" and isinstance(d.args[1], ast.Name)
@@ -214,12 +225,10 @@ def error_cases() -> list[tuple[str, str, str, str]]:
             if expanded:
                 cases += [(path.name, *row) for row in expanded]
                 continue
-            for call in ast.walk(node):
-                if isinstance(call, ast.Call) and getattr(call.func, "id", "") in ("fails_cleanly", "warns_once") and len(call.args) >= 2:
-                    command = _literal(call.args[0])
-                    command = "al " + " ".join(map(str, command)) if isinstance(command, list) else "al …"
-                    kind = "error: …" if call.func.id == "fails_cleanly" else "warning: …"
-                    cases.append((path.name, case, command, kind + str(_literal(call.args[1]))))
+            for call, command in _catalogue_calls(node):
+                if len(call.args) >= 2:
+                    kind = "error" if call.func.id == "fails_cleanly" else "warning"
+                    cases.append((path.name, case, command, _said(kind, str(_literal(call.args[1])))))
     return cases
 
 
@@ -232,7 +241,7 @@ def errors_page() -> str:
              "afterwards; or, where going on is right, exit code 0 and one `warning:` line. `…` stands for the part "
              "of the message that names your files.", "", f"{len(cases)} cases.", "",
              "| case | command | what it says (excerpt) |", "|---|---|---|"]
-    lines += [f"| {cell(case)} | `{cell(command)}` | {cell(message.replace('……', '…'))} |" for _, case, command, message in cases]
+    lines += [f"| {cell(case)} | `{cell(command)}` | {cell(message)} |" for _, case, command, message in cases]
     return "\n".join(lines) + "\n"
 
 
