@@ -107,6 +107,13 @@ class ExactLogits:
         self.largest_bias = float(np.abs(self.bias).max(initial=0.0))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
+        return self._certified(*self.float64_values(features))
+
+    def float64_values(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x (B, d), values (B, C), bound (B, C))`` in float64: the rows, their float64 product
+        with the head plus the bias, and how far each value may lie from the exact x.w + b (the
+        certificate `__call__` checks: an element is settled where values -/+ bound round to one
+        float32)."""
         x = np.asarray(features, dtype=np.float32).astype(np.float64)
         values = x @ self.weight_t
         values += self.bias
@@ -114,7 +121,7 @@ class ExactLogits:
         bound = np.multiply.outer(norms, self.scaled_norms)
         bound += self.scaled_bias
         bound += self._rounding_slack(norms)[:, None]
-        return self._certified(x, values, bound)
+        return x, values, bound
 
     def entries(self, features: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """``(B,) float32``: the exact logit of class ``classes[i]`` for row i (as ``__call__`` gives it

@@ -106,3 +106,86 @@ def test_the_selection_grid_table_is_its_two_results_files():
     shown = [line for line in page("results/benchmarks.md").splitlines() if line.startswith("| pool |") or
              re.match(r"\| (realistic|imagenet) \| [\d.]+% \|", line) or line == "|---|---|---|---|---|---|---|"]
     assert len(printed) == 44 and shown == printed
+
+
+def _results(name: str) -> dict:
+    return json.loads((ROOT / "benchmarks" / "results" / name).read_text())
+
+
+def _missing(text: str, phrases: list[str]) -> list[str]:
+    """The ``phrases`` not on the page (whitespace and line breaks compared as one space)."""
+    flat = " ".join(text.split())
+    return [phrase for phrase in phrases if " ".join(phrase.split()) not in flat]
+
+
+def test_the_exact_selection_page_numbers_are_their_files():
+    """Every figure of docs/explanation/exact-selection.md, from selection_exact.json (the 1.28M pool,
+    exact selection), selection.json (the run before it), the partitioned and bfloat16 files,
+    selection_scaling.json, refine_fractions_default.json and blas_blocking.json."""
+    exact, before = _results("selection_exact.json"), _results("selection.json")
+
+    def row(data: dict, sampler: str, source: str = "features") -> dict:
+        [found] = [r for r in data["samplers"] if r["sampler"] == sampler and r["from"] == source]
+        return found
+
+    softmax_and_mase = ("mase", "margin", "confidence", "entropy")
+    base = row(exact, "base")
+    phrases = [f"the bare logits product, streamed from the memory map and written out as float16 logits, {exact['bare_matmul_seconds']:.1f} s",
+               f"BASE {base['seconds']:.1f} s ({base['x_bare_matmul']:.2f}x the bare product; {base['refined_rows']:,} rows scored "
+               f"exactly, {100 * base['refined_fraction']:.1f}% of the pool)"]
+    phrases += [f"{'MASE' if name == 'mase' else name} {row(exact, name)['seconds']:.1f} s ({row(exact, name)['x_bare_matmul']:.2f}x"
+                + (f"; {100 * row(exact, name)['refined_fraction']:.1f}%)" if name in ("mase", "margin") else ")")
+                for name in softmax_and_mase]
+    phrases.append(f"at most {max(r['peak_anonymous_rss_gib'] for r in exact['samplers'] if r['from'] == 'features'):.2f} GiB of resident memory")
+    phrases.append("from precomputed float16 logits (used as they are) BASE {:.1f} s, MASE {:.1f}, margin {:.1f}, confidence {:.1f}, "
+                   "entropy {:.1f} (at most {:.2f} GiB)".format(*(row(exact, name, "logits")["seconds"] for name in ("base",) + softmax_and_mase),
+                                                               max(r["peak_anonymous_rss_gib"] for r in exact["samplers"] if r["from"] == "logits")))
+    phrases.append(f"about {exact['naive_extrapolated_seconds']:,.0f} s in the same run: about "
+                   f"{exact['naive_extrapolated_seconds'] / base['seconds']:.0f}x BASE's time from features")
+    phrases.append(f"That host ran about {exact['bare_matmul_seconds'] / before['bare_matmul_seconds']:.1f}x slower")
+    logits_seconds = [row(before, name, "logits")["seconds"] for name in ("base",) + softmax_and_mase]
+    phrases.append("bare {:.1f} s; BASE {:.1f} s ({:.2f}x), MASE {:.1f}, margin {:.1f}, confidence {:.1f}, entropy {:.1f}; from logits "
+                   "{:.1f}-{:.1f} s; naive {:,.0f} s; {:.0f}x".format(
+                       before["bare_matmul_seconds"], row(before, "base")["seconds"], row(before, "base")["x_bare_matmul"],
+                       *(row(before, name)["seconds"] for name in softmax_and_mase), min(logits_seconds), max(logits_seconds),
+                       before["naive_extrapolated_seconds"], before["naive_extrapolated_seconds"] / row(before, "base")["seconds"]))
+    costs = [row(exact, name)["x_bare_matmul"] - row(before, name)["x_bare_matmul"] for name in softmax_and_mase]
+    phrases.append(f"exactness costs BASE about {base['x_bare_matmul'] - row(before, 'base')['x_bare_matmul']:.1f}x of a bare product "
+                   f"more than its old BLAS-only path")
+    phrases.append(f"the softmax samplers and MASE about {min(costs):.1f}-{max(costs):.1f}x")
+    clustering = before["clustering"]
+    phrases.append(f"margin_clustering (previous run): {row(before, 'margin_clustering')['seconds']:.1f} s from features, "
+                   f"{row(before, 'margin_clustering', 'logits')['seconds']:.1f} s from logits, plus {clustering['seconds']:.0f} s once "
+                   f"for clustering the pool (K = {clustering['codebook_size']})")
+    for name, verb in (("badge", "takes"), ("coreset", "")):
+        [part] = _results(f"selection_partitioned_{name}.json")["samplers"]
+        phrases.append(f"`partitioned_{name}` (p = 10) {verb} {part['seconds']:.0f} s with {part['peak_anonymous_rss_gib']:.1f} GiB")
+    refused = re.search(r"would take ([\d.]+ GiB)", row(before, "balancing")["refused"]).group(1)
+    phrases.append(f"`balancing` refuses the full pool ({refused} needed)")
+
+    bf16 = {run["sampler"]: run for run in _results("selection_bf16_filter_avx2.json")["runs"]}
+    scaling = {run["sampler"]: run for run in _results("selection_scaling.json")["runs"] if run["n"] == 128000}
+    share = {name: 100 * run["notes"]["refined_rows"] / run["notes"]["streamed_rows"] for name, run in bf16.items()}
+    float32_share = {name: 100 * run["notes"]["refined_rows"] / run["notes"]["streamed_rows"] for name, run in scaling.items()}
+    seconds = [run["seconds"] for run in bf16.values()]
+    assert share["margin"] == share["confidence"] == 100.0
+    phrases.append(f"the streaming samplers took {min(seconds):.0f}-{max(seconds):.0f} s with it, against a "
+                   f"{bf16['base']['bare_product_seconds']:.1f} s bare float32 product")
+    phrases.append(f"it leaves {share['base']:.0f}% of the rows to the exact logits for BASE and {share['mase']:.0f}% for MASE "
+                   f"(float32: {float32_share['base']:.0f}% and {float32_share['mase']:.0f}%), and every row for margin and confidence")
+    runs = _results("refine_fractions_default.json")["runs"]
+    low_precision = [100 * run["refined_fraction"] for run in runs if run["precision"] == "bfloat16" and run["sampler"] != "entropy"]
+    assert all(run["refined_fraction"] == 1.0 for run in runs if run["precision"] == "bfloat16" and run["sampler"] == "entropy")
+    float32_fractions = [100 * run["refined_fraction"] for run in runs if run["precision"] == "float32"]
+    phrases.append(f"{min(low_precision):.0f}-{max(low_precision):.0f}% for MASE/BASE/margin/confidence and every row for entropy "
+                   f"(float32: {min(float32_fractions):.1f}-{max(float32_fractions):.1f}%)")
+
+    blocking = {run["pool"]: run for run in _results("blas_blocking.json")["runs"]}
+    assert all(run[key]["rows"] == 0.0 for run in blocking.values()
+               for key in ("blocks_of_8000_vs_8192", "blocks_of_3_vs_8192", "reversed_rows_vs_blocks_of_8192"))
+    assert all(run["one_row_at_a_time_vs_blocks_of_8192"]["rows"] == 1.0 for run in blocking.values())
+    changed = sorted(100 * run["one_row_at_a_time_vs_blocks_of_8192"]["logits"] for run in blocking.values())
+    phrases.append(f"every row changed: {changed[0]:.0f}% of the logits on one pool, {changed[1]:.0f}% on the other")
+    rarity = sorted(float(f"{1 / run['exact_logits_undecided']['share']:.2g}") for run in blocking.values())
+    phrases.append(f"about 1 in {rarity[0]:,.0f} and 1 in {rarity[1]:,.0f} on the two benchmark pools")
+    assert _missing(page("explanation/exact-selection.md"), phrases) == []
