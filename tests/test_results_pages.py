@@ -189,3 +189,114 @@ def test_the_exact_selection_page_numbers_are_their_files():
     rarity = sorted(float(f"{1 / run['exact_logits_undecided']['share']:.2g}") for run in blocking.values())
     phrases.append(f"about 1 in {rarity[0]:,.0f} and 1 in {rarity[1]:,.0f} on the two benchmark pools")
     assert _missing(page("explanation/exact-selection.md"), phrases) == []
+
+
+def _numbers(text: str) -> list[str]:
+    return re.findall(r"(?<![\w.])\d[\d,]*(?:\.\d+)?", text)  # not the digits of names such as r00
+
+
+def _shows(shown: str, value: float) -> bool:
+    """``shown`` (e.g. "1.7", "1,271") is ``value`` rounded to the digits it shows (either way at a half)."""
+    decimals = len(shown.split(".")[1]) if "." in shown else 0
+    return abs(float(shown.replace(",", "")) - value) <= 0.5 * 10.0**-decimals + 1e-9
+
+
+def _cell_matches(cell: str, values: list[float]) -> bool:
+    """The numbers of a table cell are ``values``; a range "a-b" whose ends look the same is shown once."""
+    shown = _numbers(cell)
+    if len(shown) == len(values) - 1 and len(values) >= 2 and _shows(shown[0], values[0]) and _shows(shown[0], values[1]):
+        shown = [shown[0]] + shown
+    return len(shown) == len(values) and all(_shows(a, b) for a, b in zip(shown, values))
+
+
+def test_the_pipeline_table_is_its_two_results_files():
+    """benchmarks.md's 1.28M pipeline table and the sentences under it, from pipeline_scale.json
+    (then) and pipeline_scale_exact.json (now)."""
+    text = page("results/benchmarks.md")
+    runs = [_results("pipeline_scale.json"), _results("pipeline_scale_exact.json")]
+
+    def seconds(run: dict, prefix: str) -> list[float]:
+        return [stage["seconds"] for stage in run["stages"] if stage["stage"].startswith(prefix)]
+
+    def memory(run: dict, *prefixes: str) -> float:
+        return max(stage["peak_rss_anon_gib"] for stage in run["stages"] if stage["stage"].startswith(prefixes))
+
+    def span(values: list[float]) -> list[float]:
+        return [min(values), max(values)]
+
+    def select(run: dict) -> list[float]:
+        later = [value for stage in run["stages"] if stage["stage"].startswith("select") and stage["stage"] != "select r00"
+                 for value in [stage["seconds"]]]
+        return span(later) + seconds(run, "select r00")
+
+    expected = {
+        "`prepare`": [seconds(run, "prepare") for run in runs] + [[memory(run, "prepare") for run in runs]],
+        "`embed`": [seconds(run, "embed") for run in runs] + [[memory(run, "embed") for run in runs]],
+        "`init`, `labels@*`": [span(seconds(run, "init") + seconds(run, "labels")) for run in runs]
+                              + [[memory(run, "init", "labels") for run in runs]],
+        "`train@rK`": [span(seconds(run, "train")) for run in runs] + [[memory(run, "train") for run in runs]],
+        "`select@rK`": [select(run) for run in runs] + [[memory(run, "select") for run in runs]],
+        "`evaluate@rK`": [span(seconds(run, "evaluate")) for run in runs] + [[memory(run, "evaluate") for run in runs]],
+        "`full`": [[runs[0]["full"]["seconds_per_epoch"], *seconds(runs[0], "full"), runs[0]["full"]["epochs_run"]],
+                   [runs[1]["full"]["seconds_per_epoch"], *seconds(runs[1], "full")], [memory(run, "full") for run in runs]],
+        "`report`": [seconds(run, "report") for run in runs] + [[memory(run, "report") for run in runs]],
+        "all of `dvc repro`": [[run["dvc_repro_seconds"], run["dvc_repro_seconds"] / 60, run["dvc_overhead_seconds"]] for run in runs],
+    }
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in text.split("### The whole pipeline")[1].split("\n## ")[0].splitlines() if line.startswith("| ")}
+    for first, values in expected.items():
+        [cells] = [cells for name, cells in rows.items() if name.startswith(first)]
+        for cell, wanted in zip(cells[1:len(values) + 1], values, strict=True):
+            assert _cell_matches(cell, wanted), (first, cell, wanted)
+    [cluster] = [cells for name, cells in rows.items() if name.startswith("`cluster`")]
+    assert _cell_matches(cluster[1], seconds(runs[0], "cluster")) and _cell_matches(cluster[3], [memory(runs[0], "cluster")])
+
+    def round_minutes(run: dict) -> list[float]:
+        minutes = [sum(stage["seconds"] for stage in run["stages"] if stage["stage"].split(" ")[:2] in
+                       (["train", name], ["select", name], ["evaluate", name])) / 60 for name in ("r00", "r01", "r02")]
+        return span(minutes)
+
+    now, then = (" ".join(_numbers(part)[:2]) for part in
+                 re.search(r"a round \(train \+ evaluate \+ select\) takes ([\d.-]+) minutes on the AVX-512 host \(([\d.-]+) on",
+                           text).groups())
+    assert _cell_matches(now, round_minutes(runs[1])) and _cell_matches(then, round_minutes(runs[0]))
+    largest = max(stage["peak_rss_anon_gib"] for run in runs for stage in run["stages"])
+    assert f"no stage holds more than {largest:.1f} GiB" in " ".join(text.split())
+    assert f"up to ~{50 * runs[0]['full']['seconds_per_epoch'] / 3600:.1f} h at {runs[0]['full']['seconds_per_epoch']:.0f} s an epoch" in " ".join(text.split())
+    assert f"The first round's selection ({seconds(runs[0], 'select r00')[0]:.0f} s, {seconds(runs[1], 'select r00')[0]:.0f} s)" in text
+    assert f"held {runs[1]['dvc_cache_gib']:.1f} GiB beside the outputs" in " ".join(text.split())
+    rates = [result["images_per_second"] for name in ("extraction.json", "extraction_avx512.json")
+             for result in _results(name)["results"] if result["image_size"] == 224]
+    assert f"runs at {min(rates):.0f}-{max(rates):.0f} img/s at 224 px" in " ".join(text.split())
+
+
+def test_the_selection_grid_sentences_are_its_files():
+    """The prose under benchmarks.md's selection grid, from selection_grid.json and
+    selection_grid_before.json, and the 200k paragraph from selection_issue_table_200k.json."""
+    flat = " ".join(page("results/benchmarks.md").split())
+    now, before = _results("selection_grid.json")["rows"], _results("selection_grid_before.json")["rows"]
+    assert f"Every one of the {len(now)} selections equals the exact reference" in flat
+    assert all(row["same_picks_order_scores"] for row in now)
+    bare = [row["bare_product_seconds"] for row in now]
+    assert f"the bare product took {min(bare):.2f}-{max(bare):.2f} s for the same pool" in flat
+
+    def ratios(rows: list[dict], samplers: tuple[str, ...], fractions: tuple[float, ...]) -> str:
+        found = [row["ratio_to_bare"] for row in rows if row["sampler"].split(" ")[0] in samplers and row["budget_fraction"] in fractions]
+        return f"{min(found):.{1 if len(fractions) == 1 and samplers != ('mase',) else 2}f}-{max(found):.{1 if len(fractions) == 1 and samplers != ('mase',) else 2}f}x"
+
+    mase_now = [row["ratio_to_bare"] for row in now if row["sampler"] == "mase" and row["budget_fraction"] == 0.1]
+    mase_before = [row["ratio_to_bare"] for row in before if row["sampler"] == "mase" and row["budget_fraction"] == 0.1]
+    assert f"({min(mase_now):.1f}-{max(mase_now):.1f}x at 10%, was {min(mase_before):.1f}-{max(mase_before):.1f}x)" in flat
+    softmax = ("margin", "confidence", "entropy", "mase")
+    assert f"so they add their whole cost: {ratios(now, softmax, (0.001, 0.01))} for margin, confidence, entropy and MASE, " \
+           f"{ratios(now, ('base',), (0.001, 0.01))} for BASE" in flat
+    assert f"BASE at 10% ({ratios(now, ('base',), (0.1,))})" in flat
+
+    issue = {row["sampler"]: row for row in _results("selection_issue_table_200k.json")["rows"]}
+    bare = [row["bare_product_seconds"] for row in issue.values()]
+    assert f"the bare product took {min(bare):.2f}-{max(bare):.2f} s within the run" in flat
+    base, margin, mase = issue["base"], issue["margin"], issue["mase"]
+    assert (f"base {base['ratio_to_bare']:.2f}x the bare product ({base['seconds']:.1f} s, {100 * base['refined_fraction']:.1f}% of the "
+            f"rows scored exactly), margin {margin['ratio_to_bare']:.2f}x ({margin['seconds']:.1f} s, {100 * margin['refined_fraction']:.1f}%), "
+            f"mase {mase['ratio_to_bare']:.2f}x ({mase['seconds']:.1f} s; {100 * mase['refined_fraction']:.2f}% of the rows on all their "
+            f"exact logits") in flat
