@@ -11,6 +11,10 @@ DVC's own time (hashing, caching outputs) is the difference between the total an
 
     python -m benchmarks.pipeline_scale                 # the ImageNet shape: ~12 GB disk, ~30 min here
     python -m benchmarks.pipeline_scale --n 60000 --test 5000 --d 128 --c 100 --initial 1000 --budget 1000
+    python -m benchmarks.pipeline_scale --pool default --out benchmarks/results/pipeline_default.json
+
+``--pool default`` times the project's own default run instead (params.yaml as it is: Fashion-MNIST
+through EfficientNet-Lite0, embed included), from scratch in a fresh workspace.
 
 Writes ``--out`` (JSON with the machine). The full-data probe runs ``--full-epochs`` epochs
 (``full.max_epochs``); its time per epoch is recorded.
@@ -100,7 +104,16 @@ def write_feature_dataset(folder: Path, args) -> Path:
     return folder
 
 
-def make_workspace(work: Path, data: Path, args) -> dict:
+def _benchmark_params(params: dict, data: Path, args) -> None:
+    """params.yaml changed for the benchmark pool: its sampler, sizes and rounds, the features folder."""
+    params.update(sampler=args.sampler, initial_size=args.initial, budget=args.budget,
+                  schedule={f"r{k:02d}": ("init" if k == 0 else f"r{k - 1:02d}") for k in range(args.rounds)})
+    params["data"].update(dataset="features", root=str(data), val_size=args.val)
+    params["full"] = {"max_epochs": args.full_epochs}
+
+
+def make_workspace(work: Path, data: Path | None, args) -> dict:
+    """A fresh git + DVC workspace with the project's code; ``data`` None keeps params.yaml as it is."""
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -110,10 +123,8 @@ def make_workspace(work: Path, data: Path, args) -> dict:
         shutil.copy(ROOT / name, work / name)
     shutil.copytree(ROOT / "data" / "annotations", work / "data" / "annotations")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params.update(sampler=args.sampler, initial_size=args.initial, budget=args.budget,
-                  schedule={f"r{k:02d}": ("init" if k == 0 else f"r{k - 1:02d}") for k in range(args.rounds)})
-    params["data"].update(dataset="features", root=str(data), val_size=args.val)
-    params["full"] = {"max_epochs": args.full_epochs}
+    if data is not None:
+        _benchmark_params(params, data, args)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     bin_dir = work / ".bench-bin"
     bin_dir.mkdir()
@@ -145,15 +156,18 @@ def main() -> None:
     parser.add_argument("--sampler", default="base")
     parser.add_argument("--full-epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pool", choices=POOLS, default="imagenet", help=POOL_HELP)
+    parser.add_argument("--pool", choices=(*POOLS, "default"), default="imagenet",
+                        help=POOL_HELP + "; or default: the project's default run, params.yaml as it is")
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / ".work" / "pipeline_scale")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pipeline_scale.json")
     args = parser.parse_args()
 
-    started = time.perf_counter()
-    data = write_feature_dataset(args.workdir / "embeddings", args)
-    build_seconds = time.perf_counter() - started
-    print(f"pool: {args.n + args.test} x {args.d} float16 in {data} ({build_seconds:.0f} s)", flush=True)
+    data = None
+    if args.pool != "default":
+        started = time.perf_counter()
+        data = write_feature_dataset(args.workdir / "embeddings", args)
+        build_seconds = time.perf_counter() - started
+        print(f"pool: {args.n + args.test} x {args.d} float16 in {data} ({build_seconds:.0f} s)", flush=True)
     work = args.workdir / "workspace"
     env = make_workspace(work, data, args)
     started = time.perf_counter()
@@ -163,11 +177,14 @@ def main() -> None:
     for row in stages:
         row["stage"] = " ".join(row.pop("command"))
     cache_bytes = sum(f.stat().st_size for f in (work / ".dvc" / "cache").rglob("*") if f.is_file())
+    params = yaml.safe_load((work / "params.yaml").read_text())
     report = {
-        "what": f"dvc repro of the whole pipeline on the {args.pool} benchmark pool of precomputed features",
+        "what": ("dvc repro of the default run from scratch (params.yaml as it is)" if data is None else
+                 f"dvc repro of the whole pipeline on the {args.pool} benchmark pool of precomputed features"),
         "machine": machine(),
         "pool": args.pool,
-        "shape": {"train_rows": args.n, "test_rows": args.test, "d": args.d, "classes": args.c, "val_size": args.val,
+        "shape": {"dataset": params["data"]["dataset"], "initial_size": params["initial_size"], "budget": params["budget"],
+                  "rounds": len(params["schedule"]), "sampler": params["sampler"]} if data is None else {"train_rows": args.n, "test_rows": args.test, "d": args.d, "classes": args.c, "val_size": args.val,
                   "initial_size": args.initial, "budget": args.budget, "rounds": args.rounds, "sampler": args.sampler,
                   "full_max_epochs": args.full_epochs},
         "dvc_cache_type": (ROOT / ".dvc" / "config").read_text().strip(),

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import time
+from datetime import date
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import yaml
 
 from al_core.errors import InputError
 from al_core.hardware import machine
+from pipeline.results_file import code_commit
 
 GRID = Path("reports/study/grid.yaml")
 RESULTS = Path("reports/study/runs")
@@ -157,7 +159,8 @@ def prepare_dataset(base: dict, grid: Grid, dataset: str, work: Path, prepare: S
     return folder
 
 
-def run_cell(base: dict, grid: Grid, cell: Cell, dataset_folder: Path, work: Path, results: Path, experiment: Stages) -> dict:
+def run_cell(base: dict, grid: Grid, cell: Cell, dataset_folder: Path, work: Path, results: Path, experiment: Stages,
+             command: str = "al study run") -> dict:
     """Run one cell (``experiment``: its stages) in ``work/cells/<cell>`` and move its results into ``results/<cell>``."""
     from al_core.artifacts import read_parquet
     from pipeline.params import Params
@@ -182,7 +185,8 @@ def run_cell(base: dict, grid: Grid, cell: Cell, dataset_folder: Path, work: Pat
     shutil.copy(folder / "reports" / "rounds.csv", staging / "rounds.csv")
     shutil.copy(folder / "metrics.json", staging / "metrics.json")
     selections.write_csv(staging / "selections.csv")
-    info = {"cell": cell.name, "seconds": round(seconds, 1), "code": code_version(), "machine": machine()}
+    info = {"cell": cell.name, "seconds": round(seconds, 1), "code": code_version(), "machine": machine(), "command": command,
+            "date": date.today().isoformat(), "commit": code_commit()}
     (staging / "cell.json").write_text(json.dumps(info, indent=2) + "\n")
     target = results / cell.name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -219,11 +223,12 @@ def run_study(prepare: Stages, experiment: Stages, grid_path: Path = GRID, only:
           f"{len(todo)} to run" + (f" (this time at most {limit})" if limit is not None else ""))
     if limit is not None:
         todo = todo[:limit]
+    command = f"al study run --grid {grid_path} --out {results}"
     work, results = work.resolve(), results.resolve()
     done = []
     for index, cell in enumerate(todo, 1):
         dataset_folder = prepare_dataset(base, grid, cell.dataset, work, prepare)
-        info = run_cell(base, grid, cell, dataset_folder, work, results, experiment)
+        info = run_cell(base, grid, cell, dataset_folder, work, results, experiment, command)
         final = json.loads((results / cell.name / "metrics.json").read_text())
         print(f"study: [{index}/{len(todo)}] {cell.name}: final top-1 {final.get('final_top1')}, "
               f"imbalance {final.get('final_imbalance')}, {info['seconds']:.0f} s")

@@ -300,3 +300,41 @@ def test_the_selection_grid_sentences_are_its_files():
             f"rows scored exactly), margin {margin['ratio_to_bare']:.2f}x ({margin['seconds']:.1f} s, {100 * margin['refined_fraction']:.1f}%), "
             f"mase {mase['ratio_to_bare']:.2f}x ({mase['seconds']:.1f} s; {100 * mase['refined_fraction']:.2f}% of the rows on all their "
             f"exact logits") in flat
+
+
+def test_the_default_run_samplers_table_is_its_runs():
+    """default-run.md's samplers table: each row from the run it names (the study's balanced cells,
+    the sequential BASE cells of benchmarks/default_run_base_sequential.yaml, reports/rounds.csv),
+    and the sentences under it from the same rows."""
+    text = page("results/default-run.md")
+    cells = {"base (round-robin, default)": ROOT / "reports" / "rounds.csv",
+             "base (round-robin), seed 1": ROOT / "reports/study/runs/balanced/base/seed1/rounds.csv",
+             "base (sequential, authors' code)": ROOT / "benchmarks/results/default_run_base_sequential/balanced_sequential/base/seed0/rounds.csv",
+             "base (sequential), seed 1": ROOT / "benchmarks/results/default_run_base_sequential/balanced_sequential/base/seed1/rounds.csv"}
+    names = [line.split("|")[1].strip() for line in text.split("## Samplers on the default")[1].splitlines()
+             if line.startswith("| ") and not line.startswith("| sampler")]
+    finals = {}
+    for name in names:
+        match = re.fullmatch(r"([a-z_]+)(?:, seed (\d))?", name)
+        path = cells.get(name) or ROOT / f"reports/study/runs/balanced/{match.group(1)}/seed{match.group(2) or 0}/rounds.csv"
+        rounds = pl.read_csv(path)
+        [row] = table_rows(text, name)
+        assert row[1:9] == [f"{value:.4f}" for value in rounds["top1"]], name
+        assert row[9] == f"{rounds['imbalance_ratio'][-1]:.3g}", name
+        finals[name] = (rounds["top1"][-1], rounds["imbalance_ratio"][-1])
+    assert len(names) == 13
+    flat = " ".join(text.split())
+    uncertainty = [finals[name][1] for name in ("confidence", "margin", "entropy", "mase", "margin, seed 1")]
+    assert f"(imbalance {min(uncertainty):.1f}-{max(uncertainty):.1f} after 800 labels)" in flat
+    sequential = "base (sequential, authors' code)"
+    assert (f"({finals['base (round-robin, default)'][1]:.2f} and {finals['base (round-robin), seed 1'][1]:.2f} for seeds 0 and 1 in the "
+            f"paper's round-robin order, {finals[sequential][1]:.2f} and {finals['base (sequential), seed 1'][1]:.2f} "
+            "in the sequential one)") in flat
+
+    def mean(first: str, second: str) -> str:
+        return f"{(finals[first][0] + finals[second][0]) / 2:.3f}"
+
+    assert (f"(mean of two seeds at 800 labels: base round-robin {mean('base (round-robin, default)', 'base (round-robin), seed 1')}, "
+            f"base sequential {mean(sequential, 'base (sequential), seed 1')}, margin {mean('margin', 'margin, seed 1')}, "
+            f"random {mean('random', 'random, seed 1')})") in flat
+    assert f"near-perfect balance ({finals['balancing'][1]:.2f})" in flat
