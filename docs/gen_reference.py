@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import sys
 from enum import Enum
@@ -202,46 +203,82 @@ def _parametrized(node: ast.FunctionDef, case: str) -> list[tuple[str, str, str]
 
 
 def error_cases() -> list[tuple[str, str, str, str]]:
-    """(file, case, command, what it says) of every catalogue test: fails_cleanly / warns_once calls
-    and the parametrized params cases."""
+    """(test, case, command, what it says) of every catalogue test, test being ``file::function``:
+    fails_cleanly / warns_once calls and the parametrized params cases."""
     cases = []
     for path in sorted((ROOT / "tests").glob("test_bad_inputs*.py")):
         tree = ast.parse(path.read_text())
+        tables = {d.args[1].id: node.name for node in tree.body if isinstance(node, ast.FunctionDef) for d in node.decorator_list
+                  if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "parametrize" and isinstance(d.args[1], ast.Name)}
         for node in tree.body:
             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PARAM_CASES":
                 for case in _literal(node.value):
                     key, value, command, expected = case
-                    cases.append((path.name, f"params `{key}: {value!r}`", "al " + " ".join(command), _said("error", expected)))
+                    cases.append((f"{path.name}::{tables['PARAM_CASES']}", f"params `{key}: {value!r}`", "al " + " ".join(command),
+                                  _said("error", expected)))
             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SET_CASES":
                 for assignment, expected in _literal(node.value):
-                    cases.append((path.name, f"al set `{assignment}`", f"al set {assignment}", _said("error", expected)))
+                    cases.append((f"{path.name}::{tables['SET_CASES']}", f"al set `{assignment}`", f"al set {assignment}",
+                                  _said("error", expected)))
             if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
                 continue
-            if any(isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "parametrize" and isinstance(d.args[1], ast.Name)
-                   and d.args[1].id in ("PARAM_CASES", "SET_CASES") for d in node.decorator_list):
+            if node.name in (tables.get("PARAM_CASES"), tables.get("SET_CASES")):
                 continue  # listed above, one row per case
+            test = f"{path.name}::{node.name}"
             case = re.sub(r"^test_", "", node.name).replace("_", " ")
             expanded = _parametrized(node, case)
             if expanded:
-                cases += [(path.name, *row) for row in expanded]
+                cases += [(test, *row) for row in expanded]
                 continue
             for call, command in _catalogue_calls(node):
                 if len(call.args) >= 2:
                     kind = "error" if call.func.id == "fails_cleanly" else "warning"
-                    cases.append((path.name, case, command, _said(kind, str(_literal(call.args[1])))))
+                    cases.append((test, case, command, _said(kind, str(_literal(call.args[1])))))
     return cases
+
+
+RECORDED_MESSAGES = DOCS / "reference" / "error_messages.json"  # written by the catalogue (tests/error_messages.py)
+
+
+def full_message(recorded: dict[str, list[str]], test: str, excerpt: str) -> str:
+    """The line ``test`` printed (as recorded) that ``excerpt`` (``error: …part…``, … for computed
+    parts) matches."""
+    kind, _, text = excerpt.partition(": ")
+    pattern = ".*?".join(re.escape(part) for part in text.split("…"))
+    for line in recorded.get(test, []):
+        if line.startswith(kind + ": ") and re.search(pattern, line):
+            return line
+    raise SystemExit(f"{test}: no recorded message matches {excerpt!r}; run AL_RECORD_ERRORS=1 python -m pytest "
+                     "tests/test_bad_inputs*.py first")
+
+
+def remedy(message: str) -> tuple[str, str]:
+    """(what went wrong, what to do) of a message: the advice follows its first '; ' (or a
+    sentence starting 'use', 'run', ...); messages about a setting's value point to params.yaml."""
+    body = message.partition(": ")[2]
+    what, separator, advice = body.partition("; ")
+    if separator:
+        return what, advice
+    return body, "-"
 
 
 def errors_page() -> str:
     cases = error_cases()
+    recorded = json.loads(RECORDED_MESSAGES.read_text())
     lines = ["# Errors and warnings", "", "Generated from the bad-input catalogue (`tests/test_bad_inputs*.py`), which CI runs: "
              "each case breaks one thing as a user would and checks that the command stops with exit code 1 (a malformed "
              "command line, such as an unknown option, exits with 2) and one "
              "line naming the file, row or key at fault, with every artifact and the annotation store byte-identical "
-             "afterwards; or, where going on is right, exit code 0 and one `warning:` line. `…` stands for the part "
-             "of the message that names your files.", "", f"{len(cases)} cases.", "",
-             "| case | command | what it says (excerpt) |", "|---|---|---|"]
-    lines += [f"| {cell(case)} | `{cell(command)}` | {cell(message)} |" for _, case, command, message in cases]
+             "afterwards; or, where going on is right, exit code 0 and one `warning:` line. Each row shows the line the "
+             "command printed in the test (the catalogue checks it is still the line the code prints), split into what "
+             "went wrong and what to do; `…/` stands for the test's temporary folders.", "",
+             f"{len(cases)} cases.", "",
+             "| case | command | what it says | what to do |", "|---|---|---|---|"]
+    for test, case, command, excerpt in cases:
+        message = full_message(recorded, test, excerpt)
+        what, advice = remedy(message)
+        kind = message.partition(": ")[0]
+        lines.append(f"| {cell(case)} | `{cell(command)}` | {cell(kind + ': ' + what)} | {cell(advice)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ import yaml
 from typer.testing import CliRunner
 
 from stages.cli import app
+from tests.error_messages import check_message
 from tests.fakes import write_fake_fashion_mnist
 from tests.test_datasets import image_folder, write_png
 from tests.test_pipeline import tiny_params
@@ -88,6 +89,7 @@ def fails_cleanly(command: list[str], expected: str, broken: str | None = None) 
     if broken is not None:
         before.pop(broken, None), after.pop(broken, None)
     assert after == before, "an artifact changed"
+    check_message(lines[0])
     return lines[0]
 
 

@@ -21,6 +21,7 @@ import yaml
 from typer.testing import CliRunner
 
 from stages.cli import app
+from tests.error_messages import check_message
 from tests.test_annotation_loop import CLASSES, truth, unlabeled_folder
 from tests.test_bad_inputs import enter_copy, fails_cleanly, finished_run, run, set_param  # noqa: F401  (fixtures)
 from tests.test_datasets import write_png
@@ -34,6 +35,7 @@ def warns_once(command: list[str], expected: str) -> str:
     # A progress bar may precede the warning on the captured line (a terminal redraws the bar).
     warnings = re.findall(r"warning: [^\r\n]*", result.output)
     assert len(warnings) == 1 and expected in warnings[0], result.output
+    check_message(warnings[0])
     return warnings[0]
 
 

@@ -338,3 +338,49 @@ def test_the_default_run_samplers_table_is_its_runs():
             f"base sequential {mean(sequential, 'base (sequential), seed 1')}, margin {mean('margin', 'margin, seed 1')}, "
             f"random {mean('random', 'random, seed 1')})") in flat
     assert f"near-perfect balance ({finals['balancing'][1]:.2f})" in flat
+
+
+def test_the_default_run_costs_are_their_file():
+    """default-run.md's table of stage times, from pipeline_default.json (the default dvc repro, timed)."""
+    text = page("results/default-run.md")
+    run = _results("pipeline_default.json")
+
+    def stages(*prefixes: str) -> list[dict]:
+        return [stage for stage in run["stages"] if stage["stage"].startswith(prefixes)]
+
+    def row(*prefixes: str) -> list[list[float]]:
+        found = stages(*prefixes)
+        seconds = [stage["seconds"] for stage in found]
+        return [[min(seconds), max(seconds)] if len(found) > 1 else seconds, [max(stage["peak_rss_anon_gib"] for stage in found)]]
+
+    [embed] = stages("embed")
+    expected = {"`prepare`": row("prepare"), "`embed`": [[embed["seconds"], 70000 / embed["seconds"]], [embed["peak_rss_anon_gib"]]],
+                "`init`, `labels@*`": row("init", "labels"), "`train@rK`": row("train"), "`select@rK`": row("select"),
+                "`evaluate@rK`": row("evaluate"), "`full`": row("full"), "`report`": row("report")}
+    section = text.split("## What it costs")[1].split("\n## ")[0]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| ")}
+    for first, values in expected.items():
+        [cells] = [cells for name, cells in rows.items() if name.startswith(first)]
+        for cell, wanted in zip(cells[1:], values, strict=True):
+            assert _cell_matches(cell, wanted), (first, cell, wanted)
+    minutes, seconds = divmod(round(run["dvc_repro_seconds"]), 60)
+    [total] = [cells for name, cells in rows.items() if name.startswith("all of")]
+    assert total[1] == f"{run['dvc_repro_seconds']:.0f} s ({minutes} min {seconds} s), of which DVC itself {run['dvc_overhead_seconds']:.0f} s"
+    assert f"everything but `embed` takes about {(run['dvc_repro_seconds'] - embed['seconds']) / 60:.1f} minutes" in " ".join(section.split())
+    rates = {name: {result["image_size"]: result["images_per_second"] for result in _results(name)["results"]}
+             for name in ("extraction.json", "extraction_avx512.json")}
+    flat = " ".join(section.split())
+    assert f"ran at {rates['extraction.json'][96]} img/s at 96 px and {rates['extraction.json'][224]} img/s at 224 px" in flat
+    assert f"at {rates['extraction_avx512.json'][96]} and {rates['extraction_avx512.json'][224]} img/s on a 2-core AVX-512 host" in flat
+    assert "| `embed`: 70,000 images" in section and run["shape"] == {"dataset": "fashion_mnist", "initial_size": 100, "budget": 100,
+                                                                       "rounds": 8, "sampler": "base"}
+
+
+def test_the_image_size_sentence_is_its_file():
+    flat = " ".join(page("results/default-run.md").split())
+    sizes = {size["image_size"]: size for size in _results("image_size.json")["sizes"]}
+    shown = re.search(r"reaches ([\d.]+)% test top-1 at 64 px \((\d+) img/s\), ([\d.]+)% at 96 px \((\d+) img/s\) and ([\d.]+)% at 128 px "
+                      r"\((\d+) img/s\); 128 px would take ~(\d+) min to embed 70,000 images", flat).groups()
+    wanted = [value for px in (64, 96, 128) for value in (100 * sizes[px]["test_top1"], sizes[px]["images_per_second"])]
+    assert all(_shows(a, b) for a, b in zip(shown, wanted + [70000 / sizes[128]["images_per_second"] / 60], strict=True))
