@@ -315,7 +315,7 @@ def parse_export(path: str | Path, class_names: tuple[str, ...], ids: np.ndarray
         bad += [f"item {item}: two different labels in one plain CSV" for item in sorted(conflicting["id"].to_list())]
     if bad:
         shown = "; ".join(bad[:SHOWN_BAD_ROWS])
-        raise InputError(f"{name or path}: {len(bad)} bad row(s), nothing imported: {shown}")
+        raise InputError(f"{name or path}: {len(bad)} bad row(s), nothing imported: {shown}. Fix them and import the file again")
     return ParsedExport(rows=frame.with_columns(pl.lit(digest).alias("source_sha256")), format=export_format,
                         cancelled=len(cancelled), skipped_items=tuple(sorted(skipped - answered)),
                         cancelled_items=tuple(cancelled))

@@ -169,7 +169,8 @@ def load_backbone(name: str, checkpoint: str | None, part: str = "auto", preproc
             torch.manual_seed(0)
             model = timm.create_model(name, pretrained=False)
     except RuntimeError as error:
-        raise InputError(f"timm has no model named {name!r}") from error
+        raise InputError(f"timm has no model named {name!r}; set backbone.name to one of timm.list_models() "
+                         "(e.g. efficientnet_lite0, resnet50)") from error
     preprocessing, report = timm_preprocessing(model), None
     if checkpoint is not None and checkpoint != "none":
         if checkpoint.startswith(PACKAGED_PREFIX):

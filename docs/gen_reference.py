@@ -252,16 +252,6 @@ def full_message(recorded: dict[str, list[str]], test: str, excerpt: str) -> str
                      "tests/test_bad_inputs*.py first")
 
 
-def remedy(message: str) -> tuple[str, str]:
-    """(what went wrong, what to do) of a message: the advice follows its first '; ' (or a
-    sentence starting 'use', 'run', ...); messages about a setting's value point to params.yaml."""
-    body = message.partition(": ")[2]
-    what, separator, advice = body.partition("; ")
-    if separator:
-        return what, advice
-    return body, "-"
-
-
 def errors_page() -> str:
     cases = error_cases()
     recorded = json.loads(RECORDED_MESSAGES.read_text())
@@ -269,16 +259,15 @@ def errors_page() -> str:
              "each case breaks one thing as a user would and checks that the command stops with exit code 1 (a malformed "
              "command line, such as an unknown option, exits with 2) and one "
              "line naming the file, row or key at fault, with every artifact and the annotation store byte-identical "
-             "afterwards; or, where going on is right, exit code 0 and one `warning:` line. Each row shows the line the "
-             "command printed in the test (the catalogue checks it is still the line the code prints), split into what "
-             "went wrong and what to do; `…/` stands for the test's temporary folders.", "",
+             "afterwards; or, where going on is right, exit code 0 and one `warning:` line.", "",
+             "Each row shows the whole line the command printed in the test: what went wrong, then what to do (the "
+             "catalogue checks that the code still prints it). A message about a value in `params.yaml` names the key and "
+             "what it accepts: correct it there, or with `al set KEY VALUE`, which checks a value before writing it. "
+             "`…/` stands for the test's temporary folders.", "",
              f"{len(cases)} cases.", "",
-             "| case | command | what it says | what to do |", "|---|---|---|---|"]
-    for test, case, command, excerpt in cases:
-        message = full_message(recorded, test, excerpt)
-        what, advice = remedy(message)
-        kind = message.partition(": ")[0]
-        lines.append(f"| {cell(case)} | `{cell(command)}` | {cell(kind + ': ' + what)} | {cell(advice)} |")
+             "| case | command | what it prints |", "|---|---|---|"]
+    lines += [f"| {cell(case)} | `{cell(command)}` | {cell(full_message(recorded, test, excerpt)).replace('<', '&lt;')} |"
+              for test, case, command, excerpt in cases]
     return "\n".join(lines) + "\n"
 
 

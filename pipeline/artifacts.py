@@ -117,7 +117,8 @@ def pool_positions(pool_ids: np.ndarray, ids: np.ndarray, source: Path) -> np.nd
     bad = sorted_ids[positions] != ids
     if bad.any():
         raise InputError(f"{source}: id {int(ids[np.argmax(bad)])} is not in the training pool of {POOL_TABLE} "
-                         "(a val or test item, or an id of another dataset)")
+                         "(a val or test item, or an id of another dataset); re-run the stage that wrote it "
+                         "(dvc repro -f <stage>), or restore it with dvc checkout")
     return order[positions]
 
 

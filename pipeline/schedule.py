@@ -11,7 +11,7 @@ from pipeline.artifacts import INIT_ROUND
 
 def schedule_lines(rounds: int) -> list[str]:
     if rounds < 1:
-        raise InputError(f"the schedule needs at least one round, got {rounds}")
+        raise InputError(f"the schedule needs at least one round, got {rounds}; give the number of rounds, e.g. al schedule 8")
     names = [f"r{index:02d}" for index in range(rounds)]
     previous = [INIT_ROUND] + names[:-1]
     return ["schedule:  # round -> previous round (written by `al schedule N`)"] + [

@@ -89,7 +89,7 @@ def load_grid(path: Path = GRID) -> Grid:
     for key, values in (("samplers", samplers), ("seeds", seeds)):
         repeated = sorted({value for value in values if values.count(value) > 1}, key=str)
         if repeated:
-            raise InputError(f"{path}: {key} lists {repeated[0]!r} more than once; each cell would run twice")
+            raise InputError(f"{path}: {key} lists {repeated[0]!r} more than once; each cell would run twice: list it once")
     return Grid(datasets=datasets, samplers=samplers, seeds=seeds, path=path)
 
 
