@@ -130,19 +130,20 @@ def test_the_exact_selection_page_numbers_are_their_files():
 
     softmax_and_mase = ("mase", "margin", "confidence", "entropy")
     base = row(exact, "base")
-    phrases = [f"the bare logits product, streamed from the memory map and written out as float16 logits, {exact['bare_matmul_seconds']:.1f} s",
-               f"BASE {base['seconds']:.1f} s ({base['x_bare_matmul']:.2f}x the bare product; {base['refined_rows']:,} rows scored "
-               f"exactly, {100 * base['refined_fraction']:.1f}% of the pool)"]
-    phrases += [f"{'MASE' if name == 'mase' else name} {row(exact, name)['seconds']:.1f} s ({row(exact, name)['x_bare_matmul']:.2f}x"
-                + (f"; {100 * row(exact, name)['refined_fraction']:.1f}%)" if name in ("mase", "margin") else ")")
-                for name in softmax_and_mase]
-    phrases.append(f"at most {max(r['peak_anonymous_rss_gib'] for r in exact['samplers'] if r['from'] == 'features'):.2f} GiB of resident memory")
-    phrases.append("from precomputed float16 logits (used as they are) BASE {:.1f} s, MASE {:.1f}, margin {:.1f}, confidence {:.1f}, "
-                   "entropy {:.1f} (at most {:.2f} GiB)".format(*(row(exact, name, "logits")["seconds"] for name in ("base",) + softmax_and_mase),
-                                                               max(r["peak_anonymous_rss_gib"] for r in exact["samplers"] if r["from"] == "logits")))
-    phrases.append(f"about {exact['naive_extrapolated_seconds']:,.0f} s in the same run: about "
+    text = page("explanation/exact-selection.md")
+    phrases = [f"written out as float16 logits, took {exact['bare_matmul_seconds']:.1f} s"]
+    for name in ("base",) + softmax_and_mase:
+        found, logits = row(exact, name), row(exact, name, "logits")
+        [cells] = table_rows(text, name.upper() if name in ("base", "mase") else name)
+        share = f"{100 * found['refined_fraction']:.1f}%" + (" of the pool" if name == "base" else "")
+        assert cells[1:] == [f"{found['seconds']:.1f} s", f"{found['x_bare_matmul']:.2f}x", f"{found['refined_rows']:,} ({share})",
+                             f"{logits['seconds']:.1f} s"], name
+    phrases.append(f"No sampler held more than {max(r['peak_anonymous_rss_gib'] for r in exact['samplers'] if r['from'] == 'features'):.2f} "
+                   f"GiB of resident memory beyond the memory-mapped inputs "
+                   f"({max(r['peak_anonymous_rss_gib'] for r in exact['samplers'] if r['from'] == 'logits'):.2f} GiB from logits)")
+    phrases.append(f"it would take about {exact['naive_extrapolated_seconds']:,.0f} s: about "
                    f"{exact['naive_extrapolated_seconds'] / base['seconds']:.0f}x BASE's time from features")
-    phrases.append(f"That host ran about {exact['bare_matmul_seconds'] / before['bare_matmul_seconds']:.1f}x slower")
+    phrases.append(f"whose bare product was {exact['bare_matmul_seconds'] / before['bare_matmul_seconds']:.1f}x as fast")
     logits_seconds = [row(before, name, "logits")["seconds"] for name in ("base",) + softmax_and_mase]
     phrases.append("bare {:.1f} s; BASE {:.1f} s ({:.2f}x), MASE {:.1f}, margin {:.1f}, confidence {:.1f}, entropy {:.1f}; from logits "
                    "{:.1f}-{:.1f} s; naive {:,.0f} s; {:.0f}x".format(
@@ -154,12 +155,13 @@ def test_the_exact_selection_page_numbers_are_their_files():
                    f"more than its old BLAS-only path")
     phrases.append(f"the softmax samplers and MASE about {min(costs):.1f}-{max(costs):.1f}x")
     clustering = before["clustering"]
-    phrases.append(f"margin_clustering (previous run): {row(before, 'margin_clustering')['seconds']:.1f} s from features, "
+    phrases.append(f"margin_clustering took {row(before, 'margin_clustering')['seconds']:.1f} s from features, "
                    f"{row(before, 'margin_clustering', 'logits')['seconds']:.1f} s from logits, plus {clustering['seconds']:.0f} s once "
                    f"for clustering the pool (K = {clustering['codebook_size']})")
-    for name, verb in (("badge", "takes"), ("coreset", "")):
+    for name in ("badge", "coreset"):
         [part] = _results(f"selection_partitioned_{name}.json")["samplers"]
-        phrases.append(f"`partitioned_{name}` (p = 10) {verb} {part['seconds']:.0f} s with {part['peak_anonymous_rss_gib']:.1f} GiB")
+        phrases.append(f"`partitioned_{name}` (p = 10) {'took ' if name == 'badge' else ''}{part['seconds']:.0f} s with "
+                       f"{part['peak_anonymous_rss_gib']:.1f} GiB")
     refused = re.search(r"would take ([\d.]+ GiB)", row(before, "balancing")["refused"]).group(1)
     phrases.append(f"`balancing` refuses the full pool ({refused} needed)")
 
