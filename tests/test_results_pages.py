@@ -386,3 +386,28 @@ def test_the_image_size_sentence_is_its_file():
                       r"\((\d+) img/s\); 128 px would take ~(\d+) min to embed 70,000 images", flat).groups()
     wanted = [value for px in (64, 96, 128) for value in (100 * sizes[px]["test_top1"], sizes[px]["images_per_second"])]
     assert all(_shows(a, b) for a, b in zip(shown, wanted + [70000 / sizes[128]["images_per_second"] / 60], strict=True))
+
+
+def test_the_selection_scaling_table_is_its_files():
+    """fine-tuning.md's table of selection time against N and processes, from selection_scaling*.json."""
+    text = page("how-to/fine-tuning.md")
+    runs = [*_results("selection_scaling.json")["runs"], *_results("selection_scaling_5m.json")["runs"]]
+    assert all(run["sharded_equal_to_one_process"] for run in runs)
+    for n in sorted({run["n"] for run in runs}):
+        mine = {run["sampler"]: run for run in runs if run["n"] == n}
+        [cells] = [cells for cells in (line.strip().strip("|").split("|") for line in text.splitlines() if line.startswith("| "))
+                   if cells[0].strip().startswith(f"{n:,}")]
+        cells = [cell.strip() for cell in cells]
+        assert cells[1] == f"{mine['base']['bare_product_seconds']:.1f} s"
+        for column, sampler in ((2, "base"), (3, "mase"), (4, "margin")):
+            run = mine.get(sampler)
+            assert cells[column] == (f"{run['seconds']:.1f} s ({run['x_bare_product']:.2f}x)" if run else "-"), (n, sampler)
+        two = [f"{mine[sampler]['seconds_2_processes']:.1f}" if sampler in mine else "-" for sampler in ("base", "mase", "margin")]
+        assert cells[5] in (" / ".join(two) + " s", f"{two[0]} s / {two[1]} / {two[2]}")
+    per_row = {run["n"]: (run["bare_product_seconds"] / run["n"] * 1e6, run["microseconds_per_row"]) for run in runs if run["sampler"] == "base"}
+    flat = " ".join(text.split())
+    product = [per_row[n][0] for n in (1281167, 5000000)]
+    assert f"{min(product):.0f}-{max(product):.0f} us for the product and {per_row[5000000][1]:.0f}-{per_row[1281167][1]:.0f} us for BASE" in flat
+    hours = [1e8 * per_row[n][1] / 1e6 / 3600 for n in (5000000, 1281167)]
+    assert f"about {hours[0]:.1f}-{hours[1]:.1f} h for BASE" in flat
+    assert f"the product alone about {1e8 * min(product) / 1e6 / 60:.0f}-{1e8 * max(product) / 1e6 / 60:.0f} min" in flat
