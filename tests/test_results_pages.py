@@ -411,3 +411,13 @@ def test_the_selection_scaling_table_is_its_files():
     hours = [1e8 * per_row[n][1] / 1e6 / 3600 for n in (5000000, 1281167)]
     assert f"about {hours[0]:.1f}-{hours[1]:.1f} h for BASE" in flat
     assert f"the product alone about {1e8 * min(product) / 1e6 / 60:.0f}-{1e8 * max(product) / 1e6 / 60:.0f} min" in flat
+
+
+def test_the_interval_passes_table_is_its_file():
+    text = page("results/benchmarks.md")
+    data = _results("interval_passes.json")
+    for row in data["scores"]:
+        [cells] = table_rows(text, row["score"])
+        assert cells[1:] == [f"{row['slice_ms']:.1f} ms", f"{row['runs_ms']:.1f} ms ({row['runs_over_slice']:.2f}x)"]
+    assert f"the float32 product of those rows took {data['product_ms_same_rows']:.0f} ms on two threads" in " ".join(text.split())
+    assert f"| score intervals | one slice of {data['rows']:,} rows | runs of {data['run_rows']} rows |" in text
