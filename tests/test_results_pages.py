@@ -421,3 +421,57 @@ def test_the_interval_passes_table_is_its_file():
         assert cells[1:] == [f"{row['slice_ms']:.1f} ms", f"{row['runs_ms']:.1f} ms ({row['runs_over_slice']:.2f}x)"]
     assert f"the float32 product of those rows took {data['product_ms_same_rows']:.0f} ms on two threads" in " ".join(text.split())
     assert f"| score intervals | one slice of {data['rows']:,} rows | runs of {data['run_rows']} rows |" in text
+
+
+T_975_4 = 2.7764451051977987  # Student's t, 97.5% quantile, 4 degrees of freedom (5 seeds): a t-table value
+
+
+def _auc(rounds: pl.DataFrame) -> float:
+    """The study's AUC: trapezoid area under top-1 against labels, divided by the labels between."""
+    labels, top1 = rounds["labels"].to_numpy().astype(float), rounds["top1"].to_numpy()
+    return float(((top1[1:] + top1[:-1]) / 2 * (labels[1:] - labels[:-1])).sum() / (labels[-1] - labels[0]))
+
+
+def _paired(dataset: str, first: str, second: str) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of the per-seed AUC difference first - second, from the study's cells."""
+    runs = ROOT / "reports" / "study" / "runs" / dataset
+    differences = [_auc(pl.read_csv(runs / first / f"seed{seed}" / "rounds.csv")) - _auc(pl.read_csv(runs / second / f"seed{seed}" / "rounds.csv"))
+                   for seed in range(5)]
+    mean, half = statistics.mean(differences), T_975_4 * statistics.stdev(differences) / 5 ** 0.5
+    return mean, mean - half, mean + half
+
+
+def test_the_study_page_claims_are_the_study_files():
+    """The numbers in study.md's verdicts on the paper's claims: imbalance from summary.csv, paired
+    AUC differences recomputed from the 110 cells."""
+    flat = " ".join(page("results/study.md").split()).split("What this evidence says")[1]
+    summary = pl.read_csv(ROOT / "reports" / "study" / "summary.csv")
+    imbalance = {(row["dataset"], row["sampler"]): _interval(row["imbalance_ratio"])[0] for row in summary.iter_rows(named=True)}
+
+    def shown(dataset: str, sampler: str) -> str:
+        return f"{imbalance[dataset, sampler]:.1f}"
+
+    assert f"partitioned core-set is the most imbalanced on both datasets ({shown('balanced', 'partitioned_coreset')} and " \
+           f"{shown('long_tailed', 'partitioned_coreset')})".lower() in flat.lower()
+    assert all(imbalance[dataset, "partitioned_coreset"] == max(v for (d, _), v in imbalance.items() if d == dataset)
+               for dataset in ("balanced", "long_tailed"))
+    assert f"on balanced data confidence ({shown('balanced', 'confidence')}) ties with margin_clustering " \
+           f"({shown('balanced', 'margin_clustering')})" in flat
+    assert f"on long-tailed data its labeled set ({shown('long_tailed', 'confidence')}) is less imbalanced than random's " \
+           f"({shown('long_tailed', 'random')})" in flat
+    label_free = [v for (d, s), v in imbalance.items() if d == "long_tailed" and s not in ("base", "balanced_random", "balancing")]
+    assert f"({shown('long_tailed', 'base')}, against {min(label_free):.1f}-{max(label_free):.1f} for every other sampler that does not " \
+           f"read labels, random {shown('long_tailed', 'random')})" in flat
+    assert f"random is more balanced ({shown('balanced', 'random')} vs {shown('balanced', 'base')})" in flat
+    spread = [imbalance[d, s] for d in ("balanced", "long_tailed") for s in ("margin", "mase", "partitioned_badge")]
+    assert f"their labeled sets are {min(spread):.0f}-{max(spread):.0f}x imbalanced" in flat
+
+    def interval(values: tuple[float, float, float]) -> str:
+        return f"{values[0]:+.3f} [{values[1]:+.3f}, {values[2]:+.3f}]"
+
+    assert f"(paired AUC {interval(_paired('balanced', 'base', 'random'))} and {interval(_paired('long_tailed', 'base', 'random'))})" in flat
+    assert (f"(paired AUC, base - margin: {interval(_paired('balanced', 'base', 'margin'))} balanced, "
+            f"{interval(_paired('long_tailed', 'base', 'margin'))} long-tailed)") in flat
+    for dataset in ("balanced", "long_tailed"):  # the independent recomputation agrees with summary.csv's "auc - random"
+        [row] = summary.filter((pl.col("dataset") == dataset) & (pl.col("sampler") == "base")).iter_rows(named=True)
+        assert all(abs(a - b) < 6e-5 for a, b in zip(_interval(row["auc - random"]), _paired(dataset, "base", "random")))
