@@ -475,3 +475,12 @@ def test_the_study_page_claims_are_the_study_files():
     for dataset in ("balanced", "long_tailed"):  # the independent recomputation agrees with summary.csv's "auc - random"
         [row] = summary.filter((pl.col("dataset") == dataset) & (pl.col("sampler") == "base")).iter_rows(named=True)
         assert all(abs(a - b) < 6e-5 for a, b in zip(_interval(row["auc - random"]), _paired(dataset, "base", "random")))
+
+
+def test_the_readme_shows_lines_of_the_committed_table():
+    shown = re.search(r"```text\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S).group(1)
+    table = (ROOT / "reports" / "table.md").read_text().splitlines()
+    rows = [line for line in shown.splitlines() if line.startswith("|")]
+    footer = " ".join(line for line in shown.splitlines() if line.strip() and not line.startswith("|") and line != "...")
+    assert len(rows) >= 3 and all(row in table for row in rows)
+    assert footer == table[-1]
