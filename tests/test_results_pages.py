@@ -484,3 +484,14 @@ def test_the_readme_shows_lines_of_the_committed_table():
     footer = " ".join(line for line in shown.splitlines() if line.strip() and not line.startswith("|") and line != "...")
     assert len(rows) >= 3 and all(row in table for row in rows)
     assert footer == table[-1]
+
+
+def test_the_head_prose_is_the_head_benchmark():
+    flat = " ".join(page("results/benchmarks.md").split())
+    large = _results("head_30000x2048x1000_max_iter_10.json")
+    small = [_results(name)["lbfgs"]["evaluations"] for name in ("head_800x1280x10.json", "head_2000x1280x10.json")]
+    per_evaluation = large["lbfgs"]["seconds"] / large["lbfgs"]["evaluations"]
+    assert all(900 <= count <= 1100 for count in small) and "makes about a thousand small evaluations" in flat
+    assert f"one evaluation takes about {per_evaluation:.1f} s on 2 CPU cores" in flat
+    assert 1000 * per_evaluation > 1800 and "a converged fit of about a thousand evaluations would take over half an hour" in flat
+    assert f"far over twice SGD's {large['sgd']['seconds']:.0f} s" in flat
