@@ -136,19 +136,23 @@ def class_histograms(histograms: pl.DataFrame, colors: dict[str, tuple], directo
     return save(figure, directory, "class_histograms")
 
 
+STUDY_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">")  # with the colours, each of 11 samplers its own line
+
+
 def study_figures(curves: pl.DataFrame, paired: pl.DataFrame, cells: pl.DataFrame, datasets: list[str], samplers: list[str],
                   directory: Path) -> list[Path]:
     """One column per dataset, three rows against labels: the mean top-1 (lines only: with 11
     samplers, overlapping bands would hide them), the paired top-1 difference to random with its
     95% t-band (0 dashed: where a band leaves it, the seeds support a difference), and the mean
-    class imbalance ratio (log scale). One legend, below, of sampler names.
+    class imbalance ratio (log scale). One legend, below, of sampler names; each sampler has its
+    own colour and marker, and the fonts are sized for the figure shown at a page's width.
 
     ``curves``: dataset, sampler, labels, mean, low, high. ``paired``: the same for top1 - random.
     ``cells``: dataset, sampler, seed, round_index, labels, imbalance_ratio.
     """
     colors = group_colors(samplers)
     present = [dataset for dataset in datasets if dataset in set(curves["dataset"].to_list())]
-    figure = Figure(figsize=(6.0 * len(present), 11), layout="constrained")
+    figure = Figure(figsize=(6.5 * len(present), 13), layout="constrained")
     axes = np.atleast_2d(figure.subplots(3, len(present), squeeze=False))
     imbalance = (cells.group_by(["dataset", "sampler", "round_index"]).agg(pl.col("labels").mean(), pl.col("imbalance_ratio").mean())
                  .sort("dataset", "sampler", "round_index"))
@@ -162,7 +166,8 @@ def study_figures(curves: pl.DataFrame, paired: pl.DataFrame, cells: pl.DataFram
                 part = frame.filter((pl.col("dataset") == dataset) & (pl.col("sampler") == sampler)).sort("labels")
                 if part.height == 0:
                     continue
-                axis.plot(part["labels"], part[value], marker="o", markersize=2.5, linewidth=1.2, color=colors[sampler], label=sampler)
+                axis.plot(part["labels"], part[value], marker=STUDY_MARKERS[samplers.index(sampler) % len(STUDY_MARKERS)], markersize=4.5,
+                          linewidth=1.6, color=colors[sampler], label=sampler)
                 if row == 1 and int(part["n"].max()) > 1:
                     axis.fill_between(part["labels"], part["low"], part["high"], color=colors[sampler], alpha=0.10, linewidth=0)
             if row == 1:
@@ -173,10 +178,10 @@ def study_figures(curves: pl.DataFrame, paired: pl.DataFrame, cells: pl.DataFram
                 ticks = [tick for tick in (1, 1.5, 2, 3, 5, 10, 20, 50, 100, 200) if tick <= top * 1.2]
                 axis.set_yticks(ticks, [f"{tick:g}" for tick in ticks])
                 axis.minorticks_off()
-            axis.set_title(f"{dataset}: {title}", fontsize=9)
-            axis.set_xlabel("labels used", fontsize=8)
-            axis.tick_params(labelsize=7)
+            axis.set_title(f"{dataset}: {title}", fontsize=13)
+            axis.set_xlabel("labels used", fontsize=12)
+            axis.tick_params(labelsize=11)
             axis.grid(alpha=0.3)
     handles = {label: handle for axis in axes.flat for handle, label in zip(*axis.get_legend_handles_labels())}
-    figure.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(6, max(1, len(handles))), fontsize=8)
+    figure.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(4, max(1, len(handles))), fontsize=12)
     return save(figure, directory, "study")
