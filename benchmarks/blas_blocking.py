@@ -38,8 +38,8 @@ def differing(a: np.ndarray, b: np.ndarray) -> dict:
     return {"rows": round(float(unequal.any(axis=1).mean()), 4), "logits": round(float(unequal.mean()), 5)}
 
 
-def measure(pool: str, n: int, d: int, c: int, seed: int) -> dict:
-    features, weight, bias, *_ = build_named_pool(pool, WORK, n, d, c, seed)
+def measure(pool: str, n: int, d: int, c: int, seed: int, work: Path = WORK) -> dict:
+    features, weight, bias, *_ = build_named_pool(pool, work, n, d, c, seed)
     features = np.asarray(features[:n], dtype=np.float32)
     samplers_blocks = blocked_product(features, weight, bias, 8192)
     other_blocks = blocked_product(features, weight, bias, 8000)
@@ -62,11 +62,14 @@ def measure(pool: str, n: int, d: int, c: int, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--d", type=int, default=2048)
+    parser.add_argument("--c", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     started = time.perf_counter()
-    runs = [measure(pool, args.n, 2048, 1000, args.seed) for pool in ("realistic", "imagenet")]
+    runs = [measure(pool, args.n, args.d, args.c, args.seed, args.workdir) for pool in ("realistic", "imagenet")]
     for run in runs:
         print(run)
     write_results(args.out, {"what": __doc__.splitlines()[0], "seconds": round(time.perf_counter() - started, 1), "runs": runs})

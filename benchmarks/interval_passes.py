@@ -22,7 +22,7 @@ import numpy as np
 from al_core.linear import LOGIT_FILTERS
 from al_core.samplers import scores
 from al_core.samplers.pool import INTERVAL_VALUES
-from benchmarks.realistic_pool import build_realistic_pool
+from benchmarks.realistic_pool import WORK, build_realistic_pool
 from pipeline.results_file import write_results
 
 OUT = Path("benchmarks/results/interval_passes.json")
@@ -41,15 +41,19 @@ def fastest(function, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--n", type=int, default=100000, help="rows of the realistic pool (the first 4,096 are timed)")
+    parser.add_argument("--d", type=int, default=2048)
+    parser.add_argument("--c", type=int, default=1000)
+    parser.add_argument("--workdir", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    features, weight, bias, _, info = build_realistic_pool(100000, 2048, 1000, 0)
+    features, weight, bias, _, info = build_realistic_pool(args.n, args.d, args.c, 0, work=args.workdir)
     block = np.asarray(features[:ROWS], dtype=np.float32)
     product = LOGIT_FILTERS["float32"](weight, bias)
     logits, bound = product.approximate(block)
     geometry = scores.inverse_weight_distances(weight)
     lower = scores.boundary_distance_bounds(logits, bound, geometry)[0]
-    thresholds = np.sort(lower, axis=0)[40].astype(np.float32)  # about BASE's thresholds at b/N = 1%
+    thresholds = np.sort(lower, axis=0)[min(40, lower.shape[0] - 1)].astype(np.float32)  # about BASE's thresholds at b/N = 1%
     functions = {"margin": lambda z, e: scores.margin_bounds(z, e), "confidence": lambda z, e: scores.confidence_bounds(z, e),
                  "entropy": lambda z, e: scores.entropy_bounds(z, e),
                  "mase": lambda z, e: scores.nearest_boundary_bounds(z, e, geometry),

@@ -94,3 +94,36 @@ def test_every_results_file_names_its_machine_command_date_and_commit():
     missing = {path.name: [key for key in ("machine", "command", "date", "commit") if key not in json.loads(path.read_text())]
                for path in files}
     assert {name: keys for name, keys in missing.items() if keys} == {}
+
+
+def test_blas_blocking_and_interval_passes_benchmarks_tiny(tmp_path, monkeypatch):
+    """The two benchmarks behind the exact-selection page's re-blocking figures and the
+    interval-passes table run at a tiny shape."""
+    from benchmarks import blas_blocking, interval_passes
+
+    out = tmp_path / "blocking.json"
+    monkeypatch.setattr("sys.argv", ["blas_blocking", "--n", "600", "--d", "64", "--c", "12", "--workdir", str(tmp_path), "--out", str(out)])
+    blas_blocking.main()
+    runs = json.loads(out.read_text())["runs"]
+    assert [run["pool"] for run in runs] == ["realistic", "imagenet"]
+    assert all(0 <= run["exact_logits_undecided"]["share"] <= 1 for run in runs)
+    out = tmp_path / "passes.json"
+    monkeypatch.setattr("sys.argv", ["interval_passes", "--n", "5000", "--d", "32", "--c", "20", "--repeats", "1",
+                                     "--workdir", str(tmp_path), "--out", str(out)])
+    interval_passes.main()
+    scores = json.loads(out.read_text())["scores"]
+    assert [row["score"] for row in scores] == ["margin", "confidence", "entropy", "mase", "base"]
+
+
+def test_pipeline_scale_default_workspace_keeps_the_projects_params(tmp_path):
+    """--pool default times the project's own run: its workspace's params.yaml is params.yaml as it is."""
+    import argparse
+
+    import yaml
+
+    from benchmarks import pipeline_scale
+
+    pipeline_scale.make_workspace(tmp_path / "work", None, argparse.Namespace())
+    root = Path(__file__).resolve().parents[1]
+    assert yaml.safe_load((tmp_path / "work" / "params.yaml").read_text()) == yaml.safe_load((root / "params.yaml").read_text())
+    assert (tmp_path / "work" / ".dvc").is_dir() and (tmp_path / "work" / "dvc.yaml").read_text() == (root / "dvc.yaml").read_text()
