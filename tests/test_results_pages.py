@@ -284,15 +284,16 @@ def test_the_selection_grid_sentences_are_its_files():
 
     def ratios(rows: list[dict], samplers: tuple[str, ...], fractions: tuple[float, ...]) -> str:
         found = [row["ratio_to_bare"] for row in rows if row["sampler"].split(" ")[0] in samplers and row["budget_fraction"] in fractions]
-        return f"{min(found):.{1 if len(fractions) == 1 and samplers != ('mase',) else 2}f}-{max(found):.{1 if len(fractions) == 1 and samplers != ('mase',) else 2}f}x"
+        return f"{min(found):.2f}-{max(found):.2f}x"
 
-    mase_now = [row["ratio_to_bare"] for row in now if row["sampler"] == "mase" and row["budget_fraction"] == 0.1]
-    mase_before = [row["ratio_to_bare"] for row in before if row["sampler"] == "mase" and row["budget_fraction"] == 0.1]
-    assert f"({min(mase_now):.1f}-{max(mase_now):.1f}x at 10%, was {min(mase_before):.1f}-{max(mase_before):.1f}x)" in flat
+    assert f"so it scores almost no row on all classes ({ratios(now, ('mase',), (0.1,))} at 10%)" in flat
+    assert max(row["refined_fraction"] for row in now if row["sampler"] == "mase" and row["budget_fraction"] == 0.1) < 0.001
     softmax = ("margin", "confidence", "entropy", "mase")
     assert f"so they add their whole cost: {ratios(now, softmax, (0.001, 0.01))} for margin, confidence, entropy and MASE, " \
            f"{ratios(now, ('base',), (0.001, 0.01))} for BASE" in flat
     assert f"BASE at 10% ({ratios(now, ('base',), (0.1,))})" in flat
+    between = _results("selection_grid_2026-12-02.json")
+    assert between["date"] == "2026-12-02" and len(between["rows"]) == len(now) == len(before)
 
     issue = {row["sampler"]: row for row in _results("selection_issue_table_200k.json")["rows"]}
     bare = [row["bare_product_seconds"] for row in issue.values()]
