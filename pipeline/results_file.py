@@ -34,10 +34,16 @@ def command_line(argv: list[str] | None = None) -> str:
     return "python -m " + script.with_suffix("").as_posix().replace("/", ".") + "".join(f" {arg}" for arg in argv[1:])
 
 
+def stamp(command: str | None = None) -> dict:
+    """What every results file records: the machine, the command that made it (default: this
+    process's ``python -m ...`` line), the date and the git commit."""
+    return {"machine": machine(), "command": command_line() if command is None else command, "date": date.today().isoformat(),
+            "commit": code_commit()}
+
+
 def write_results(out: Path, report: dict) -> None:
-    """Write ``report`` to ``out`` with what every results file records: the machine, the command
-    that made it, the date and the git commit (each kept when the report gives it already)."""
-    stamped = {"machine": machine(), "command": command_line(), "date": date.today().isoformat(), "commit": code_commit()}
+    """Write ``report`` to ``out`` with `stamp` (each of its keys kept when the report gives it already)."""
+    stamped = stamp()
     stamped.update(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, suffix=".json") as tmp:

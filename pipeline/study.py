@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import time
-from datetime import date
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,8 +30,7 @@ import polars as pl
 import yaml
 
 from al_core.errors import InputError
-from al_core.hardware import machine
-from pipeline.results_file import code_commit
+from pipeline.results_file import stamp
 
 GRID = Path("reports/study/grid.yaml")
 RESULTS = Path("reports/study/runs")
@@ -185,8 +183,7 @@ def run_cell(base: dict, grid: Grid, cell: Cell, dataset_folder: Path, work: Pat
     shutil.copy(folder / "reports" / "rounds.csv", staging / "rounds.csv")
     shutil.copy(folder / "metrics.json", staging / "metrics.json")
     selections.write_csv(staging / "selections.csv")
-    info = {"cell": cell.name, "seconds": round(seconds, 1), "code": code_version(), "machine": machine(), "command": command,
-            "date": date.today().isoformat(), "commit": code_commit()}
+    info = {"cell": cell.name, "seconds": round(seconds, 1), "code": code_version(), **stamp(command)}
     (staging / "cell.json").write_text(json.dumps(info, indent=2) + "\n")
     target = results / cell.name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +220,8 @@ def run_study(prepare: Stages, experiment: Stages, grid_path: Path = GRID, only:
           f"{len(todo)} to run" + (f" (this time at most {limit})" if limit is not None else ""))
     if limit is not None:
         todo = todo[:limit]
-    command = f"al study run --grid {grid_path} --out {results}"
+    command = (f"al study run --grid {grid_path} --out {results}" + "".join(f" --only {name}" for name in only or ())
+               + (f" --limit {limit}" if limit is not None else "") + (" --force" if force else ""))
     work, results = work.resolve(), results.resolve()
     done = []
     for index, cell in enumerate(todo, 1):
