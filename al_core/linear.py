@@ -143,17 +143,21 @@ class ExactLogits:
         return 2.0**-51 * (norms * self.largest_norm + self.largest_bias) + 2.0**-1000
 
     def _certified(self, x: np.ndarray, values: np.ndarray, bound: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
-        """``values`` (float64, (B, C) or (B,) for ``classes``; overwritten) as float32 where the
+        """``values`` (float64, (B, C) or (B,) for ``classes``) as float32 where the
         interval values -/+ ``bound`` (gamma_(d+1) (||x|| ||w_c|| + |b_c|) plus the rounding slack)
         rounds to one float32; the other elements from `exact_float32_dots`."""
         result = values.astype(np.float32)
-        low = values - bound
-        values += bound
-        where = np.nonzero(low.astype(np.float32) != values.astype(np.float32))
+        where = np.nonzero(undecided(values, bound))
         if where[0].shape[0]:
             columns = where[1] if classes is None else classes[where[0]]
             result[where] = exact_float32_dots(x, where[0], self.weight, columns, self.bias)
         return result
+
+
+def undecided(values: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """Where the float64 ``values`` do not settle their float32: values - bound and values + bound
+    round to two different float32 (`ExactLogits`' certificate; the rest need error-free sums)."""
+    return (values - bound).astype(np.float32) != (values + bound).astype(np.float32)
 
 
 FALLBACK_BLOCK = 2048  # elements settled together by exact_float32_dots: (block, d) float64 products

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from al_core.linear import ExactLogits, linear_logits
+from al_core.linear import ExactLogits, linear_logits, undecided
 from benchmarks.realistic_pool import WORK, build_named_pool
 from pipeline.results_file import write_results
 
@@ -47,16 +47,16 @@ def measure(pool: str, n: int, d: int, c: int, seed: int, work: Path = WORK) -> 
     few = min(n, 2000)
     one_row = blocked_product(features[:few], weight, bias, 1)
     exact = ExactLogits(weight, bias)
-    undecided = 0
+    count = 0
     for start in range(0, n, 4096):
         _, values, bound = exact.float64_values(features[start:start + 4096])
-        undecided += int(((values - bound).astype(np.float32) != (values + bound).astype(np.float32)).sum())
+        count += int(undecided(values, bound).sum())
     return {"pool": pool, "n": n, "d": d, "c": c, "seed": seed,
             "blocks_of_8000_vs_8192": differing(samplers_blocks, other_blocks),
             "blocks_of_3_vs_8192": differing(samplers_blocks, blocked_product(features, weight, bias, 3)),
             "reversed_rows_vs_blocks_of_8192": differing(samplers_blocks, reversed_rows),
             "one_row_at_a_time_vs_blocks_of_8192": differing(samplers_blocks[:few], one_row),
-            "exact_logits_undecided": {"logits": undecided, "share": float(f"{undecided / (n * c):.3g}")}}
+            "exact_logits_undecided": {"logits": count, "share": float(f"{count / (n * c):.3g}")}}
 
 
 def main() -> None:
