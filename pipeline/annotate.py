@@ -140,10 +140,9 @@ def round_batch(params: Params, round_name: str) -> RoundBatch:
     return RoundBatch(round_name, batch, paths[positions], predicted_names, left, all_labeled, ledger)
 
 
-def studio_tasks(params: Params, batch: RoundBatch, document_root: Path | None) -> tuple[list[dict], str]:
+def studio_tasks(params: Params, batch: RoundBatch, root: Path) -> tuple[list[dict], str]:
     """Label Studio tasks for the batch (the image's URL, item_id, path, round, rank, score; the
-    head's guess as a prediction) and how the images are shown."""
-    root = served_root(params, document_root)
+    head's guess as a prediction) and how the images are shown; ``root``: `served_root`."""
     prefix = params.settings.labels.image_url
     tasks = []
     for index, item in enumerate(batch.rows["id"].to_list()):
@@ -184,7 +183,7 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
         sent = mark_sent(batch.ledger, round_name)
         print(f"export {round_name}: {frame.height} items to {target}{batch.left_out}{sent}")
         return
-    tasks, shown = studio_tasks(params, batch, document_root)
+    tasks, shown = studio_tasks(params, batch, served_root(params, document_root))
     target = batch_file(out, round_name, ".tasks.json")
     with atomic_path(target, suffix=".json") as tmp:
         tmp.write_text(json.dumps(tasks, indent=1, allow_nan=False) + "\n")

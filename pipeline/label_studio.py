@@ -272,8 +272,8 @@ def run_push(params: Params, round_name: str, url: str | None, key: str | None, 
     if not batch.rows.height:
         print(f"push {round_name}: nothing to send, {batch.all_labeled}")
         return
-    tasks, shown = studio_tasks(params, batch, document_root)
     root = served_root(params, document_root)
+    tasks, shown = studio_tasks(params, batch, root)
     folders = storage_folders(tasks, root)
     made = ""
     if state is None:
