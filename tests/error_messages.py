@@ -11,6 +11,7 @@ changing a message, record them again:
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import re
@@ -45,14 +46,20 @@ def _current_test() -> str:
     return f"{Path(path).name}::{name.split('[')[0]}"
 
 
+@functools.cache
+def _known() -> dict[str, set[str]]:
+    """The recorded lines of every test, without their details (read once per session)."""
+    recorded = json.loads(RECORDED.read_text()) if RECORDED.exists() else {}
+    return {test: {_without_details(line) for line in lines} for test, lines in recorded.items()}
+
+
 def check_message(line: str) -> None:
     """Record ``line`` (AL_RECORD_ERRORS=1), or fail when the errors page's file does not hold it."""
     test, message = _current_test(), normalized(line)
     if RECORDING:
         _recorded_now.setdefault(test, set()).add(message)
         return
-    known = json.loads(RECORDED.read_text()).get(test, []) if RECORDED.exists() else []
-    if _without_details(message) not in {_without_details(line) for line in known}:
+    if _without_details(message) not in _known().get(test, set()):
         pytest.fail(f"{test} printed a message the errors page does not know: {message!r}; record them again "
                     "(AL_RECORD_ERRORS=1 python -m pytest tests/test_bad_inputs*.py, then python docs/gen_reference.py)")
 
