@@ -177,16 +177,21 @@ def main() -> None:
     for row in stages:
         row["stage"] = " ".join(row.pop("command"))
     cache_bytes = sum(f.stat().st_size for f in (work / ".dvc" / "cache").rglob("*") if f.is_file())
-    params = yaml.safe_load((work / "params.yaml").read_text())
+    if data is None:
+        params = yaml.safe_load((work / "params.yaml").read_text())
+        what = "dvc repro of the default run from scratch (params.yaml as it is)"
+        shape = {"dataset": params["data"]["dataset"], "initial_size": params["initial_size"], "budget": params["budget"],
+                 "rounds": len(params["schedule"]), "sampler": params["sampler"]}
+    else:
+        what = f"dvc repro of the whole pipeline on the {args.pool} benchmark pool of precomputed features"
+        shape = {"train_rows": args.n, "test_rows": args.test, "d": args.d, "classes": args.c, "val_size": args.val,
+                 "initial_size": args.initial, "budget": args.budget, "rounds": args.rounds, "sampler": args.sampler,
+                 "full_max_epochs": args.full_epochs}
     report = {
-        "what": ("dvc repro of the default run from scratch (params.yaml as it is)" if data is None else
-                 f"dvc repro of the whole pipeline on the {args.pool} benchmark pool of precomputed features"),
+        "what": what,
         "machine": machine(),
         "pool": args.pool,
-        "shape": {"dataset": params["data"]["dataset"], "initial_size": params["initial_size"], "budget": params["budget"],
-                  "rounds": len(params["schedule"]), "sampler": params["sampler"]} if data is None else {"train_rows": args.n, "test_rows": args.test, "d": args.d, "classes": args.c, "val_size": args.val,
-                  "initial_size": args.initial, "budget": args.budget, "rounds": args.rounds, "sampler": args.sampler,
-                  "full_max_epochs": args.full_epochs},
+        "shape": shape,
         "dvc_cache_type": (ROOT / ".dvc" / "config").read_text().strip(),
         "stages": stages,
         "dvc_repro_seconds": round(total, 1),

@@ -162,11 +162,11 @@ def study_figures(curves: pl.DataFrame, paired: pl.DataFrame, cells: pl.DataFram
     for column, dataset in enumerate(present):
         for row, (frame, title, value) in enumerate(panels):
             axis = axes[row, column]
-            for sampler in samplers:
+            for index, sampler in enumerate(samplers):
                 part = frame.filter((pl.col("dataset") == dataset) & (pl.col("sampler") == sampler)).sort("labels")
                 if part.height == 0:
                     continue
-                axis.plot(part["labels"], part[value], marker=STUDY_MARKERS[samplers.index(sampler) % len(STUDY_MARKERS)], markersize=4.5,
+                axis.plot(part["labels"], part[value], marker=STUDY_MARKERS[index % len(STUDY_MARKERS)], markersize=4.5,
                           linewidth=1.6, color=colors[sampler], label=sampler)
                 if row == 1 and int(part["n"].max()) > 1:
                     axis.fill_between(part["labels"], part["low"], part["high"], color=colors[sampler], alpha=0.10, linewidth=0)

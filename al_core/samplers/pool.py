@@ -309,8 +309,9 @@ class Pool:
 
     def map_unlabeled_bounds(self, fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Any]) -> Iterator[Any]:
         """Yield ``fn(pool_indices (B,), logits (B, C) float32, bound (B,) float64)`` for runs of
-        unlabeled rows of every block (B rows at most ``INTERVAL_VALUES / C``), in pool order: logits from the fast product of ``precision``, each
-        within ``bound[i]`` of `reference_logits` (see ``al_core.linear``). From features only.
+        unlabeled rows of every block (B at most ``INTERVAL_VALUES / C``), in pool order: logits from
+        the fast product of ``precision``, each within ``bound[i]`` of `reference_logits` (see
+        ``al_core.linear``). From features only.
 
         Each block is converted to float32 and multiplied on the whole (labeled rows included: a few
         percent more products, no copy of the unlabeled rows' features); its bounds and ``fn`` then
