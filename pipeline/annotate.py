@@ -20,7 +20,6 @@ from al_core.artifacts import TEMP_PREFIX, atomic_path, read_json
 from al_core.errors import InputError
 from al_core.linear import linear_logits
 from pipeline.artifacts import (
-    INIT_ROUND,
     PREPARE_DIR,
     PoolTable,
     load_head,
@@ -29,7 +28,7 @@ from pipeline.artifacts import (
     round_dir,
     round_features,
 )
-from pipeline.label_store import annotated_labels, campaign_ledger, known_labels, store_file
+from pipeline.label_store import LabelStore, known_labels
 from pipeline.ledger import check_unchanged, record_sent, sent_rounds
 from pipeline.params import Params
 
@@ -105,14 +104,14 @@ class RoundBatch:
     ledger: Path | None
 
 
-def round_batch(params: Params, round_name: str) -> RoundBatch:
+def round_batch(store: LabelStore, round_name: str) -> RoundBatch:
     """The part of ROUND's batch that still needs labels (items labeled in the store or by the
     dataset are left out); in a campaign, an error when the round was sent and its selection has
     changed since. Reads the pool table, the store and the round's head (for the guess)."""
     table = PoolTable.load()
     names = class_names()
     queried = load_queried(round_name)
-    annotated = set(annotated_labels(params)["id"].to_list()) if store_file(params).exists() else set()
+    annotated = store.labeled_ids()
     given = set(known_labels(table)["id"].to_list())
     queried_ids = set(queried["id"].to_list())
     batch = queried.filter(~pl.col("id").is_in(list(annotated | given)))
@@ -121,7 +120,7 @@ def round_batch(params: Params, round_name: str) -> RoundBatch:
     if paths is None:
         raise InputError("this dataset's images are not files (fashion_mnist, cifar10 in memory): annotators need "
                          "image files; use data.dataset imagefolder or manifest (or features with a path column)")
-    ledger = campaign_ledger(params)
+    ledger = store.ledger
     if ledger is not None:
         check_unchanged(ledger, round_name)  # before anything is written
     all_labeled = (f"all {queried.height} queried items are labeled ({len(queried_ids & annotated)} by "
@@ -140,10 +139,10 @@ def round_batch(params: Params, round_name: str) -> RoundBatch:
     return RoundBatch(round_name, batch, paths[positions], predicted_names, left, all_labeled, ledger)
 
 
-def studio_tasks(params: Params, batch: RoundBatch, root: Path) -> tuple[list[dict], str]:
+def studio_tasks(batch: RoundBatch, prefix: str, root: Path) -> tuple[list[dict], str]:
     """Label Studio tasks for the batch (the image's URL, item_id, path, round, rank, score; the
-    head's guess as a prediction) and how the images are shown; ``root``: `served_root`."""
-    prefix = params.settings.labels.image_url
+    head's guess as a prediction) and how the images are shown; ``prefix``: ``labels.image_url``,
+    ``root``: `served_root`."""
     tasks = []
     for index, item in enumerate(batch.rows["id"].to_list()):
         score = float(batch.rows["score"][index])
@@ -168,7 +167,8 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
         raise InputError(f"--format must be one of {EXPORT_FORMATS}, got {export_format!r}")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; it names the folder the batch is written into (e.g. --out annotate)")
-    batch = round_batch(params, round_name)
+    settings = params.settings
+    batch = round_batch(LabelStore.of(settings.labels, params.path), round_name)
     if not batch.rows.height:
         print(f"export {round_name}: nothing to write, {batch.all_labeled}")
         return
@@ -183,7 +183,7 @@ def run_export(params: Params, round_name: str, export_format: str, out: Path, d
         sent = mark_sent(batch.ledger, round_name)
         print(f"export {round_name}: {frame.height} items to {target}{batch.left_out}{sent}")
         return
-    tasks, shown = studio_tasks(params, batch, served_root(params, document_root))
+    tasks, shown = studio_tasks(batch, settings.labels.image_url, served_root(document_root, settings.data.root))
     target = batch_file(out, round_name, ".tasks.json")
     with atomic_path(target, suffix=".json") as tmp:
         tmp.write_text(json.dumps(tasks, indent=1, allow_nan=False) + "\n")
@@ -202,14 +202,14 @@ def mark_sent(ledger: Path | None, round_name: str, how: str = "export") -> str:
     return f"; {round_name} is sent: its batch stays as it is ({ledger})"
 
 
-def served_root(params: Params, document_root: Path | None) -> Path:
+def served_root(document_root: Path | None, data_root: str) -> Path:
     """The folder Label Studio serves local files from: ``--document-root``, else ``data.root``'s folder."""
-    return Path(document_root or dataset_root(params)).resolve()
+    return Path(document_root or dataset_root(data_root)).resolve()
 
 
-def dataset_root(params: Params) -> Path:
+def dataset_root(data_root: str) -> Path:
     """The folder relative image paths are taken from: ``data.root``, or the manifest file's folder."""
-    root = Path(params.settings.data.root)
+    root = Path(data_root)
     return root.parent if root.is_file() else root
 
 
@@ -222,26 +222,27 @@ def run_import(params: Params, file: Path) -> None:
     if not file.is_file():
         raise InputError(f"{file} does not exist (expected a Label Studio JSON/JSON_MIN/CSV export or a CSV of id,label)")
     table = PoolTable.load()
-    parsed = parse_export(file, class_names(), table.ids("pool"), table.paths("pool"), dataset_root(params))
-    print(store_parsed(params, table, parsed, f"import {file} ({parsed.format})"))
+    parsed = parse_export(file, class_names(), table.ids("pool"), table.paths("pool"), dataset_root(params.settings.data.root))
+    print(store_parsed(LabelStore.of(params.settings.labels, params.path), params.rounds(), table, parsed,
+                       f"import {file} ({parsed.format})"))
 
 
-def store_parsed(params: Params, table: PoolTable, parsed: ParsedExport, what: str) -> str:
+def store_parsed(label_store: LabelStore, rounds: list[str], table: PoolTable, parsed: ParsedExport, what: str) -> str:
     """Append parsed annotations to the store (see `run_import`) and say what happened,
-    ``what`` first: the line ``al import`` and ``al pull`` print."""
-    store = store_file(params)
+    ``what`` first: the line ``al import`` and ``al pull`` print; ``rounds``: `Params.rounds`."""
+    store = label_store.file
     counts = append_to_store(store, parsed)
     ignore_temporaries(store)
-    if params.settings.labels.source == "oracle":
-        warnings.warn(f"{params.path}: labels.source is oracle, so no stage reads the annotation store {store}; set "
+    if not label_store.campaign:
+        warnings.warn(f"{label_store.origin}: labels.source is oracle, so no stage reads the annotation store {store}; set "
                       "labels.source: annotations to train on what annotators give")
-    rule = params.settings.labels.conflicts
+    rule = label_store.conflicts
     # Under "refuse", the labels stage stops on a disagreement; the import itself only reports it.
     labels, disagreements = resolve(read_store(store), "latest" if rule == "refuse" else rule)
     write_disagreements(disagreements)
     labeled = set(labels["id"].to_list()) | set(known_labels(table)["id"].to_list())
-    batches = round_batches(params)
-    newly_sent = record_labeled_rounds(params, batches, labeled)
+    batches = round_batches(rounds)
+    newly_sent = record_labeled_rounds(label_store.ledger, batches, labeled)
     items = set(parsed.rows["id"].to_list())
     touched = items | set(parsed.cancelled_items)
     still_open = [item for item in parsed.cancelled_items if item not in labeled]
@@ -258,7 +259,7 @@ def store_parsed(params: Params, table: PoolTable, parsed: ParsedExport, what: s
     if here:
         notes.append(f"annotators disagree on {here} of these items ({disagreements.height} in the store, {DISAGREEMENTS}: "
                      f"the labels and the one chosen by {rule})")
-    notes += [f"round {name} sent ({campaign_ledger(params)})" for name in newly_sent]
+    notes += [f"round {name} sent ({label_store.ledger})" for name in newly_sent]
     notes += open_items(batches, touched, labeled)
     tail = "".join(f"; {note}" for note in notes)
     if counts.added == 0:
@@ -285,18 +286,18 @@ def write_disagreements(disagreements: pl.DataFrame) -> None:
         disagreements.with_columns(pl.col("labels").list.join("|")).write_csv(tmp)
 
 
-def round_batches(params: Params) -> dict[str, list[int]]:
-    """``round -> queried ids`` of every scheduled round whose batch exists (``init`` first)."""
+def round_batches(rounds: list[str]) -> dict[str, list[int]]:
+    """``round -> queried ids`` of each of ``rounds`` whose batch exists."""
     batches = {}
-    for name in [INIT_ROUND, *params.schedule()]:
+    for name in rounds:
         if (round_dir(name) / "queried.parquet").exists():
             batches[name] = load_queried(name)["id"].to_list()
     return batches
 
 
-def record_labeled_rounds(params: Params, batches: dict[str, list[int]], labeled: set[int]) -> list[str]:
-    """In a campaign, record as sent every round one of whose items has a label; the rounds new to the ledger."""
-    ledger = campaign_ledger(params)
+def record_labeled_rounds(ledger: Path | None, batches: dict[str, list[int]], labeled: set[int]) -> list[str]:
+    """In a campaign (``ledger``: `LabelStore.ledger`), record as sent every round one of whose items
+    has a label; the rounds new to the ledger."""
     if ledger is None:
         return []
     sent = sent_rounds(ledger)

@@ -21,8 +21,8 @@ from al_core.annotations import UNUSABLE_LABEL, read_store, resolve
 from al_core.artifacts import atomic_path
 from al_core.stopping import stopping_point
 from pipeline.annotate import class_names
-from pipeline.artifacts import INIT_ROUND, REPORTS_DIR, STOP_PREDICTIONS, PoolTable, load_queried, round_dir
-from pipeline.label_store import store_file, with_dataset_labels
+from pipeline.artifacts import REPORTS_DIR, STOP_PREDICTIONS, PoolTable, load_queried, round_dir
+from pipeline.label_store import LabelStore, with_dataset_labels
 from pipeline.ledger import ledger_file, sent_batch, sent_rounds
 from pipeline.params import Params
 
@@ -30,18 +30,19 @@ CAMPAIGN_CSV = REPORTS_DIR / "campaign.csv"
 CAMPAIGN_MD = REPORTS_DIR / "campaign.md"
 
 
-def campaign_table(params: Params) -> pl.DataFrame:
-    """One row per round whose batch exists: counts, disagreements (``id:winner`` pairs), lead time, class counts."""
+def campaign_table(store: LabelStore, rounds: list[str]) -> pl.DataFrame:
+    """One row per round of ``rounds`` (`Params.rounds`) whose batch exists: counts, disagreements
+    (``id:winner`` pairs), lead time, class counts."""
     table = PoolTable.load()
     names = class_names()
-    history = read_store(store_file(params))
-    labels, disagreements = resolve(history, params.settings.labels.conflicts)
+    history = read_store(store.file)
+    labels, disagreements = resolve(history, store.conflicts)
     answered, given = with_dataset_labels(labels, table)
     lead = history.group_by("id").agg(pl.col("lead_time").median().alias("lead_time"))
-    ledger = ledger_file(store_file(params))
+    ledger = ledger_file(store.file)
     sent = sent_rounds(ledger)
     rows = []
-    for round_name in [INIT_ROUND, *params.schedule()]:
+    for round_name in rounds:
         if not (round_dir(round_name) / "queried.parquet").exists():
             break
         batch = load_queried(round_name).select("id")
@@ -67,29 +68,30 @@ def campaign_table(params: Params) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def stopping_line(params: Params) -> str | None:
-    """The stopping signal of this workspace's evaluated rounds (None before two of them)."""
+def stopping_line(rounds: list[str], kappa: float, window: int) -> str | None:
+    """The stopping signal of this workspace's evaluated ``rounds`` (None before two of them);
+    ``kappa`` and ``window``: ``stop.kappa`` and ``stop.window``."""
     from al_core.artifacts import read_json, read_npy
     from al_core.stopping import cohen_kappa
 
-    rounds, labels, kappas, previous = [], [], [], None
+    evaluated, labels, kappas, previous = [], [], [], None
     num_classes = len(class_names())
-    for round_name in params.schedule():
+    for round_name in rounds:
         folder = round_dir(round_name)
         if not ((folder / "metrics.json").is_file() and (folder / STOP_PREDICTIONS).is_file()):
             break
         current = read_npy(folder / STOP_PREDICTIONS, mmap=False)
         same = previous is not None and previous.shape == current.shape
         kappas.append(round(cohen_kappa(previous, current, num_classes), 5) if same else None)
-        rounds.append(round_name)
+        evaluated.append(round_name)
         labels.append(read_json(folder / "metrics.json")["labels"])
         previous = current
-    if len(rounds) < 2:
+    if len(evaluated) < 2:
         return None
-    stop = stopping_point(rounds, labels, kappas, params.settings.stop.kappa, params.settings.stop.window)
+    stop = stopping_point(evaluated, labels, kappas, kappa, window)
     verdict = f"stop at {stop['stop_round']} ({stop['stop_labels']} labels)" if stop["stop_round"] else "not reached yet"
     return (f"Stopping signal ({stop['rule']}): {verdict}; per round: "
-            + ", ".join(f"{r}: kappa {'-' if k is None else k}" for r, k in zip(rounds, kappas)))
+            + ", ".join(f"{r}: kappa {'-' if k is None else k}" for r, k in zip(evaluated, kappas)))
 
 
 def run_campaign(params: Params) -> pl.DataFrame:
@@ -97,17 +99,19 @@ def run_campaign(params: Params) -> pl.DataFrame:
     from pipeline.annotate import write_disagreements
     from pipeline.tables import markdown_table
 
-    frame = campaign_table(params)
+    settings = params.settings
+    store = LabelStore.of(settings.labels, params.path)
+    frame = campaign_table(store, params.rounds())
     lines = [markdown_table(frame.drop("won", "labels_per_class")), ""]
     for row in frame.iter_rows(named=True):
         lines.append(f"- {row['round']}: {row['labels_per_class']}" + (f"; disagreements (item:label that won): {row['won']}"
                                                                        if row["won"] else ""))
-    signal = stopping_line(params)
+    signal = stopping_line(list(params.schedule()), settings.stop.kappa, settings.stop.window)
     if signal:
         lines += ["", signal]
     text = "\n".join(lines) + "\n"
-    rule = params.settings.labels.conflicts
-    write_disagreements(resolve(read_store(store_file(params)), "latest" if rule == "refuse" else rule)[1])
+    rule = store.conflicts
+    write_disagreements(resolve(read_store(store.file), "latest" if rule == "refuse" else rule)[1])
     with atomic_path(CAMPAIGN_CSV, suffix=".csv") as tmp:
         frame.write_csv(tmp)
     with atomic_path(CAMPAIGN_MD, suffix=".md") as tmp:
@@ -120,5 +124,6 @@ def run_reopen(params: Params, round_name: str, confirm: bool) -> None:
     """``al reopen``: drop a sent round and the later ones from the ledger (``confirm``), or say what it would drop."""
     from pipeline.ledger import reopen
 
-    labels, _ = resolve(read_store(store_file(params)), "latest")
-    print(reopen(ledger_file(store_file(params)), params.schedule(), round_name, set(labels["id"].to_list()), confirm))
+    store = LabelStore.of(params.settings.labels, params.path)
+    labels, _ = resolve(read_store(store.file), "latest")
+    print(reopen(ledger_file(store.file), params.schedule(), round_name, set(labels["id"].to_list()), confirm))

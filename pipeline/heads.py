@@ -10,28 +10,22 @@ from al_core.hardware import pick_device
 from al_core.linear import linear_logits
 from al_core.metrics import topk_correct
 from pipeline.artifacts import FEATURE_STATS, PoolTable
-from pipeline.params import Params
+from pipeline.params import TrainSettings
 
 
-def head_config(params: Params):
+def head_config(train: TrainSettings):
+    """The head's `al_core.train.HeadConfig` from the ``train`` section of `pipeline.params.Settings`."""
     from al_core.train import HeadConfig
 
-    return HeadConfig(
-        solver=params.settings.train.solver,
-        max_iter=params.settings.train.max_iter,
-        lr=params.settings.train.lr,
-        momentum=params.settings.train.momentum,
-        weight_decay=params.settings.train.weight_decay,
-        batch_size=params.settings.train.batch_size,
-        max_epochs=params.settings.train.max_epochs,
-        patience=params.settings.train.patience,
-        class_weighted=params.settings.train.class_weighted,
-    )
+    return HeadConfig(solver=train.solver, max_iter=train.max_iter, lr=train.lr, momentum=train.momentum,
+                      weight_decay=train.weight_decay, batch_size=train.batch_size, max_epochs=train.max_epochs,
+                      patience=train.patience, class_weighted=train.class_weighted)
 
 
-def fit_head(params: Params, table: PoolTable, features: np.ndarray, train_rows: np.ndarray, train_labels: np.ndarray,
-             seed: int, config=None):
-    """Train the head on the given rows of the feature table (early stopping on the val split).
+def fit_head(table: PoolTable, features: np.ndarray, train_rows: np.ndarray, train_labels: np.ndarray, seed: int,
+             config, device: str):
+    """Train the head (``config``: `head_config`) on the given rows of the feature table (early
+    stopping on the val split) on ``device`` (``backbone.device``: auto, cpu, cuda...).
 
     ``features`` is the memory-mapped table; the rows are read per minibatch when they exceed
     2 GiB as float32 (the full-data probe at scale). Memory O(min(n, 2 GiB / 4d) * d + n_val * d)."""
@@ -45,8 +39,8 @@ def fit_head(params: Params, table: PoolTable, features: np.ndarray, train_rows:
     return train_linear_head(
         features, np.asarray(train_labels)[order], features[val], labels[val], train_rows=train_rows,
         row_ids=table.frame["id"].to_numpy(), val_ids=table.ids("val"),
-        num_classes=table.num_classes, config=config or head_config(params), seed=seed,
-        mean=stats["mean"], std=stats["std"], device=str(pick_device(params.settings.backbone.device)),
+        num_classes=table.num_classes, config=config, seed=seed,
+        mean=stats["mean"], std=stats["std"], device=str(pick_device(device)),
     )
 
 

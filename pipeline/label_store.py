@@ -4,6 +4,7 @@ round's ``labels.parquet`` (written by the ``labels`` stage, read by ``train`` a
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,48 +12,68 @@ import polars as pl
 
 from al_core.errors import InputError
 from pipeline.artifacts import PoolTable, load_queried, round_dir
-from pipeline.params import Params
+from pipeline.params import LabelsSettings
 
 LABELS_COLUMNS = {"id": pl.Int64, "label": pl.Int64}
 SET_ASIDE_LABEL = -2  # in a labeled set: queried, still awaiting its label; neither trained on nor queried again
 
 
-def store_file(params: Params) -> Path:
-    """``labels.store``/labels.parquet; an error when ``labels.store`` names a file, not a folder."""
-    folder = Path(params.settings.labels.store)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{params.path}: labels.store is {str(folder)!r}, a file; it names the folder that holds the "
-                         "annotation store (labels.parquet), e.g. data/annotations")
-    return folder / "labels.parquet"
+@dataclass(frozen=True)
+class LabelStore:
+    """Where a campaign keeps its labels, as ``params.yaml`` sets it (``labels.store``,
+    ``.conflicts``, ``.source``): read once by a command, passed down to what reads the store.
+
+    ``origin`` is the settings file, named in errors; ``campaign`` is ``labels.source: annotations``."""
+
+    folder: Path
+    conflicts: str
+    campaign: bool
+    origin: str
+
+    @classmethod
+    def of(cls, labels: LabelsSettings, origin: str | Path) -> LabelStore:
+        """From the ``labels`` section of the typed settings (`pipeline.params.Settings`)."""
+        return cls(Path(labels.store), labels.conflicts, labels.source == "annotations", str(origin))
+
+    @property
+    def file(self) -> Path:
+        """``labels.store``/labels.parquet; an error when ``labels.store`` names a file, not a folder."""
+        if self.folder.exists() and not self.folder.is_dir():
+            raise InputError(f"{self.origin}: labels.store is {str(self.folder)!r}, a file; it names the folder that holds "
+                             "the annotation store (labels.parquet), e.g. data/annotations")
+        return self.folder / "labels.parquet"
+
+    @property
+    def ledger(self) -> Path | None:
+        """The ledger of sent batches (`pipeline.ledger`) in a campaign; None in a simulation
+        (``labels.source: oracle``), whose rounds never read it."""
+        from pipeline.ledger import ledger_file
+
+        return ledger_file(self.file) if self.campaign else None
+
+    def labels(self) -> pl.DataFrame:
+        """``id, label, label_name, annotations``: one label per annotated item (the store, resolved by ``conflicts``)."""
+        from al_core.annotations import read_store, resolve
+
+        labels, _ = resolve(read_store(self.file), self.conflicts)
+        return labels
+
+    def labeled_ids(self) -> set[int]:
+        """The ids the store labels (none when it does not exist yet)."""
+        return set(self.labels()["id"].to_list()) if self.file.exists() else set()
 
 
-def campaign_ledger(params: Params) -> Path | None:
-    """The ledger of sent batches (`pipeline.ledger`) in a campaign; None in a simulation
-    (``labels.source: oracle``), whose rounds never read it."""
-    from pipeline.ledger import ledger_file
-
-    return ledger_file(store_file(params)) if params.settings.labels.source == "annotations" else None
-
-
-def sent_batch_for(params: Params, round_name: str, labeled_ids: set[int], pool_ids: np.ndarray) -> pl.DataFrame | None:
+def sent_batch_for(ledger: Path | None, round_name: str, labeled_ids: set[int], pool_ids: np.ndarray) -> pl.DataFrame | None:
     """What the ``init``/``select`` stage writes for a round sent to annotators (None: select it):
-    the batch as it was sent, checked against the round's labeled set and the pool."""
+    the batch as it was sent, checked against the round's labeled set and the pool; ``ledger``:
+    `LabelStore.ledger` (None in a simulation)."""
     from pipeline.ledger import kept_batch
 
-    ledger = campaign_ledger(params)
     batch = None if ledger is None else kept_batch(ledger, round_name, labeled_ids, pool_ids)
     if batch is not None:
         print(f"{round_name}: sent to annotators ({ledger}): {batch.height} items kept as sent, whatever the head or "
               f"settings say now (`al reopen {round_name}` selects this round again)")
     return batch
-
-
-def annotated_labels(params: Params) -> pl.DataFrame:
-    """``id, label, label_name, annotations``: one label per annotated item (the store, resolved)."""
-    from al_core.annotations import read_store, resolve
-
-    labels, _ = resolve(read_store(store_file(params)), params.settings.labels.conflicts)
-    return labels
 
 
 def known_labels(table: PoolTable) -> pl.DataFrame:

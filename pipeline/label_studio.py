@@ -45,7 +45,7 @@ from pipeline.annotate import (
     studio_tasks,
 )
 from pipeline.artifacts import PoolTable
-from pipeline.label_store import annotated_labels, known_labels, store_file
+from pipeline.label_store import LabelStore, known_labels
 from pipeline.params import Params
 
 URL_VARIABLE = "LABEL_STUDIO_URL"
@@ -159,12 +159,13 @@ def _choices(config: str) -> list[str]:
     return re.findall(r'<Choice\s+value="([^"]*)"', config)
 
 
-def project_file(params: Params) -> Path:
-    return store_file(params).parent / PROJECT_FILE
+def project_file(store: LabelStore) -> Path:
+    """Where the campaign remembers its Label Studio project: beside the annotation store."""
+    return store.file.parent / PROJECT_FILE
 
 
-def read_project(params: Params) -> dict | None:
-    path = project_file(params)
+def read_project(path: Path) -> dict | None:
+    """The remembered project (`project_file`): url, project, rounds; None before the first push."""
     if not path.exists():
         return None
     try:
@@ -179,8 +180,7 @@ def read_project(params: Params) -> dict | None:
     return state
 
 
-def write_project(params: Params, state: dict) -> None:
-    path = project_file(params)
+def write_project(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".json") as tmp:
         tmp.write_text(json.dumps(state, indent=1) + "\n")
@@ -259,7 +259,10 @@ def add_storages(client: LabelStudio, project: int, folders: list[Path], root: P
 def run_push(params: Params, round_name: str, url: str | None, key: str | None, document_root: Path | None,
              project: int | None) -> None:
     """Send ROUND's batch to the campaign's Label Studio project (see the module docstring)."""
-    state = read_project(params)
+    settings = params.settings
+    store = LabelStore.of(settings.labels, params.path)
+    remembered = project_file(store)
+    state = read_project(remembered)
     if project is not None and state is not None and project != state["project"]:
         state = None  # another project from now on: the remembered one is replaced once this push succeeds
     client = connect(url, key, None if project is not None else state)
@@ -268,20 +271,20 @@ def run_push(params: Params, round_name: str, url: str | None, key: str | None, 
         state = {"url": client.url, "project": int(project), "rounds": {}}
     if state is not None:
         check_project(client, state["project"], names)
-    batch = round_batch(params, round_name)
+    batch = round_batch(store, round_name)
     if not batch.rows.height:
         print(f"push {round_name}: nothing to send, {batch.all_labeled}")
         return
-    root = served_root(params, document_root)
-    tasks, shown = studio_tasks(params, batch, root)
+    root = served_root(document_root, settings.data.root)
+    tasks, shown = studio_tasks(batch, settings.labels.image_url, root)
     folders = storage_folders(tasks, root)
     made = ""
     if state is None:
         title = f"al {Path.cwd().name}"
         created = client.call("POST", "/api/projects", {"title": title, "label_config": labeling_config(names)})
         state = {"url": client.url, "project": int(created["id"]), "title": title, "rounds": {}}
-        write_project(params, state)
-        made = f"created project {state['project']} ({title!r}), remembered in {project_file(params)}; "
+        write_project(remembered, state)
+        made = f"created project {state['project']} ({title!r}), remembered in {remembered}; "
     number = state["project"]
     added_storages = add_storages(client, number, folders, root)
     present = {task["data"].get("item_id") for task in client.tasks(number)}
@@ -291,7 +294,7 @@ def run_push(params: Params, round_name: str, url: str | None, key: str | None, 
     rounds = state.setdefault("rounds", {})
     rounds[round_name] = sorted(set(rounds.get(round_name, [])) | {task["data"]["item_id"] for task in tasks})
     state["url"] = client.url
-    write_project(params, state)
+    write_project(remembered, state)
     sent = mark_sent(batch.ledger, round_name, "push")
     storages = f"{added_storages} local-files storage(s) added; " if added_storages else ""
     there = f", {len(tasks) - len(new)} there already" if len(new) < len(tasks) else ""
@@ -301,9 +304,12 @@ def run_push(params: Params, round_name: str, url: str | None, key: str | None, 
 
 def run_pull(params: Params, url: str | None, key: str | None) -> None:
     """Store the annotations of the campaign's Label Studio project (see the module docstring)."""
-    state = read_project(params)
+    store = LabelStore.of(params.settings.labels, params.path)
+    rounds = params.rounds()
+    remembered = project_file(store)
+    state = read_project(remembered)
     if state is None:
-        raise InputError(f"no Label Studio project yet ({project_file(params)} is missing): al push ROUND creates it")
+        raise InputError(f"no Label Studio project yet ({remembered} is missing): al push ROUND creates it")
     client = connect(url, key, state)
     number = state["project"]
     names = class_names()
@@ -315,11 +321,11 @@ def run_pull(params: Params, url: str | None, key: str | None) -> None:
         raise InputError(f"Label Studio at {client.url} sent project {number}'s export as something that is not JSON") from None
     table = PoolTable.load()
     where = f"Label Studio project {number} at {client.url}"
-    labeled_before = set(annotated_labels(params)["id"].to_list()) if store_file(params).exists() else set()
+    labeled_before = store.labeled_ids()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"project-{number}.json"
         path.write_bytes(export)
-        parsed = parse_export(path, names, table.ids("pool"), table.paths("pool"), dataset_root(params),
+        parsed = parse_export(path, names, table.ids("pool"), table.paths("pool"), dataset_root(params.settings.data.root),
                               source=f"{client.url}/projects/{number}", name=where)
     tasks_of = {}
     for task in data:
@@ -332,7 +338,7 @@ def run_pull(params: Params, url: str | None, key: str | None) -> None:
             shown = ", ".join(map(str, gone[:5])) + (", ..." if len(gone) > 5 else "")
             raise InputError(f"{where} has no task for {len(gone)} unlabeled items of round {round_name} (ids {shown}; "
                              f"deleted in Label Studio?); nothing stored: al push {round_name} adds them again")
-    line = store_parsed(params, table, parsed, f"pull project {number}")
+    line = store_parsed(store, rounds, table, parsed, f"pull project {number}")
     print(line + "".join(f"; {note}" for note in round_status(state["rounds"], tasks_of)))
 
 

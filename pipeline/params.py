@@ -188,6 +188,9 @@ def _section_type(name: str, rules: dict[str, Setting]) -> type:
 
 
 SECTION_TYPES = {name: _section_type(name, rules) for name, rules in SCHEMA.items() if isinstance(rules, dict)}
+# Each section's type, for the functions below a stage's door that take one section.
+DataSettings, BackboneSettings, TrainSettings, FinetuneSettings, LabelsSettings = (
+    SECTION_TYPES[name] for name in ("data", "backbone", "train", "finetune", "labels"))
 Settings = dataclasses.make_dataclass(
     "Settings", [(name, SECTION_TYPES[name] if name in SECTION_TYPES else object) for name in SCHEMA], frozen=True)
 Settings.__doc__ = ("Every setting of params.yaml, typed and with the schema's defaults filled in: ``settings.train.lr``, "
@@ -235,16 +238,21 @@ class Params:
             raise InputError(f"{self.path} has no key 'schedule'; write it with al schedule N")
         return check_schedule(self.settings.schedule, str(self.path))
 
+    def rounds(self) -> list[str]:
+        """``init`` and the scheduled rounds, in order."""
+        return [INIT_ROUND, *self.schedule()]
 
-def preprocessing_overrides(params: Params) -> dict:
+
+def preprocessing_overrides(backbone: BackboneSettings) -> dict:
     """``backbone.mean`` / ``.std`` / ``.interpolation`` where set (``[]`` and ``auto``: the
-    checkpoint's own preprocessing, else timm's pretrained config of ``backbone.name``)."""
+    checkpoint's own preprocessing, else timm's pretrained config of ``backbone.name``);
+    ``backbone``: the section of `Settings`."""
     overrides = {}
     for key in ("mean", "std"):
-        value = getattr(params.settings.backbone, key)
+        value = getattr(backbone, key)
         if value:
             overrides[key] = value
-    interpolation = params.settings.backbone.interpolation
+    interpolation = backbone.interpolation
     if interpolation != "auto":
         overrides["interpolation"] = interpolation
     return overrides

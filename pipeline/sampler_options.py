@@ -9,21 +9,15 @@ from __future__ import annotations
 
 from al_core.errors import InputError
 from al_core.samplers import SAMPLERS
-from pipeline.params import Params
-
-
-def sampler_options(params: Params, name: str) -> dict:
-    """The options ``select.<name>`` sets for sampler ``name`` (the others keep their defaults).
-
-    Checks every ``select.<sampler>`` mapping of the file first (a misspelled sampler or option
-    anywhere is an error naming it, whichever sampler runs).
-    """
-    return check_sampler_settings(params.data, str(params.path), name)
 
 
 def check_sampler_settings(data: dict, source: str, name: str) -> dict:
-    """Check sampler ``name`` and every ``select.<sampler>`` mapping of the settings ``data`` (read
-    from ``source``) against the registry; return ``select.<name>``'s options."""
+    """The options ``select.<name>`` of the settings ``data`` (read from ``source``) sets for
+    sampler ``name`` (the others keep their defaults).
+
+    Checks sampler ``name`` and every ``select.<sampler>`` mapping against the registry first (a
+    misspelled sampler or option anywhere is an error naming it, whichever sampler runs).
+    """
     section = data.get("select") or {}
     for sampler, settings in section.items():
         if not isinstance(settings, dict):

@@ -281,9 +281,9 @@ def study_run(
     Example: al study run --only balanced/base/seed0 --force --out /tmp/check
     """
     from pipeline.study import run_study
-    from stages.experiment import prepare_and_embed, run_experiment
+    from stages.experiment import run_prepare_and_embed, run_experiment
 
-    run_study(prepare_and_embed, run_experiment, grid, only=only or None, limit=limit, force=force, results=out)
+    run_study(run_prepare_and_embed, run_experiment, grid, only=only or None, limit=limit, force=force, results=out)
 
 
 @study_app.command("report")

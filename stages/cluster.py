@@ -21,12 +21,13 @@ from pipeline.artifacts import CLUSTER_DIR, CLUSTERS, PoolTable, load_features, 
 from pipeline.params import Params
 
 
-def clustering_options(params: Params) -> dict:
-    """clusters, codebook_size, iterations: from ``select.margin_clustering`` or their defaults.
-    Only these keys are read here; the select stage checks the sampler's other options."""
-    section = (params.data.get("select") or {}).get("margin_clustering") or {}
+def clustering_options(data: dict, source: str) -> dict:
+    """clusters, codebook_size, iterations: from ``select.margin_clustering`` of the settings
+    ``data`` (read from ``source``) or their defaults. Only these keys are read here; the select
+    stage checks the sampler's other options."""
+    section = (data.get("select") or {}).get("margin_clustering") or {}
     return {
-        key: setting.check(f"select.margin_clustering.{key}", section[key], str(params.path)) if key in section else setting.default
+        key: setting.check(f"select.margin_clustering.{key}", section[key], source) if key in section else setting.default
         for key, setting in CLUSTERING_OPTIONS.items()
     }
 
@@ -40,7 +41,7 @@ def reads_clusters(sampler: str) -> bool:
 
 def run_cluster(params: Params) -> None:
     sampler = params.settings.sampler
-    options = clustering_options(params)  # checked whatever the sampler: a bad value fails at once
+    options = clustering_options(params.data, str(params.path))  # checked whatever the sampler: a bad value fails at once
     if not reads_clusters(sampler):
         write_npy(CLUSTERS, np.empty(0, dtype=np.int64))
         write_json(CLUSTER_DIR / "meta.json", {"skipped": f"sampler {sampler} reads no clusters"})

@@ -17,7 +17,7 @@ from al_core.features import extract_features, extraction_fingerprint, pick_devi
 from al_core.linear import feature_statistics
 from pipeline.artifacts import EMBED_DIR, EMBED_META, FEATURE_STATS, FEATURES, PREPARE_DIR, PoolTable, load_images
 from pipeline.distributed import process_group, relaunch, under_torchrun
-from pipeline.params import Params, preprocessing_overrides
+from pipeline.params import BackboneSettings, Params, preprocessing_overrides
 
 PARTIAL_ROOT = Path("data/.embed-partial")
 UNREADABLE = EMBED_DIR / "unreadable.csv"
@@ -39,23 +39,24 @@ def run_embed(params: Params) -> None:
         relaunch("embed", processes, params.path)
         return
     with process_group():
-        _embed(params)
+        _embed(params.settings.backbone)
 
 
-def _embed(params: Params) -> None:
+def _embed(backbone: BackboneSettings) -> None:
+    """`run_embed`'s work in one process; ``backbone``: that section of `pipeline.params.Settings`."""
     table = PoolTable.load()
-    name = params.settings.backbone.name
-    checkpoint = params.settings.backbone.checkpoint
-    part = params.settings.backbone.checkpoint_part
-    image_size = params.settings.backbone.image_size
-    batch_size = params.settings.backbone.batch_size
-    device = params.settings.backbone.device
+    name = backbone.name
+    checkpoint = backbone.checkpoint
+    part = backbone.checkpoint_part
+    image_size = backbone.image_size
+    batch_size = backbone.batch_size
+    device = backbone.device
     ids = table.frame["id"].to_numpy()
     images, content = load_images(table, image_size)
     # The whole id order and image content name the resumable work: any change starts afresh.
-    shard_size = params.settings.backbone.shard_size
-    model, preprocessing, load_report = load_backbone(name, checkpoint, part, preprocessing_overrides(params))
-    precision = resolve_precision(params.settings.backbone.precision, pick_device(device))
+    shard_size = backbone.shard_size
+    model, preprocessing, load_report = load_backbone(name, checkpoint, part, preprocessing_overrides(backbone))
+    precision = resolve_precision(backbone.precision, pick_device(device))
     fingerprint = extraction_fingerprint(name, f"{checkpoint}#{part}", image_size, shard_size,
                                          hashlib.sha256(ids.tobytes()).hexdigest(), content, preprocessing, precision)
     work_dir = PARTIAL_ROOT / fingerprint

@@ -17,7 +17,7 @@ from stages.select import run_select
 from stages.train import run_train
 
 
-def prepare_and_embed(params: Params) -> None:
+def run_prepare_and_embed(params: Params) -> None:
     """What a dataset needs once (cwd: its folder): the pool table and the features."""
     run_prepare(params)
     run_embed(params)

@@ -29,12 +29,13 @@ def run_full(params: Params) -> None:
         return
     features = load_features()
     pool = table.split_range("pool")
-    config = head_config(params)
-    max_epochs = params.settings.full.max_epochs  # >= 0, checked by pipeline/params.py
+    settings = params.settings
+    config = head_config(settings.train)
+    max_epochs = settings.full.max_epochs  # >= 0, checked by pipeline/params.py
     if max_epochs:  # lbfgs: at most this many iterations per penalty (each about one pass, as an epoch)
         config = replace(config, max_epochs=max_epochs, max_iter=max_epochs)
-    head = fit_head(params, table, features, np.arange(pool.start, pool.stop), table.labels("pool"),
-                    round_seed(params.settings.seed, "full"), config)
+    head = fit_head(table, features, np.arange(pool.start, pool.stop), table.labels("pool"),
+                    round_seed(settings.seed, "full"), config, settings.backbone.device)
     metrics = {"labels": int(pool.stop - pool.start), "val_top1": head.history["val_top1"]}
     metrics.update(test_metrics(table, features, head.weight, head.bias))
     write_json(FULL_DIR / "metrics.json", metrics)

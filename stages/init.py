@@ -9,7 +9,7 @@ import numpy as np
 from al_core.artifacts import write_parquet
 from al_core.errors import InputError
 from pipeline.artifacts import INIT_ROUND, PoolTable, labeled_frame, queried_frame, round_dir
-from pipeline.label_store import sent_batch_for
+from pipeline.label_store import LabelStore, sent_batch_for
 from pipeline.params import Params
 
 
@@ -28,7 +28,7 @@ def run_init(params: Params) -> None:
     pool_labels = table.labels("pool")
     out = round_dir(INIT_ROUND)
     write_parquet(out / "labeled.parquet", labeled_frame(np.empty(0, np.int64), np.empty(0, np.int64), [], []))
-    sent = sent_batch_for(params, INIT_ROUND, set(), pool_ids)
+    sent = sent_batch_for(LabelStore.of(params.settings.labels, params.path).ledger, INIT_ROUND, set(), pool_ids)
     if sent is not None:  # a campaign's s0, once sent to annotators, is a fact
         write_parquet(out / "queried.parquet", sent)
         return

@@ -17,7 +17,7 @@ import polars as pl
 from al_core.artifacts import write_json, write_parquet
 from al_core.errors import InputError
 from pipeline.artifacts import PoolTable, load_queried, pool_positions, round_dir
-from pipeline.label_store import LABELS_COLUMNS, annotated_labels, with_dataset_labels
+from pipeline.label_store import LABELS_COLUMNS, LabelStore, with_dataset_labels
 from pipeline.params import Params
 
 
@@ -38,7 +38,7 @@ def run_labels(params: Params, round_name: str) -> None:
         frame = pl.DataFrame({"id": ids, "label": labels}, schema=LABELS_COLUMNS)
     else:
         # The store's labels, else those the dataset gives (a seed set), for the queried items.
-        answered, given = with_dataset_labels(annotated_labels(params), table)
+        answered, given = with_dataset_labels(LabelStore.of(params.settings.labels, params.path).labels(), table)
         frame = (pl.DataFrame({"id": ids}, schema={"id": pl.Int64}).with_row_index("rank")
                  .join(answered, on="id", how="inner").sort("rank").select("id", "label"))
         from_data = int(given["id"].is_in(ids.tolist()).sum())

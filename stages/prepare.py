@@ -10,19 +10,17 @@ from al_core.data import DATASETS, listed_index, long_tail_index
 from al_core.data.images import check_images
 from al_core.errors import InputError
 from pipeline.artifacts import IMAGES, POOL_TABLE, PREPARE_DIR
-from pipeline.params import Params
+from pipeline.params import DataSettings, Params
 
 SKIPPED = PREPARE_DIR / "skipped.csv"
 
 
-def _read_dataset(params: Params):
-    name = params.settings.data.dataset
-    if name not in DATASETS:
-        raise InputError(f"params data.dataset {name!r} is unknown; known: {sorted(DATASETS)}")
-    classes = params.settings.data.classes
-    return DATASETS[name](
-        params.settings.data.root, classes=tuple(map(str, classes)) or None,
-        test_fraction=params.settings.data.test_fraction, split_seed=params.settings.data.split_seed,
+def _read_dataset(data: DataSettings):
+    """The dataset ``data`` (that section of `pipeline.params.Settings`) names."""
+    if data.dataset not in DATASETS:
+        raise InputError(f"params data.dataset {data.dataset!r} is unknown; known: {sorted(DATASETS)}")
+    return DATASETS[data.dataset](
+        data.root, classes=tuple(map(str, data.classes)) or None, test_fraction=data.test_fraction, split_seed=data.split_seed,
     )
 
 
@@ -55,7 +53,7 @@ def run_prepare(params: Params) -> None:
     data/prepare/skipped.csv (unreadable files; image-file datasets) and meta.json.
     Memory O(N) for the table (and the images of in-memory datasets).
     """
-    dataset = _read_dataset(params)
+    dataset = _read_dataset(params.settings.data)
     classes = dataset.class_names
     train, test = dataset.train, dataset.test
     split_seed = params.settings.data.split_seed

@@ -39,15 +39,14 @@ def stop_signals(metrics: list[dict], predictions: list[np.ndarray | None], num_
     return signals
 
 
-def stop_round(frame: pl.DataFrame, params: Params) -> dict:
+def stop_round(frame: pl.DataFrame, kappa: float, window: int) -> dict:
     """Where the stabilizing-predictions criterion (``stop.kappa``, ``stop.window``) says stop, on a rounds table."""
-    return stopping_point(frame["round"].to_list(), frame["labels"].to_list(), frame["kappa"].to_list(),
-                          params.settings.stop.kappa, params.settings.stop.window)
+    return stopping_point(frame["round"].to_list(), frame["labels"].to_list(), frame["kappa"].to_list(), kappa, window)
 
 
-def collect_rounds(params: Params) -> pl.DataFrame:
-    """One row per scheduled round: its metrics.json, and the stopping signals of its stop-set predictions."""
-    rounds = list(params.schedule())
+def collect_rounds(rounds: list[str]) -> pl.DataFrame:
+    """One row per round of ``rounds`` (the scheduled ones): its metrics.json, and the stopping
+    signals of its stop-set predictions."""
     metrics = [read_json(round_dir(round_name) / "metrics.json") for round_name in rounds]
     paths = [round_dir(round_name) / STOP_PREDICTIONS for round_name in rounds]
     predictions = [read_npy(path, mmap=False) if path.exists() else None for path in paths]
@@ -89,18 +88,19 @@ def summarize(frame: pl.DataFrame, full: dict | None) -> dict:
 
 def run_report(params: Params) -> None:
     """The ``report`` stage: metrics.json, reports/rounds.csv, reports/table.md and reports/figures/."""
-    frame = collect_rounds(params)
+    settings = params.settings
+    frame = collect_rounds(list(params.schedule()))
     full_path = FULL_DIR / "metrics.json"
     full = read_json(full_path) if full_path.exists() else None
     full = full if full is not None and "top1" in full else None  # skipped on an unlabeled pool
-    stop = stop_round(frame, params)
+    stop = stop_round(frame, settings.stop.kappa, settings.stop.window)
     summary = summarize(frame, full)
     summary["stop_labels"] = stop["stop_labels"]
     with atomic_path(ROUNDS_CSV, suffix=".csv") as tmp:
         frame.write_csv(tmp)
     table = markdown_table(frame, ["round", "labels", "top1", "top5", "imbalance_ratio", "entropy", "val_top1", "kappa",
                                    "changed", "class_counts"])
-    footer = f"\nsampler={frame['sampler'][0]} seed={params.settings.seed}"
+    footer = f"\nsampler={frame['sampler'][0]} seed={settings.seed}"
     footer += (f"; stop ({stop['rule']}): at {stop['stop_round']} ({stop['stop_labels']} labels)" if stop["stop_round"]
                else f"; stop ({stop['rule']}): not reached yet")
     if full is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -23,9 +24,9 @@ from pipeline.artifacts import (
     round_seed,
 )
 from pipeline.distributed import all_gather_object, process_group, rank_and_processes, relaunch, under_torchrun
-from pipeline.label_store import sent_batch_for
-from pipeline.params import Params
-from pipeline.sampler_options import sampler_options
+from pipeline.label_store import LabelStore, sent_batch_for
+from pipeline.params import Params, Settings
+from pipeline.sampler_options import check_sampler_settings
 
 
 def load_cluster_ids(pool_size: int) -> np.ndarray:
@@ -39,10 +40,10 @@ def load_cluster_ids(pool_size: int) -> np.ndarray:
 ARTIFACT_OPTIONS = {"cluster_ids": load_cluster_ids}  # options params.yaml cannot hold: arrays a stage computed
 
 
-def options_for(params: Params, name: str, pool_size: int) -> dict:
-    """What ``params.yaml`` sets for sampler ``name`` (``select.<name>``), plus the arrays it
-    takes from artifacts; the sampler's schema checks them and defaults the rest."""
-    options = sampler_options(params, name)
+def options_for(settings: dict, name: str, pool_size: int) -> dict:
+    """What ``params.yaml`` sets for sampler ``name`` (``settings``: its ``select.<name>``, checked),
+    plus the arrays it takes from artifacts; the sampler's schema defaults the rest."""
+    options = dict(settings)
     spec = SAMPLERS[name]
     for option, load in ARTIFACT_OPTIONS.items():
         if option in spec.options:
@@ -50,11 +51,11 @@ def options_for(params: Params, name: str, pool_size: int) -> dict:
     return options
 
 
-def pool_images(table: PoolTable, params: Params):
+def pool_images(table: PoolTable, image_size: int):
     """The pool rows' images (lazily decoded for image files), for samplers that look at pixels."""
     from al_core.data.images import ImageFiles
 
-    images, _ = load_images(table, params.settings.backbone.image_size)
+    images, _ = load_images(table, image_size)
     pool = table.split_range("pool")
     return ImageFiles(images.paths[pool], images.size) if isinstance(images, ImageFiles) else images[pool]
 
@@ -68,17 +69,21 @@ def run_select(params: Params, round_name: str) -> None:
     exactly, and rank 0 writes the file one process would (samplers with sharded support; the
     others run in rank 0 alone). Multi-node: start ``torchrun ... -m stages.cli select rK`` yourself.
     """
-    processes = params.settings.select.processes
+    settings = params.settings
+    processes = settings.select.processes
     if processes > 1 and not under_torchrun():
         relaunch("select", processes, params.path, (round_name,))
         return
+    options = check_sampler_settings(params.data, str(params.path), settings.sampler)  # also refuses an unknown sampler
     with process_group():
-        _select(params, round_name)
+        _select(settings, options, LabelStore.of(settings.labels, params.path).ledger, round_name)
 
 
-def _select(params: Params, round_name: str) -> None:
+def _select(settings: Settings, options: dict, ledger: Path | None, round_name: str) -> None:
+    """`run_select`'s work in each process: ``options``, the sampler's checked ``select.<sampler>``;
+    ``ledger``: the campaign's (`LabelStore.ledger`, None in a simulation)."""
     rank, processes = rank_and_processes()
-    sampler = params.settings.sampler
+    sampler = settings.sampler
     if processes > 1 and (sampler not in SAMPLERS or not SAMPLERS[sampler].shardable):
         if rank != 0:
             return
@@ -86,18 +91,18 @@ def _select(params: Params, round_name: str) -> None:
         processes = 1
     table = PoolTable.load()
     pool_ids = table.ids("pool")
-    sent = sent_batch_for(params, round_name, set(load_labeled(round_name)["id"].to_list()), pool_ids)
+    sent = sent_batch_for(ledger, round_name, set(load_labeled(round_name)["id"].to_list()), pool_ids)
     if sent is not None:  # a campaign's sent batch is a fact: written back as it went out
         if rank == 0:
             write_parquet(round_dir(round_name) / "queried.parquet", sent)
         return
     head = load_head(round_name)
-    budget = params.settings.budget
-    options = options_for(params, sampler, len(pool_ids))  # also refuses an unknown sampler
+    budget = settings.budget
+    options = options_for(options, sampler, len(pool_ids))
     spec = SAMPLERS[sampler]
     # Only samplers that declare it (the oracle, and balancing's sequential annotation) read labels.
     reads_labels = "labels" in spec.needs
-    if reads_labels and params.settings.labels.source != "oracle":
+    if reads_labels and settings.labels.source != "oracle":
         raise InputError(f"sampler {sampler!r} reads the true labels of unlabeled items (a simulation), which do not "
                          "exist with labels.source: annotations; pick a sampler that does not (al samplers)")
     labeled = labeled_mask(table, round_name)
@@ -109,13 +114,13 @@ def _select(params: Params, round_name: str) -> None:
         selection = select_with_scores(
             sampler, budget,
             features=features[table.split_range("pool")], head_weight=head["weight"], head_bias=head["bias"],
-            labeled_mask=labeled, seed=round_seed(params.settings.seed, round_name),
+            labeled_mask=labeled, seed=round_seed(settings.seed, round_name),
             labels=table.labels("pool") if reads_labels else None,
-            chunk_size=params.settings.select.chunk_size, options=options, labeled_class_counts=labeled_counts,
-            images=pool_images(table, params) if "images" in spec.needs else None,
+            chunk_size=settings.select.chunk_size, options=options, labeled_class_counts=labeled_counts,
+            images=pool_images(table, settings.backbone.image_size) if "images" in spec.needs else None,
             shard=(rank, processes), gather=all_gather_object if processes > 1 else None,
-            precision=selection_precision(params.settings.select.precision),
-            device=selection_device(params.settings.backbone.device),
+            precision=selection_precision(settings.select.precision),
+            device=selection_device(settings.backbone.device),
         )
     if rank != 0:
         return

@@ -24,9 +24,9 @@ from pipeline.artifacts import (
     round_seed,
 )
 from pipeline.distributed import process_group, relaunch, under_torchrun
-from pipeline.heads import fit_head, fit_note
+from pipeline.heads import fit_head, fit_note, head_config
 from pipeline.label_store import new_labels
-from pipeline.params import Params, preprocessing_overrides
+from pipeline.params import BackboneSettings, FinetuneSettings, Params, Settings, preprocessing_overrides
 
 TRAIN_MODES = ("linear", "finetune")
 
@@ -48,10 +48,11 @@ def run_train(params: Params, round_name: str, previous: str) -> None:
         relaunch("train", processes, params.path, (round_name, previous))
         return
     with process_group():
-        _train(params, round_name, previous, mode)
+        _train(params.settings, round_name, previous, mode)
 
 
-def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
+def _train(settings: Settings, round_name: str, previous: str, mode: str) -> None:
+    """`run_train`'s work in one process, from the typed ``settings`` (`pipeline.params.Settings`)."""
     table = PoolTable.load()
     pool_ids = table.ids("pool")
     previous_labeled = load_labeled(previous)
@@ -63,7 +64,7 @@ def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
                          f"re-run the stage that wrote it (dvc repro -f select@{previous}) or restore it (dvc checkout)")
     pool_positions(pool_ids, batch_ids, round_dir(previous) / "queried.parquet")  # every id a pool item
     # The previous round's queries with their labels (labels@<previous>)
-    queried = new_labels(previous, params.settings.labels.awaiting)
+    queried = new_labels(previous, settings.labels.awaiting)
     labeled = pl.concat([
         previous_labeled,
         labeled_frame(queried["id"].to_numpy(), queried["label"].to_numpy(), queried["round"].to_list(), queried["sampler"].to_list()),
@@ -73,12 +74,14 @@ def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
     labeled_rows = table.split_range("pool").start + pool_positions(
         pool_ids, usable["id"].to_numpy(), round_dir(round_name) / "labeled.parquet")
     labeled_labels = usable["label"].to_numpy()
-    seed = round_seed(params.settings.seed, round_name)
+    seed = round_seed(settings.seed, round_name)
     out = round_dir(round_name)
     if mode == "linear":
-        head = fit_head(params, table, load_features(), labeled_rows, labeled_labels, seed)
+        head = fit_head(table, load_features(), labeled_rows, labeled_labels, seed, head_config(settings.train),
+                        settings.backbone.device)
     else:
-        head = finetune_round(params, table, labeled_rows, labeled_labels, seed, round_name)
+        head = finetune_round(settings.backbone, finetune_config(settings.finetune, settings.train.class_weighted),
+                              table, labeled_rows, labeled_labels, seed, round_name)
         if head is None:  # a torchrun rank other than 0
             return
     write_parquet(out / "labeled.parquet", labeled)
@@ -91,44 +94,44 @@ def _train(params: Params, round_name: str, previous: str, mode: str) -> None:
     print(f"train {round_name}: {labeled.height} labels, val top-1 {head.history['val_top1']:.4f} ({fit_note(head.history)})")
 
 
-def finetune_config(params: Params):
+def finetune_config(finetune: FinetuneSettings, class_weighted: bool):
+    """`al_core.finetune.FinetuneConfig` from the ``finetune`` section of `pipeline.params.Settings`
+    and ``train.class_weighted``."""
     from al_core.finetune import FinetuneConfig
 
     return FinetuneConfig(
-        lr=params.settings.finetune.lr, momentum=params.settings.finetune.momentum,
-        weight_decay=params.settings.finetune.weight_decay, batch_size=params.settings.finetune.batch_size,
-        epochs=params.settings.finetune.epochs, schedule=params.settings.finetune.schedule,
-        step_epochs=params.settings.finetune.step_epochs, gamma=params.settings.finetune.gamma,
-        patience=params.settings.finetune.patience, augment=params.settings.finetune.augment,
-        class_weighted=params.settings.train.class_weighted,
+        lr=finetune.lr, momentum=finetune.momentum, weight_decay=finetune.weight_decay, batch_size=finetune.batch_size,
+        epochs=finetune.epochs, schedule=finetune.schedule, step_epochs=finetune.step_epochs, gamma=finetune.gamma,
+        patience=finetune.patience, augment=finetune.augment, class_weighted=class_weighted,
     )
 
 
-def finetune_round(params: Params, table: PoolTable, labeled_rows: np.ndarray, labeled_labels: np.ndarray, seed: int,
-                   round_name: str):
+def finetune_round(backbone_settings: BackboneSettings, config, table: PoolTable, labeled_rows: np.ndarray, labeled_labels: np.ndarray,
+                   seed: int, round_name: str):
     """Fine-tune from the checkpoint on the labeled rows, then embed every table row with the result.
 
-    Writes runs/<round>/model/features.npy (rank 0); returns the head (None on other ranks).
+    ``backbone_settings``: the ``backbone`` section of `pipeline.params.Settings`; ``config``:
+    `finetune_config`. Writes runs/<round>/model/features.npy (rank 0); returns the head (None on
+    other ranks).
     """
     from al_core.backbones import load_backbone
     from al_core.features import extract_features, extraction_fingerprint
     from al_core.finetune import finetune
 
-    image_size = params.settings.backbone.image_size
-    backbone, preprocessing, _ = load_backbone(params.settings.backbone.name, params.settings.backbone.checkpoint,
-                                               params.settings.backbone.checkpoint_part, preprocessing_overrides(params))
+    image_size = backbone_settings.image_size
+    backbone, preprocessing, _ = load_backbone(backbone_settings.name, backbone_settings.checkpoint,
+                                               backbone_settings.checkpoint_part, preprocessing_overrides(backbone_settings))
     images, content = load_images(table, image_size)
     labels = table.frame["label"].to_numpy()
     val_rows = table.rows("val")
     model = finetune(backbone, images, labeled_rows, labeled_labels, val_rows, labels[val_rows],
                      num_classes=table.num_classes, image_size=image_size, preprocessing=preprocessing,
-                     config=finetune_config(params), seed=seed, device=params.settings.backbone.device)
+                     config=config, seed=seed, device=backbone_settings.device)
     work_dir = Path("data/.finetune-partial") / extraction_fingerprint(round_name, seed, content, labeled_rows.tobytes(),
-                                                                       params.settings.backbone.precision)
+                                                                       backbone_settings.precision)
     features = extract_features(model.backbone, images, image_size=image_size, preprocessing=preprocessing, work_dir=work_dir,
-                                batch_size=params.settings.backbone.batch_size, device=params.settings.backbone.device,
-                                shard_size=params.settings.backbone.shard_size,
-                                precision=params.settings.backbone.precision)
+                                batch_size=backbone_settings.batch_size, device=backbone_settings.device,
+                                shard_size=backbone_settings.shard_size, precision=backbone_settings.precision)
     if features is None:
         return None
     write_npy(model_dir(round_name) / "features.npy", features)

@@ -104,3 +104,29 @@ def test_the_checks_find_what_they_look_for():
     graph = {"al_core.a": {"pipeline.b"}, "pipeline.b": {"pipeline.c"}, "pipeline.c": {"pipeline.b"}, "stages.d": {"al_core.a"}}
     assert circles(graph) == [["pipeline.b", "pipeline.c"]]
     assert [(m, t) for m, ts in graph.items() for t in ts if floor(t) > floor(m)] == [("al_core.a", "pipeline.b")]
+
+
+def functions_reaching_for_params() -> list[str]:
+    """Functions of pipeline/ and stages/ below a command's door that take the whole ``Params`` or
+    read its settings (``params.settings``, ``.data``, ``.path``, ``.schedule()``). Doors are the
+    commands' ``run_*`` functions and the CLI; below them, functions take plain typed values."""
+    found = []
+    for package in ("pipeline", "stages"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name == "cli.py" and package == "stages":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name.startswith("run_"):
+                    continue
+                arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                takes = [a.arg for a in arguments if a.annotation is not None and ast.unparse(a.annotation) == "Params"]
+                reads = [f"params.{n.attr}" for n in ast.walk(node) if isinstance(n, ast.Attribute)
+                         and isinstance(n.value, ast.Name) and n.value.id == "params"
+                         and n.attr in ("settings", "data", "path", "schedule", "rounds")]
+                if takes or reads:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({', '.join(takes + sorted(set(reads)))})")
+    return found
+
+
+def test_settings_are_read_once_at_each_commands_door():
+    assert functions_reaching_for_params() == []

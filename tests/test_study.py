@@ -10,7 +10,7 @@ import yaml
 
 from al_core.errors import InputError
 from pipeline.study import load_grid, run_study
-from stages.experiment import prepare_and_embed, run_experiment
+from stages.experiment import run_prepare_and_embed, run_experiment
 from reporting.study import area_under_curve, paired_differences, run_study_report, summary
 from tests.fakes import write_fake_fashion_mnist
 from tests.test_pipeline import tiny_params
@@ -32,7 +32,7 @@ def study(tmp_path, monkeypatch):
 def test_study_runs_resumes_reproduces_and_reports(study, capsys):
     grid = Path("reports/study/grid.yaml")
     results = Path("reports/study/runs")
-    assert run_study(prepare_and_embed, run_experiment, grid) == ["tiny/random/seed0", "tiny/margin/seed0", "tiny/random/seed1", "tiny/margin/seed1"]
+    assert run_study(run_prepare_and_embed, run_experiment, grid) == ["tiny/random/seed0", "tiny/margin/seed0", "tiny/random/seed1", "tiny/margin/seed1"]
     out = capsys.readouterr().out
     assert "study: [1/4] tiny/random/seed0: final top-1" in out and "study: [4/4]" in out
     cell = results / "tiny" / "margin" / "seed1"
@@ -40,10 +40,10 @@ def test_study_runs_resumes_reproduces_and_reports(study, capsys):
     assert pl.read_csv(cell / "selections.csv").height == 20 + 3 * 15  # s0, then 3 rounds of 15
     assert json.loads((cell / "cell.json").read_text())["machine"]["cpu"]
     # Resumable: finished cells are never run again; a cell whose results vanished (a killed run) is.
-    assert run_study(prepare_and_embed, run_experiment, grid) == []
+    assert run_study(run_prepare_and_embed, run_experiment, grid) == []
     before = {name: (cell / name).read_bytes() for name in ("rounds.csv", "metrics.json", "selections.csv")}
     (cell / "rounds.csv").unlink()
-    assert run_study(prepare_and_embed, run_experiment, grid) == ["tiny/margin/seed1"]
+    assert run_study(run_prepare_and_embed, run_experiment, grid) == ["tiny/margin/seed1"]
     assert {name: (cell / name).read_bytes() for name in before} == before  # byte-identical again
     # Seeds differ (s0 and head training), so their selections do.
     other = pl.read_csv(results / "tiny" / "margin" / "seed0" / "selections.csv")
@@ -56,7 +56,7 @@ def test_study_runs_resumes_reproduces_and_reports(study, capsys):
     paired = pl.read_csv(summary_path.parent / "paired_differences.csv")
     assert paired["sampler"].unique().to_list() == ["margin"] and paired["n"].to_list() == [2, 2, 2]
     with pytest.raises(InputError, match="no cell 'tiny/base/seed0'"):
-        run_study(prepare_and_embed, run_experiment, grid, only=["tiny/base/seed0"])
+        run_study(run_prepare_and_embed, run_experiment, grid, only=["tiny/base/seed0"])
 
 
 def test_area_under_curve_is_the_mean_top1_over_the_label_range():
