@@ -72,6 +72,15 @@ def batch_rows() -> list[dict]:
 
 # --- imports: no label on the wrong item, nothing stored when a file is refused ------------------
 
+def test_an_import_into_a_workspace_without_a_schedule_stores_nothing(campaign):
+    item = batch_rows()[3]
+    Path("more.csv").write_text(f"id,label\n{item['id']},{truth(item['path'])}\n")
+    settings = yaml.safe_load(Path("params.yaml").read_text())
+    del settings["schedule"]
+    Path("params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    fails_cleanly(["import", "more.csv"], "params.yaml has no key 'schedule'; write it with al schedule N")
+
+
 def test_id_and_path_of_different_images(campaign):
     first, second = batch_rows()[:2]
     Path("review.csv").write_text(f"id,path,label\n{first['id']},{second['path']},{truth(second['path'])}\n")
