@@ -177,8 +177,9 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
     among their class's ``keep[c]`` nearest, from the fast product (filter and refine), and per
     class the ``keep[c]``-th smallest upper end among them (+inf with fewer entries).
 
-    Every (row, class) gets an interval holding the distance the exact logits give (rows whose
-    predicted class is unsettled get exact distances at once). Per class, the running keep[c]-th
+    Every (row, class) gets an interval holding the distance the exact logits give. Rows whose
+    predicted class is unsettled get exact distances after the stream, in one product (their
+    entries join the thresholds late, which only keeps more entries meanwhile). Per class, the running keep[c]-th
     smallest upper end rules out entries whose lower end is above it; the shard's keep[c]
     smallest upper ends always stay in. Until every class has such a threshold a block's intervals
     are dense (``boundary_distance_bounds``); after that only the entries whose lower end passes
@@ -189,6 +190,7 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
     kept: list[tuple[np.ndarray, ...]] = []
     buffered, limit = 0, max(1 << 21, 4 * int(keep.sum()))
     wanted = keep > 0
+    unsettled_rows: list[np.ndarray] = []  # scored exactly after the stream, in one product
 
     def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):  # in worker threads
         if excluded is not None:
@@ -210,13 +212,13 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
         if not sparse:
             lower, upper, unsettled = found
             if unsettled.any():
-                lower[unsettled] = upper[unsettled] = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
+                unsettled_rows.append(rows[unsettled])
+                rows, lower, upper = rows[~unsettled], lower[~unsettled], upper[~unsettled]
             buffered += take_dense(rows, lower, upper)
         else:
             positions, classes, lower, upper, unsettled = found
             if unsettled.any():
-                exact = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
-                buffered += take_dense(rows[unsettled], exact, exact)
+                unsettled_rows.append(rows[unsettled])
             entry_rows = rows[positions]
             passing = upper <= float32_ceiling(upper_ends.thresholds)[classes]
             upper_ends.push_candidates(classes[passing], upper[passing].astype(np.float64), entry_rows[passing])
@@ -226,6 +228,10 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
             merged = [np.concatenate(part) for part in zip(*kept)]
             passing = merged[2] <= upper_ends.thresholds[merged[0]]
             kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+    if unsettled_rows:
+        rows = np.concatenate(unsettled_rows)
+        exact = boundary_distances(pool.reference_logits(rows), geometry)[0]
+        take_dense(rows, exact, exact)
     thresholds = upper_ends.finish_thresholds()
     if not kept:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), thresholds

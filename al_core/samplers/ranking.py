@@ -147,30 +147,40 @@ def interval_candidates(pool: Pool, count: int, score: IntervalScore) -> Interva
     Why no row is lost: the ``count`` rows with the smallest upper ends all have exact scores <= T
     (the ``count``-th smallest upper end), so the ``count``-th smallest exact score is <= T, and a
     row with lower end > T has an exact score above it; every other row is kept. Rows the filter
-    marks unsettled are scored exactly at once (a point interval).
+    marks unsettled are scored exactly after the stream, in one product (point intervals; until
+    then T is only looser, which keeps more rows and changes nothing else).
     Cost: the fast pass, O(N*d*C), plus the exact logits of the unsettled rows; memory
     O(chunk*C + the rows kept).
     """
     upper_ends = RunningSmallest(count)
     kept: list[tuple[np.ndarray, ...]] = []
     buffered, limit = 0, max(1 << 20, 8 * count)
+    unsettled_rows: list[np.ndarray] = []  # scored exactly after the stream, in one product
 
     def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):  # in worker threads
         return rows, *score.bounds(logits, bound)
 
-    for rows, lower, upper, unsettled, *extra in pool.map_unlabeled_bounds(intervals):
-        top_two, denominator = extra if extra else (np.full((rows.shape[0], 2), -1, dtype=np.int64), np.full(rows.shape[0], np.nan))
-        if unsettled is not None and unsettled.any():
-            lower[unsettled] = upper[unsettled] = score.exact(pool.reference_logits(rows[unsettled]))
-            top_two[unsettled] = -1
+    def take(rows, lower, upper, top_two, denominator) -> int:
         upper_ends.push(upper, rows)
         passing = lower <= upper_ends.threshold()
         kept.append((rows[passing], lower[passing], upper[passing], top_two[passing], denominator[passing]))
-        buffered += int(passing.sum())
+        return int(passing.sum())
+
+    for rows, lower, upper, unsettled, *extra in pool.map_unlabeled_bounds(intervals):
+        top_two, denominator = extra if extra else (np.full((rows.shape[0], 2), -1, dtype=np.int64), np.full(rows.shape[0], np.nan))
+        if unsettled is not None and unsettled.any():
+            unsettled_rows.append(rows[unsettled])
+            settled = ~unsettled
+            rows, lower, upper, top_two, denominator = rows[settled], lower[settled], upper[settled], top_two[settled], denominator[settled]
+        buffered += take(rows, lower, upper, top_two, denominator)
         if buffered > limit:
             merged = [np.concatenate(part) for part in zip(*kept)]
             passing = merged[1] <= upper_ends.threshold()
             kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+    if unsettled_rows:
+        rows = np.concatenate(unsettled_rows)
+        exact = np.asarray(score.exact(pool.reference_logits(rows)), dtype=np.float64)
+        take(rows, exact, exact.copy(), np.full((rows.shape[0], 2), -1, dtype=np.int64), np.full(rows.shape[0], np.nan))
     if not kept:
         return Intervals(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty((0, 2), dtype=np.int64), np.empty(0))
     found = Intervals(*(np.concatenate(part) for part in zip(*kept)))
