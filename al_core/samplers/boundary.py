@@ -78,6 +78,7 @@ def exact_margins(pool: Pool, geometry, rows: np.ndarray) -> np.ndarray:
 
 BASE_SLACK_FACTOR = 32  # candidates kept per class in the first pass: (1 + this) * quota + BASE_SLACK_EXTRA
 BASE_SLACK_EXTRA = 64
+HELD_ROWS_PER_KEEP = 16  # dense runs held before their first push: thresholds at about the 1/16 quantile
 
 
 ORDER = one_of(*TURN_ORDERS, default="round_robin",
@@ -182,8 +183,11 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
     entries join the thresholds late, which only keeps more entries meanwhile). Per class, the running keep[c]-th
     smallest upper end rules out entries whose lower end is above it; the shard's keep[c]
     smallest upper ends always stay in. Until every class has such a threshold a block's intervals
-    are dense (``boundary_distance_bounds``); after that only the entries whose lower end passes
-    get an upper end (``boundary_entry_bounds``, the same ends for fewer passes).
+    are dense (``boundary_distance_bounds``), and dense runs are held until they hold
+    ``HELD_ROWS_PER_KEEP`` x max(keep) rows (at most a block's, at least max(keep)): one push of them sets every class's threshold at
+    about its ``1 / HELD_ROWS_PER_KEEP`` quantile (a run shorter than keep[c] rows sets none, and
+    every entry would pass). After that only the entries whose lower end passes get an upper end
+    (``boundary_entry_bounds``, the same ends for fewer passes).
     Cost: the fast pass, O(N*d*C), plus O(N*C) interval work; memory O(chunk*C + entries kept).
     """
     upper_ends = RunningSmallestPerClass(keep)
@@ -191,6 +195,9 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
     buffered, limit = 0, max(1 << 21, 4 * int(keep.sum()))
     wanted = keep > 0
     unsettled_rows: list[np.ndarray] = []  # scored exactly after the stream, in one product
+    held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # dense runs not pushed yet
+    most = int(keep.max(initial=0))
+    held_rows, enough = 0, max(most, min(HELD_ROWS_PER_KEEP * most, pool.chunk_size))  # memory: a block's intervals at most
 
     def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):  # in worker threads
         if excluded is not None:
@@ -208,14 +215,27 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
         kept.append((classes, rows[positions], lower.reshape(-1)[flat], upper.reshape(-1)[flat]))
         return flat.shape[0]
 
+    def push_held() -> int:
+        nonlocal held_rows
+        if not held:
+            return 0
+        rows, lower, upper = (np.concatenate(part) for part in zip(*held))
+        held.clear()
+        held_rows = 0
+        return take_dense(rows, lower, upper)
+
     for rows, sparse, found in pool.map_unlabeled_bounds(intervals):
         if not sparse:
             lower, upper, unsettled = found
             if unsettled.any():
                 unsettled_rows.append(rows[unsettled])
                 rows, lower, upper = rows[~unsettled], lower[~unsettled], upper[~unsettled]
-            buffered += take_dense(rows, lower, upper)
+            held.append((rows, lower, upper))
+            held_rows += rows.shape[0]
+            if held_rows >= enough:
+                buffered += push_held()
         else:
+            buffered += push_held()
             positions, classes, lower, upper, unsettled = found
             if unsettled.any():
                 unsettled_rows.append(rows[unsettled])
@@ -228,6 +248,7 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
             merged = [np.concatenate(part) for part in zip(*kept)]
             passing = merged[2] <= upper_ends.thresholds[merged[0]]
             kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+    push_held()
     if unsettled_rows:
         rows = np.concatenate(unsettled_rows)
         exact = boundary_distances(pool.reference_logits(rows), geometry)[0]
