@@ -127,3 +127,23 @@ def test_pipeline_scale_default_workspace_keeps_the_projects_params(tmp_path):
     root = Path(__file__).resolve().parents[1]
     assert yaml.safe_load((tmp_path / "work" / "params.yaml").read_text()) == yaml.safe_load((root / "params.yaml").read_text())
     assert (tmp_path / "work" / ".dvc").is_dir() and (tmp_path / "work" / "dvc.yaml").read_text() == (root / "dvc.yaml").read_text()
+
+
+def test_selection_breakdown_benchmark_tiny(tmp_path, monkeypatch):
+    """The per-part timing of a selection runs at a tiny shape, names every part, and leaves the
+    library's functions as they were."""
+    from al_core.samplers import pool as pool_module
+    from benchmarks import selection_breakdown
+
+    stream = pool_module.Pool.map_unlabeled_bounds
+    out = tmp_path / "breakdown.json"
+    monkeypatch.setattr("sys.argv", ["selection_breakdown", "--n", "3000", "--d", "32", "--c", "20", "--repeats", "1",
+                                     "--samplers", "base,mase", "--fractions", "0.01", "--workdir", str(tmp_path), "--out", str(out)])
+    selection_breakdown.main()
+    runs = json.loads(out.read_text())["runs"]
+    assert [run["sampler"] for run in runs] == ["base", "mase"]
+    for run in runs:
+        assert {"product_wall_s", "convert_wall_s", "bound_cpu_s", "score_cpu_s", "consumer_cpu_s", "stream_wall_s"} <= set(run)
+        assert run["budget"] == 30 and run["exact_rows"] + run["partial_rows"] > 0
+    assert runs[0]["exact_rows"] >= 30  # BASE reports its picks' scores from their exact logits
+    assert pool_module.Pool.map_unlabeled_bounds is stream

@@ -180,14 +180,15 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
 
     Every (row, class) gets an interval holding the distance the exact logits give. Rows whose
     predicted class is unsettled get exact distances after the stream, in one product (their
-    entries join the thresholds late, which only keeps more entries meanwhile). Per class, the running keep[c]-th
-    smallest upper end rules out entries whose lower end is above it; the shard's keep[c]
-    smallest upper ends always stay in. Until every class has such a threshold a block's intervals
-    are dense (``boundary_distance_bounds``), and dense runs are held until they hold
-    ``HELD_ROWS_PER_KEEP`` x max(keep) rows (at most a block's, at least max(keep)): one push of them sets every class's threshold at
-    about its ``1 / HELD_ROWS_PER_KEEP`` quantile (a run shorter than keep[c] rows sets none, and
-    every entry would pass). After that only the entries whose lower end passes get an upper end
-    (``boundary_entry_bounds``, the same ends for fewer passes).
+    entries join the thresholds late, which only keeps more entries meanwhile). Per class, the
+    running keep[c]-th smallest upper end rules out entries whose lower end is above it; the
+    shard's keep[c] smallest upper ends always stay in. Until every class has such a threshold a
+    block's intervals are dense (``boundary_distance_bounds``). Dense runs are held until they hold
+    ``HELD_ROWS_PER_KEEP`` x max(keep) rows (at most a block's, at least max(keep)): one push of
+    them sets every class's threshold at about its ``1 / HELD_ROWS_PER_KEEP`` quantile, where a run
+    shorter than keep[c] rows would set none and let every entry through. After that only the
+    entries whose lower end passes get an upper end (``boundary_entry_bounds``, the same ends for
+    fewer passes).
     Cost: the fast pass, O(N*d*C), plus O(N*C) interval work; memory O(chunk*C + entries kept).
     """
     upper_ends = RunningSmallestPerClass(keep)

@@ -56,32 +56,53 @@ def smallest_k_unordered(scores: np.ndarray, indices: np.ndarray, k: int) -> tup
 class RunningSmallest:
     """Keep the ``k`` smallest (score, index) pairs seen over a stream of chunks.
 
-    Memory O(k + chunk); each ``push`` costs O(k + chunk). Equal to ``smallest_k`` over the
-    concatenation of every chunk, whatever the chunking.
+    Each ``push`` keeps the k smallest of what it holds and the chunk, unsorted (a partition);
+    ``indices`` and ``scores`` sort them by (score, index) when read. Memory O(k + chunk); each
+    ``push`` costs O(k + chunk), plus O(k log k) once per read after pushes. Equal to
+    ``smallest_k`` over the concatenation of every chunk, whatever the chunking.
     """
 
     def __init__(self, k: int):
         self.k = k
-        self.indices = np.empty(0, dtype=np.int64)
-        self.scores = np.empty(0, dtype=np.float64)
+        self._indices = np.empty(0, dtype=np.int64)
+        self._scores = np.empty(0, dtype=np.float64)
+        self._worst = np.inf  # the k-th smallest score once k are held
+        self._sorted = True
 
     def push(self, scores: np.ndarray, indices: np.ndarray) -> None:
         if self.k <= 0 or scores.shape[0] == 0:
             return
-        if self.indices.shape[0] >= self.k:
+        if self._indices.shape[0] >= self.k:
             # Only scores that can beat the current worst kept one matter.
-            worst = self.scores[-1]
-            candidate = scores <= worst
+            candidate = scores <= self._worst
             scores, indices = scores[candidate], indices[candidate]
             if scores.shape[0] == 0:
                 return
-        merged_scores = np.concatenate([self.scores, scores.astype(np.float64, copy=False)])
-        merged_indices = np.concatenate([self.indices, indices])
-        self.indices, self.scores = smallest_k(merged_scores, merged_indices, self.k)
+        merged_scores = np.concatenate([self._scores, scores.astype(np.float64, copy=False)])
+        merged_indices = np.concatenate([self._indices, indices])
+        self._indices, self._scores, self._worst = smallest_k_unordered(merged_scores, merged_indices, self.k)
+        self._sorted = False
+
+    def _sort(self) -> None:
+        if not self._sorted:
+            order = np.lexsort((self._indices, self._scores))
+            self._indices, self._scores, self._sorted = self._indices[order], self._scores[order], True
+
+    @property
+    def indices(self) -> np.ndarray:
+        """``(min(k, seen),) int64``: the kept pool indices, by (score, index)."""
+        self._sort()
+        return self._indices
+
+    @property
+    def scores(self) -> np.ndarray:
+        """``(min(k, seen),) float64``: their scores, in the same order."""
+        self._sort()
+        return self._scores
 
     def threshold(self) -> float:
         """The k-th smallest score so far (+inf until k were seen): every score above it is out."""
-        return float(self.scores[-1]) if self.k > 0 and self.indices.shape[0] >= self.k else np.inf
+        return float(self._worst) if self.k > 0 and self._indices.shape[0] >= self.k else np.inf
 
 
 def select_smallest_scores(pool: Pool, budget: int, score: IntervalScore) -> Selection:
