@@ -21,11 +21,14 @@ the float32 filter's ``product`` and ``bound``, ``Pool.reference_logits``); noth
 
     python -m benchmarks.selection_breakdown                       # realistic 100k pool, base and margin
     python -m benchmarks.selection_breakdown --samplers base,mase --fractions 0.001,0.1
+    python -m benchmarks.selection_breakdown --compare BEFORE.json,... AFTER.json,...   # the table of two codes
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import threading
 import time
 from contextlib import contextmanager
@@ -120,6 +123,28 @@ def measure(features, weight, bias, labeled, sampler: str, budget: int) -> dict:
     return row
 
 
+COMPARED = (("x bare", "x_bare_product", "{:.2f}"), ("main-thread CPU s", "consumer_cpu_s", "{:.2f}"),
+            ("exact logits s", "exact_wall_s", "{:.2f}"), ("score CPU s", "score_cpu_s", "{:.2f}"))
+
+
+def compare(before: list[Path], after: list[Path]) -> str:
+    """A markdown table: per sampler and budget fraction, the median of every measurement of each
+    part in the ``before`` files and in the ``after`` files, side by side."""
+    cells: dict[tuple[str, float], dict[tuple[str, str], list[float]]] = {}
+    for side, paths in (("before", before), ("after", after)):
+        for path in paths:
+            for run in json.loads(Path(path).read_text())["runs"]:
+                cell = cells.setdefault((run["sampler"], run["fraction"]), {})
+                for _, field, _ in COMPARED:
+                    cell.setdefault((side, field), []).append(run.get(field, 0.0))
+    header = "| sampler | b/N | " + " | ".join(f"{name} before | after" for name, _, _ in COMPARED) + " |"
+    lines = [header, "|" + "---|" * (2 + 2 * len(COMPARED))]
+    for (sampler, fraction), cell in sorted(cells.items(), key=lambda item: (item[0][1], item[0][0])):
+        values = [form.format(statistics.median(cell[(side, field)])) for _, field, form in COMPARED for side in ("before", "after")]
+        lines.append(f"| {sampler} | {fraction:.1%} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", default="realistic", choices=("realistic", "imagenet"))
@@ -131,7 +156,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="measurements of each cell (each is recorded)")
     parser.add_argument("--workdir", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--compare", nargs=2, metavar=("BEFORE_FILES", "AFTER_FILES"),
+                        help="print the before/after table of two comma-separated lists of results files; measure nothing")
     args = parser.parse_args()
+    if args.compare:
+        print(compare(*([Path(name) for name in files.split(",")] for files in args.compare)), end="")
+        return
     features, weight, bias, _ = build_named_pool(args.pool, args.workdir, args.n, args.d, args.c, 0)
     labeled = np.zeros(args.n, dtype=bool)
     labeled[: args.n // 100] = True

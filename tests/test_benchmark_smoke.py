@@ -147,3 +147,5 @@ def test_selection_breakdown_benchmark_tiny(tmp_path, monkeypatch):
         assert run["budget"] == 30 and run["exact_rows"] + run["partial_rows"] > 0
     assert runs[0]["exact_rows"] >= 30  # BASE reports its picks' scores from their exact logits
     assert pool_module.Pool.map_unlabeled_bounds is stream
+    table = selection_breakdown.compare([out], [out]).splitlines()
+    assert len(table) == 4 and table[2].startswith("| base | 1.0% | ")
