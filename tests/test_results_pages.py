@@ -496,3 +496,31 @@ def test_the_head_prose_is_the_head_benchmark():
     assert f"one evaluation takes about {per_evaluation:.1f} s on 2 CPU cores" in flat
     assert 1000 * per_evaluation > 1800 and "a converged fit of about a thousand evaluations would take over half an hour" in flat
     assert f"far over twice SGD's {large['sgd']['seconds']:.0f} s" in flat
+
+
+def test_the_selection_breakdown_figures_are_their_files():
+    """benchmarks.md's before/after paragraph: medians of benchmarks/results/selection_breakdown/."""
+    import statistics
+
+    folder = ROOT / "benchmarks" / "results" / "selection_breakdown"
+    values: dict[tuple, list[float]] = {}
+    for side in ("before", "after"):
+        for path in sorted(folder.glob(f"{side}_*.json")):
+            for run in json.loads(path.read_text())["runs"]:
+                for field in ("x_bare_product", "consumer_cpu_s"):
+                    values.setdefault((side, run["sampler"], run["fraction"], field), []).append(run[field])
+
+    def median(side: str, sampler: str, fraction: float, field: str = "x_bare_product") -> float:
+        return statistics.median(values[(side, sampler, fraction, field)])
+
+    assert len(values[("before", "base", 0.1, "x_bare_product")]) == len(values[("after", "base", 0.1, "x_bare_product")]) == 4
+    phrases = [f"{name} {median('before', sampler, 0.1):.2f}x -> {median('after', sampler, 0.1):.2f}x"
+               for name, sampler in (("margin", "margin"), ("MASE", "mase"), ("BASE", "base"))]
+    main_thread = {side: sorted(median(side, sampler, 0.1, "consumer_cpu_s") for sampler in ("base", "mase", "margin"))
+                   for side in ("before", "after")}
+    phrases.append(f"own CPU time {main_thread['before'][0]:.2f}-{main_thread['before'][-1]:.2f} s -> "
+                   f"{main_thread['after'][0]:.2f}-{main_thread['after'][-1]:.2f} s")
+    phrases.append(f"at 1%: BASE {median('before', 'base', 0.01):.2f}x -> {median('after', 'base', 0.01):.2f}x")
+    small = {side: sorted(median(side, sampler, 0.001) for sampler in ("base", "mase", "margin")) for side in ("before", "after")}
+    phrases.append(f"({small['before'][0]:.2f}-{small['before'][-1]:.2f}x before, {small['after'][0]:.2f}-{small['after'][-1]:.2f}x after)")
+    assert _missing(page("results/benchmarks.md"), phrases) == []
