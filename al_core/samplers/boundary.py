@@ -198,7 +198,7 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
     unsettled_rows: list[np.ndarray] = []  # scored exactly after the stream, in one product
     held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # dense runs not pushed yet
     most = int(keep.max(initial=0))
-    held_rows, enough = 0, max(most, min(HELD_ROWS_PER_KEEP * most, pool.chunk_size))  # memory: a block's intervals at most
+    enough = max(most, min(HELD_ROWS_PER_KEEP * most, pool.chunk_size))  # rows held; memory: a block's intervals at most
 
     def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):  # in worker threads
         if excluded is not None:
@@ -217,12 +217,10 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
         return flat.shape[0]
 
     def push_held() -> int:
-        nonlocal held_rows
         if not held:
             return 0
         rows, lower, upper = (np.concatenate(part) for part in zip(*held))
         held.clear()
-        held_rows = 0
         return take_dense(rows, lower, upper)
 
     for rows, sparse, found in pool.map_unlabeled_bounds(intervals):
@@ -232,8 +230,7 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
                 unsettled_rows.append(rows[unsettled])
                 rows, lower, upper = rows[~unsettled], lower[~unsettled], upper[~unsettled]
             held.append((rows, lower, upper))
-            held_rows += rows.shape[0]
-            if held_rows >= enough:
+            if sum(part[0].shape[0] for part in held) >= enough:
                 buffered += push_held()
         else:
             buffered += push_held()
