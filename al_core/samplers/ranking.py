@@ -201,7 +201,7 @@ def interval_candidates(pool: Pool, count: int, score: IntervalScore) -> Interva
     if unsettled_rows:
         rows = np.concatenate(unsettled_rows)
         exact = np.asarray(score.exact(pool.reference_logits(rows)), dtype=np.float64)
-        take(rows, exact, exact.copy(), np.full((rows.shape[0], 2), -1, dtype=np.int64), np.full(rows.shape[0], np.nan))
+        take(rows, exact, exact, np.full((rows.shape[0], 2), -1, dtype=np.int64), np.full(rows.shape[0], np.nan))
     if not kept:
         return Intervals(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty((0, 2), dtype=np.int64), np.empty(0))
     found = Intervals(*(np.concatenate(part) for part in zip(*kept)))
