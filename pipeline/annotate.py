@@ -15,7 +15,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import polars as pl
 
-from al_core.annotations import UNUSABLE, ParsedExport, append_to_store, parse_export, read_store, resolve
+from al_core.annotations import UNUSABLE, ParsedExport, append_to_store, parse_export
 from al_core.artifacts import TEMP_PREFIX, atomic_path, read_json
 from al_core.errors import InputError
 from al_core.linear import linear_logits
@@ -237,12 +237,12 @@ def store_parsed(label_store: LabelStore, rounds: list[str], table: PoolTable, p
         warnings.warn(f"{label_store.origin}: labels.source is oracle, so no stage reads the annotation store {store}; set "
                       "labels.source: annotations to train on what annotators give")
     rule = label_store.conflicts
-    # Under "refuse", the labels stage stops on a disagreement; the import itself only reports it.
-    labels, disagreements = resolve(read_store(store), "latest" if rule == "refuse" else rule)
+    labels, disagreements = label_store.reported()
     write_disagreements(disagreements)
     labeled = set(labels["id"].to_list()) | set(known_labels(table)["id"].to_list())
     batches = round_batches(rounds)
-    newly_sent = record_labeled_rounds(label_store.ledger, batches, labeled)
+    ledger = label_store.ledger
+    newly_sent = record_labeled_rounds(ledger, batches, labeled)
     items = set(parsed.rows["id"].to_list())
     touched = items | set(parsed.cancelled_items)
     still_open = [item for item in parsed.cancelled_items if item not in labeled]
@@ -259,7 +259,7 @@ def store_parsed(label_store: LabelStore, rounds: list[str], table: PoolTable, p
     if here:
         notes.append(f"annotators disagree on {here} of these items ({disagreements.height} in the store, {DISAGREEMENTS}: "
                      f"the labels and the one chosen by {rule})")
-    notes += [f"round {name} sent ({label_store.ledger})" for name in newly_sent]
+    notes += [f"round {name} sent ({ledger})" for name in newly_sent]
     notes += open_items(batches, touched, labeled)
     tail = "".join(f"; {note}" for note in notes)
     if counts.added == 0:

@@ -110,8 +110,7 @@ def run_campaign(params: Params) -> pl.DataFrame:
     if signal:
         lines += ["", signal]
     text = "\n".join(lines) + "\n"
-    rule = store.conflicts
-    write_disagreements(resolve(read_store(store.file), "latest" if rule == "refuse" else rule)[1])
+    write_disagreements(store.reported()[1])
     with atomic_path(CAMPAIGN_CSV, suffix=".csv") as tmp:
         frame.write_csv(tmp)
     with atomic_path(CAMPAIGN_MD, suffix=".md") as tmp:

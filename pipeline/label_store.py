@@ -58,6 +58,14 @@ class LabelStore:
         labels, _ = resolve(read_store(self.file), self.conflicts)
         return labels
 
+    def reported(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """``(labels, disagreements)`` as `al import` and `al campaign` report them: by ``conflicts``,
+        except that under ``refuse`` the latest label stands in (only the labels stage stops on a
+        disagreement; a report lists it)."""
+        from al_core.annotations import read_store, resolve
+
+        return resolve(read_store(self.file), "latest" if self.conflicts == "refuse" else self.conflicts)
+
     def labeled_ids(self) -> set[int]:
         """The ids the store labels (none when it does not exist yet)."""
         return set(self.labels()["id"].to_list()) if self.file.exists() else set()
