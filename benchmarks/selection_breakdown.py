@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from al_core import linear
+from al_core.errors import InputError
 from al_core.samplers import pool as pool_module
 from al_core.samplers import select_with_scores
 from benchmarks.realistic_pool import WORK, build_named_pool
@@ -44,6 +45,9 @@ from benchmarks.selection_grid import bare_product_seconds
 from pipeline.results_file import write_results
 
 OUT = Path("benchmarks/results/selection_breakdown.json")
+
+
+PARTS = ("bound_cpu_s", "consumer_cpu_s", "convert_wall_s", "exact_wall_s", "product_wall_s", "score_cpu_s", "stream_wall_s")
 
 
 class Parts:
@@ -117,7 +121,7 @@ def measure(features, weight, bias, labeled, sampler: str, budget: int) -> dict:
         total, cpu = time.perf_counter() - started, time.process_time() - cpu
     row = {"sampler": sampler, "budget": budget, "bare_product_s": round(bare, 3), "total_wall_s": round(total, 3),
            "x_bare_product": round(total / bare, 3), "process_cpu_s": round(cpu, 3), "exact_rows": parts.rows,
-           **{name: round(value, 3) for name, value in sorted(parts.seconds.items())}}
+           **{name: round(parts.seconds.get(name, 0.0), 3) for name in PARTS}}  # a part that never ran took 0 s
     row["refined_rows"] = int(selection.notes.get("refined_rows", 0))
     row["partial_rows"] = int(selection.notes.get("partial_rows", 0))  # rows scored from a few classes' exact logits
     return row
@@ -131,12 +135,21 @@ def compare(before: list[Path], after: list[Path]) -> str:
     """A markdown table: per sampler and budget fraction, the median of every measurement of each
     part in the ``before`` files and in the ``after`` files, side by side."""
     cells: dict[tuple[str, float], dict[tuple[str, str], list[float]]] = {}
+    needed = {"sampler", "fraction", *(field for _, field, _ in COMPARED)}
     for side, paths in (("before", before), ("after", after)):
         for path in paths:
-            for run in json.loads(Path(path).read_text())["runs"]:
+            if not Path(path).is_file():
+                raise InputError(f"{path}: no such results file (expected one written by python -m benchmarks.selection_breakdown)")
+            for run in json.loads(Path(path).read_text()).get("runs", []):
+                missing = sorted(needed - set(run))
+                if missing:
+                    raise InputError(f"{path}: a run lacks {', '.join(missing)}; expected a file written by "
+                                     "python -m benchmarks.selection_breakdown")
                 cell = cells.setdefault((run["sampler"], run["fraction"]), {})
                 for _, field, _ in COMPARED:
-                    cell.setdefault((side, field), []).append(run.get(field, 0.0))
+                    cell.setdefault((side, field), []).append(run[field])
+    if not cells:
+        raise InputError(f"no runs in {', '.join(map(str, [*before, *after]))}")
     header = "| sampler | b/N | " + " | ".join(f"{name} before | after" for name, _, _ in COMPARED) + " |"
     lines = [header, "|" + "---|" * (2 + 2 * len(COMPARED))]
     for (sampler, fraction), cell in sorted(cells.items(), key=lambda item: (item[0][1], item[0][0])):
@@ -160,7 +173,10 @@ def main() -> None:
                         help="print the before/after table of two comma-separated lists of results files; measure nothing")
     args = parser.parse_args()
     if args.compare:
-        print(compare(*([Path(name) for name in files.split(",")] for files in args.compare)), end="")
+        try:
+            print(compare(*([Path(name) for name in files.split(",")] for files in args.compare)), end="")
+        except InputError as error:
+            parser.error(str(error))
         return
     features, weight, bias, _ = build_named_pool(args.pool, args.workdir, args.n, args.d, args.c, 0)
     labeled = np.zeros(args.n, dtype=bool)

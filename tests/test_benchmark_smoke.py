@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks import selection
 
 
@@ -149,3 +151,10 @@ def test_selection_breakdown_benchmark_tiny(tmp_path, monkeypatch):
     assert pool_module.Pool.map_unlabeled_bounds is stream
     table = selection_breakdown.compare([out], [out]).splitlines()
     assert len(table) == 4 and table[2].startswith("| base | 1.0% | ")
+    from al_core.errors import InputError
+
+    with pytest.raises(InputError, match="no such results file"):
+        selection_breakdown.compare([tmp_path / "missing.json"], [out])
+    (tmp_path / "other.json").write_text('{"runs": [{"sampler": "base"}]}')
+    with pytest.raises(InputError, match="a run lacks consumer_cpu_s"):
+        selection_breakdown.compare([tmp_path / "other.json"], [out])
