@@ -107,14 +107,43 @@ class ExactLogits:
         self.largest_bias = float(np.abs(self.bias).max(initial=0.0))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        return self._certified(*self.float64_values(features))
+        x = _float64_rows(features)
+        values = x @ self.weight_t
+        values += self.bias
+        norms = row_norms(x)
+        result = values.astype(np.float32)
+        rows, columns = self._undecided_elements(values, norms)
+        if rows.shape[0]:
+            result[rows, columns] = exact_float32_dots(x, rows, self.weight, columns, self.bias)
+        return result
+
+    def _undecided_elements(self, values: np.ndarray, norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, columns)`` of the elements of ``values`` (B, C) the float64 product leaves
+        undecided under their own bound (as `float64_values` gives it), found without making the
+        (B, C) bound: each row is first screened, a few rows at a time while they are in cache,
+        with its largest bound over the classes (never below any of them: the float64 operations
+        are monotone, so an element settled under it is settled under its own); the elements it
+        flags are checked again with their own bound. O(B*C) in a few passes over cached slices."""
+        slack = self._rounding_slack(norms)
+        largest = norms * float(self.scaled_norms.max(initial=0.0)) + float(self.scaled_bias.max(initial=0.0)) + slack
+        found_rows, found_columns = [], []
+        for start in range(0, values.shape[0], SCREEN_ROWS):
+            part = values[start:start + SCREEN_ROWS]
+            reach = largest[start:start + SCREEN_ROWS, None]
+            rows, columns = np.nonzero((part - reach).astype(np.float32) != (part + reach).astype(np.float32))
+            found_rows.append(rows + start)
+            found_columns.append(columns)
+        rows, columns = np.concatenate(found_rows), np.concatenate(found_columns)
+        bound = norms[rows] * self.scaled_norms[columns] + self.scaled_bias[columns] + slack[rows]
+        kept = undecided(values[rows, columns], bound)
+        return rows[kept], columns[kept]
 
     def float64_values(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x (B, d), values (B, C), bound (B, C))`` in float64: the rows, their float64 product
         with the head plus the bias, and how far each value may lie from the exact x.w + b (the
         certificate `__call__` checks: an element is settled where values -/+ bound round to one
         float32)."""
-        x = np.asarray(features, dtype=np.float32).astype(np.float64)
+        x = _float64_rows(features)
         values = x @ self.weight_t
         values += self.bias
         norms = row_norms(x)
@@ -152,6 +181,18 @@ class ExactLogits:
             columns = where[1] if classes is None else classes[where[0]]
             result[where] = exact_float32_dots(x, where[0], self.weight, columns, self.bias)
         return result
+
+
+SCREEN_ROWS = 64  # rows of (B, C) float64 logits screened together by ExactLogits (512 KB at C = 1000)
+
+
+def _float64_rows(features: np.ndarray) -> np.ndarray:
+    """The rows as float32 values held in float64 (float16 and float32 convert exactly in one
+    step; anything else is rounded to float32 first)."""
+    features = np.asarray(features)
+    if features.dtype not in (np.float16, np.float32):
+        features = features.astype(np.float32)
+    return features.astype(np.float64)
 
 
 def undecided(values: np.ndarray, bound: np.ndarray) -> np.ndarray:

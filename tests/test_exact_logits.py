@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from al_core.linear import LOGIT_FILTERS, reference_logits
+from al_core.linear import LOGIT_FILTERS, ExactLogits, reference_logits, row_norms, undecided
 
 
 def nearest_float32(value: Fraction) -> np.float32:
@@ -41,6 +41,36 @@ def test_sums_next_to_a_float32_midpoint_round_once(tail, expected):
     features = np.array([[1.0, 2.0**-24, tail]], dtype=np.float32)
     weight = np.ones((1, 3), dtype=np.float32)
     assert reference_logits(features, weight, np.zeros(1, dtype=np.float32))[0, 0] == np.float32(expected)
+
+
+def test_the_screen_by_each_rows_largest_bound_leaves_exactly_the_elements_their_own_bound_leaves():
+    """ExactLogits screens each row with its largest bound over the classes, then re-checks what that
+    flags with each element's own bound: the elements left must be those the (B, C) bound leaves, and
+    every logit still the nearest float32. Class 7's weight is 1,000x the others' (its bound flags
+    whole rows); class 6 sees only features that are zero (its logits are 0, never settled by the
+    float64 product); 150 rows span three screened slices."""
+    rng = np.random.default_rng(3)
+    features = rng.standard_normal((150, 96)).astype(np.float16)
+    features[:, 48:] = 0
+    weight = (rng.standard_normal((12, 96)) / 10).astype(np.float32)
+    weight[6, :48], weight[6, 48:] = 0, 1
+    weight[7] *= 1000
+    bias = rng.standard_normal(12).astype(np.float32)
+    bias[6] = 0
+    exact = ExactLogits(weight, bias)
+    x, values, bound = exact.float64_values(features)
+    screened = exact._undecided_elements(values, row_norms(x))
+    flagged_by_the_largest = int(((values - bound.max(axis=1, keepdims=True)).astype(np.float32)
+                                  != (values + bound.max(axis=1, keepdims=True)).astype(np.float32)).sum())
+    expected = np.nonzero(undecided(values, bound))
+    assert flagged_by_the_largest > expected[0].shape[0] >= 150  # the re-check has work, class 6 in every row
+    assert np.array_equal(np.lexsort(screened[::-1]), np.arange(screened[0].shape[0]))  # row-major, as np.nonzero
+    assert np.array_equal(screened[0], expected[0]) and np.array_equal(screened[1], expected[1])
+    logits = exact(features)
+    assert np.all(logits[:, 6] == 0)
+    for i in range(0, 150, 7):
+        for c in range(12):
+            assert logits[i, c] == nearest_float32(exact_logit(features[i].astype(np.float32), weight[c], bias[c])), (i, c)
 
 
 def test_a_row_gets_the_same_logits_alone_or_in_any_block():
