@@ -16,7 +16,7 @@ Two kinds with one method, ``next_untaken(cls, taken)``:
 
 from __future__ import annotations
 
-import heapq
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -53,47 +53,58 @@ class RefiningLists:
     """Candidate entries ``(classes, rows, lower)`` (every entry that may be among its class's
     ``keep[c]`` nearest), refined lazily with ``exact_distances(rows) -> (B, C) float32``.
 
+    A class's refined entries wait, as arrays, until its walk next looks at them; they are then
+    sorted by (distance, pool index) together with the ones it has not walked yet, and walked in
+    that order.
+
     Cost: O(E log E) to sort E entries once; the exact logits of the rows the walk reaches
-    (about the budget, plus the rows whose intervals overlap the walked distances), in batches.
+    (about the budget, plus the rows whose intervals overlap the walked distances), in batches;
+    per batch O(E_b) vectorised for its E_b entries and a sort of each class's waiting ones.
     """
 
     def __init__(self, classes: np.ndarray, rows: np.ndarray, lower: np.ndarray, keep: np.ndarray,
                  exact_distances: Callable[[np.ndarray], np.ndarray]):
         order = np.lexsort((rows, lower, classes))
         self.rows, self.lower = rows[order], lower[order]
+        self.row_list = self.rows.tolist()  # for the walk's scalar reads
         self.starts = np.searchsorted(classes[order], np.arange(keep.shape[0] + 1), side="left")
-        self.position = self.starts[:-1].copy()  # per class: next entry not refined yet
+        self.stops = self.starts[1:].tolist()
+        self.position = self.starts[:-1].tolist()  # per class: next entry not refined yet
         by_row = np.argsort(rows, kind="stable")  # to find every class a refined row is a candidate of
         self.rows_by_row, self.classes_by_row = rows[by_row], classes[by_row]
         self.refined: set[int] = set()
-        self.heaps: list[list[tuple[float, int]]] = [[] for _ in range(keep.shape[0])]
-        self.walked = np.zeros(keep.shape[0], dtype=np.int64)
-        self.batch = np.full(keep.shape[0], FIRST_BATCH, dtype=np.int64)
-        self.remaining = np.zeros(keep.shape[0], dtype=np.int64)  # turns left per class (from prefetch)
+        classes_count = keep.shape[0]
+        self.waiting: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(classes_count)]
+        self.ready: list[tuple[list[float], list[int]]] = [([], []) for _ in range(classes_count)]  # sorted, not walked
+        self.ready_arrays = [(np.empty(0), np.empty(0, dtype=np.int64)) for _ in range(classes_count)]
+        self.waiting_min = [math.inf] * classes_count  # the smallest waiting distance per class
+        self.cursor = [0] * classes_count  # per class: the next ready entry
+        self.walked = np.zeros(classes_count, dtype=np.int64)
+        self.batch = np.full(classes_count, FIRST_BATCH, dtype=np.int64)
+        self.remaining = np.zeros(classes_count, dtype=np.int64)  # turns left per class (from prefetch)
         self.keep = keep
         self.exact_distances = exact_distances
 
     def _next_lower(self, cls: int) -> float | None:
         """Lower end of class ``cls``'s first entry whose row is not refined (None when none is left)."""
-        position, stop = self.position[cls], self.starts[cls + 1]
-        while position < stop and int(self.rows[position]) in self.refined:
+        position, stop, rows, refined = self.position[cls], self.stops[cls], self.row_list, self.refined
+        while position < stop and rows[position] in refined:
             position += 1
         self.position[cls] = position
         return float(self.lower[position]) if position < stop else None
 
     def _unrefined(self, cls: int, count: int) -> list[int]:
         """Class ``cls``'s next ``count`` rows not refined yet, by lower end."""
-        position, stop = self.position[cls], self.starts[cls + 1]
+        position, stop, rows, refined = self.position[cls], self.stops[cls], self.row_list, self.refined
         batch: list[int] = []
         while position < stop and len(batch) < count:
-            row = int(self.rows[position])
-            if row not in self.refined:
-                batch.append(row)
+            if rows[position] not in refined:
+                batch.append(rows[position])
             position += 1
         return batch
 
     def _refine(self, cls: int) -> None:
-        """Exact distances of class ``cls``'s next unrefined rows, pushed to every class they are
+        """Exact distances of class ``cls``'s next unrefined rows, given to every class they are
         candidates of; with them, the next ``LOOKAHEAD`` unrefined rows of every other class with
         turns left. One float64 product reads the whole head, so a few rows cost as much as a few
         dozen: refining the rows other classes will soon need in the same product saves hundreds
@@ -106,16 +117,43 @@ class RefiningLists:
         self._push_exact(np.array(sorted(batch), dtype=np.int64))
 
     def _push_exact(self, rows: np.ndarray) -> None:
-        """Exact distances of ``rows`` (sorted, none refined yet), pushed to every class they are candidates of."""
+        """Exact distances of ``rows`` (sorted, none refined yet), given to every class they are
+        candidates of (to wait there until that class's walk looks). O(entries) vectorised."""
         if rows.shape[0] == 0:
             return
         distances = self.exact_distances(rows)
         first = np.searchsorted(self.rows_by_row, rows, side="left")
-        last = np.searchsorted(self.rows_by_row, rows, side="right")
-        for index, row in enumerate(rows.tolist()):
-            for klass in self.classes_by_row[first[index]:last[index]].tolist():
-                heapq.heappush(self.heaps[klass], (float(distances[index, klass]), row))
-            self.refined.add(row)
+        counts = np.searchsorted(self.rows_by_row, rows, side="right") - first
+        which = np.repeat(np.arange(rows.shape[0]), counts)  # each entry's row in the batch
+        entries = np.arange(which.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(first, counts)
+        classes = self.classes_by_row[entries]
+        values = distances[which, classes].astype(np.float64)
+        order = np.argsort(classes, kind="stable")
+        classes, values, entry_rows = classes[order], values[order], rows[which[order]]
+        bounds = np.flatnonzero(np.diff(classes)) + 1
+        starts = np.concatenate([[0], bounds])
+        smallest = np.minimum.reduceat(values, starts).tolist() if values.shape[0] else []
+        for start, stop, cls, least in zip(starts.tolist(), [*bounds.tolist(), classes.shape[0]], classes[starts].tolist(), smallest):
+            self.waiting[cls].append((values[start:stop], entry_rows[start:stop]))
+            self.waiting_min[cls] = min(self.waiting_min[cls], least)
+        self.refined.update(rows.tolist())
+
+    def _ready(self, cls: int) -> tuple[list[float], list[int]]:
+        """Class ``cls``'s refined entries not walked yet, sorted by (distance, pool index), from
+        the cursor on (as lists, for the walk's scalar reads; the arrays are kept for the next
+        merge). The waiting ones join only when one of them may come before the next ready one,
+        so most classes never sort the entries their walk does not reach."""
+        distances, cursor = self.ready[cls][0], self.cursor[cls]
+        if self.waiting[cls] and (cursor == len(distances) or self.waiting_min[cls] <= distances[cursor]):
+            parts = [(array[cursor:] for array in self.ready_arrays[cls]), *self.waiting[cls]]
+            values, pool_rows = (np.concatenate(column) for column in zip(*parts))
+            order = np.lexsort((pool_rows, values))
+            self.ready_arrays[cls] = (values[order], pool_rows[order])
+            self.ready[cls] = (values[order].tolist(), pool_rows[order].tolist())
+            self.cursor[cls] = 0
+            self.waiting[cls] = []
+            self.waiting_min[cls] = math.inf
+        return self.ready[cls]
 
     def prefetch(self, counts: np.ndarray) -> None:
         """Refine, in one batch, each class's first ``counts[c]`` entries (by lower end): what its
@@ -129,20 +167,30 @@ class RefiningLists:
 
     def next_untaken(self, cls: int, taken: np.ndarray) -> tuple[int, float] | None:
         """As `ExactLists.next_untaken`: the exact walk, refining only as far as it goes."""
-        heap = self.heaps[cls]
+        keep = int(self.keep[cls])
         while True:
-            if self.walked[cls] >= self.keep[cls]:
+            if self.walked[cls] >= keep:
                 return None  # walked its keep[c] nearest: the truncated list ran out
             next_lower = self._next_lower(cls)
-            # The heap's smallest is the next in exact order once it is below every unrefined
-            # entry's lower end (an unrefined entry at equal distance may have a smaller index).
-            if heap and (next_lower is None or heap[0][0] < next_lower):
-                distance, row = heapq.heappop(heap)
-                self.walked[cls] += 1
+            distances, rows = self._ready(cls)
+            # A ready entry is the next in exact order while it lies below every unrefined entry's
+            # lower end (an unrefined entry at equal distance may have a smaller index) and below
+            # every waiting one (those join the ready ones first).
+            limit = min(math.inf if next_lower is None else next_lower, self.waiting_min[cls])
+            cursor, walked, end = self.cursor[cls], int(self.walked[cls]), len(distances)
+            while cursor < end and distances[cursor] < limit and walked < keep:
+                row = rows[cursor]
+                cursor += 1
+                walked += 1
                 if not taken[row]:
+                    self.cursor[cls], self.walked[cls] = cursor, walked
                     self.remaining[cls] -= 1
-                    return row, distance
-            elif next_lower is None:
+                    return row, distances[cursor - 1]
+            self.cursor[cls], self.walked[cls] = cursor, walked
+            if walked >= keep:
+                continue
+            if self.waiting[cls] and (cursor == end or distances[cursor] >= self.waiting_min[cls]):
+                continue  # the waiting entries join the ready ones at the next look
+            if next_lower is None:
                 raise AssertionError(f"BASE: class {cls} has no candidate left although its list is complete")
-            else:
-                self._refine(cls)
+            self._refine(cls)
