@@ -33,11 +33,14 @@ def test_running_smallest_per_class_equals_per_column_sorts(values, k, chunk, bu
     running = RunningSmallestPerClass(np.asarray(k), buffer_limit=buffer_limit)
     for start in range(0, scores.shape[0], chunk):
         running.push(scores[start:start + chunk], indices[start:start + chunk])
+    thresholds = running.finish_thresholds()
     finished = running.finish()
     assert len(finished) == 3
     for cls, (got_indices, got_scores) in enumerate(finished):
         expected = sorted(zip(scores[:, cls].tolist(), indices.tolist()))[: k[cls]]
         assert list(zip(got_scores.tolist(), got_indices.tolist())) == expected
+        # the k[c]-th smallest score (+inf with fewer, -inf for k[c] = 0)
+        assert thresholds[cls] == (-np.inf if k[cls] == 0 else expected[-1][0] if len(expected) == k[cls] else np.inf)
 
 
 @settings(max_examples=150, deadline=None)
