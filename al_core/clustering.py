@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from al_core.errors import InputError
+from al_core.linear import as_float32
 from al_core.schema import positive
 
 MAX_CODEBOOK = 16_384  # the (K, K) float64 linkage matrix stays within 2 GiB
@@ -47,7 +48,7 @@ def group_sums(values: np.ndarray, groups: np.ndarray, num_groups: int) -> np.nd
 
 
 def _rows(features: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    block = np.asarray(features[rows], dtype=np.float32)
+    block = as_float32(features[rows])
     if not np.isfinite(block).all():
         bad = rows[np.flatnonzero(~np.isfinite(block).all(axis=1))[0]]
         raise InputError(f"features row {int(bad)} holds NaN or inf")

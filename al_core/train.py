@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from al_core.errors import InputError
-from al_core.linear import chunked_logits, feature_statistics  # noqa: F401  (feature_statistics: re-exported)
+from al_core.linear import as_float32, chunked_logits, feature_statistics  # noqa: F401  (feature_statistics: re-exported)
 from al_core.logistic import fit_logistic_head
 
 
@@ -100,7 +100,7 @@ class StandardizedRows:
         return int(self.rows.shape[0])
 
     def _standardize(self, rows: np.ndarray) -> torch.Tensor:
-        block = np.asarray(self.features[rows], dtype=np.float32)
+        block = as_float32(self.features[rows])
         finite = np.isfinite(block).all(axis=1)
         if not finite.all():
             row = int(rows[np.argmin(finite)])

@@ -36,7 +36,7 @@ import torch
 from al_core.backbones import load_backbone
 from al_core.features import extract_features
 from al_core.samplers import select_with_scores
-from al_core.samplers.pool import STREAM_WORKERS, _as_float32
+from al_core.linear import as_float32
 from al_core.train import HeadConfig, feature_statistics, train_linear_head
 from benchmarks.extraction import bare_forward
 from benchmarks.realistic_pool import POOL_HELP, POOLS, build_named_pool
@@ -58,22 +58,19 @@ def synchronize(device: torch.device) -> None:
 def bare_products(features, weight, bias, device: torch.device) -> dict:
     """Seconds of the plain float32 product over the pool in CHUNK-row blocks: numpy on the CPU, and
     torch on ``device`` (block converted on the CPU, sent, multiplied, logits brought back)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     weight_t = torch.from_numpy(weight).to(device).T
     seconds = {}
-    with ThreadPoolExecutor(STREAM_WORKERS) as executor:
-        for where in ("cpu_numpy", "device"):
-            started = time.perf_counter()
-            for start in range(0, features.shape[0], CHUNK):
-                block = _as_float32(features[start:start + CHUNK], executor, STREAM_WORKERS)
-                if where == "cpu_numpy":
-                    logits = block @ weight.T
-                else:
-                    logits = (torch.from_numpy(block).to(device) @ weight_t).cpu().numpy()
-                logits += bias
-            synchronize(device)
-            seconds[where] = time.perf_counter() - started  # rounded where reported: a tiny pool takes under a millisecond
+    for where in ("cpu_numpy", "device"):
+        started = time.perf_counter()
+        for start in range(0, features.shape[0], CHUNK):
+            block = as_float32(features[start:start + CHUNK])
+            if where == "cpu_numpy":
+                logits = block @ weight.T
+            else:
+                logits = (torch.from_numpy(block).to(device) @ weight_t).cpu().numpy()
+            logits += bias
+        synchronize(device)
+        seconds[where] = time.perf_counter() - started  # rounded where reported: a tiny pool takes under a millisecond
     return seconds
 
 

@@ -6,8 +6,7 @@ fraction it times, in one process, the bare float32 product and then one selecti
 and records:
 
 - ``product_wall_s``, ``convert_wall_s``: the fast product and the float16 -> float32 conversion of
-  each block, wall time in the thread that streams (the conversion waits for the workers' earlier
-  slices: they share one thread pool);
+  each block, wall time in the thread that streams;
 - ``bound_cpu_s``, ``score_cpu_s``: CPU seconds the worker threads spent on the logits' error
   bounds and on the sampler's score intervals;
 - ``consumer_cpu_s``: CPU seconds the streaming thread spent on what the sampler does with each
@@ -77,7 +76,7 @@ def _timed(parts: Parts, name: str, function, clock):
 def instrumented(parts: Parts):
     """The library's streaming functions wrapped to add their time to ``parts``, for the block's duration."""
     filter_type = linear.LOGIT_FILTERS["float32"]
-    saved = (filter_type.product, filter_type.bound, pool_module._as_float32, pool_module.Pool.map_unlabeled_bounds,
+    saved = (filter_type.product, filter_type.bound, pool_module.as_float32, pool_module.Pool.map_unlabeled_bounds,
              pool_module.Pool.reference_logits)
     stream = saved[3]
     exact = saved[4]
@@ -101,13 +100,13 @@ def instrumented(parts: Parts):
 
     filter_type.product = _timed(parts, "product_wall_s", saved[0], time.perf_counter)
     filter_type.bound = _timed(parts, "bound_cpu_s", saved[1], time.thread_time)
-    pool_module._as_float32 = _timed(parts, "convert_wall_s", saved[2], time.perf_counter)
+    pool_module.as_float32 = _timed(parts, "convert_wall_s", saved[2], time.perf_counter)
     pool_module.Pool.map_unlabeled_bounds = map_unlabeled_bounds
     pool_module.Pool.reference_logits = reference_logits
     try:
         yield parts
     finally:
-        (filter_type.product, filter_type.bound, pool_module._as_float32, pool_module.Pool.map_unlabeled_bounds,
+        (filter_type.product, filter_type.bound, pool_module.as_float32, pool_module.Pool.map_unlabeled_bounds,
          pool_module.Pool.reference_logits) = saved
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from al_core.artifacts import read_npz
 from al_core.errors import InputError
 from al_core.hardware import pick_device
-from al_core.linear import linear_logits
+from al_core.linear import as_float32, linear_logits
 from al_core.metrics import topk_correct
 from pipeline.artifacts import FEATURE_STATS, PoolTable
 from pipeline.params import TrainSettings
@@ -64,7 +64,7 @@ def test_metrics(table: PoolTable, features: np.ndarray, weight: np.ndarray, bia
     ids = table.ids("test")
     hits = {1: 0, 5: 0}
     for start in range(0, labels.shape[0], TEST_CHUNK):
-        block = np.asarray(features[test.start + start:test.start + start + TEST_CHUNK], dtype=np.float32)
+        block = as_float32(features[test.start + start:test.start + start + TEST_CHUNK])
         finite = np.isfinite(block).all(axis=1)
         if not finite.all():
             raise InputError(f"the features of test item id {int(ids[start + np.argmin(finite)])} hold NaN or inf; "

@@ -117,6 +117,21 @@ def test_blas_blocking_and_interval_passes_benchmarks_tiny(tmp_path, monkeypatch
     assert [row["score"] for row in scores] == ["margin", "confidence", "entropy", "mase", "base"]
 
 
+def test_conversion_benchmark_tiny(tmp_path, monkeypatch):
+    """The float16 conversion benchmark runs at a tiny shape (blocks large enough for torch's path)
+    and records every measurement of each method."""
+    from benchmarks import conversion
+
+    out = tmp_path / "conversion.json"
+    monkeypatch.setattr("sys.argv", ["conversion", "--n", "12000", "--d", "64", "--c", "10", "--repeats", "2",
+                                     "--workdir", str(tmp_path), "--out", str(out)])
+    conversion.main()
+    measured = json.loads(out.read_text())["measured"]
+    assert sorted(measured) == sorted(["convert_numpy_one_thread_s", "convert_numpy_two_threads_s", "convert_as_float32_s",
+                                       "bare_product_numpy_two_threads_s", "bare_product_as_float32_s"])
+    assert all(len(values) == 2 and all(value > 0 for value in values) for values in measured.values())
+
+
 def test_pipeline_scale_default_workspace_keeps_the_projects_params(tmp_path):
     """--pool default times the project's own run: its workspace's params.yaml is params.yaml as it is."""
     import argparse

@@ -152,3 +152,49 @@ def test_torch_products_read_a_read_only_memory_map_without_a_warning(tmp_path):
     )
     done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_float16_converts_exactly_through_torch():
+    """as_float32 (and the float64 rows of the exact logits) send large float16 arrays through
+    torch's conversion: every one of the 65,536 float16 bit patterns (subnormals, infinities, NaN)
+    must come out as numpy's cast gives it."""
+    from al_core import linear
+
+    patterns = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).reshape(256, 256)
+    patterns = np.tile(patterns, (-(-linear.TORCH_CONVERSION_VALUES // patterns.size), 1))
+    assert patterns.size >= linear.TORCH_CONVERSION_VALUES  # the torch path, not numpy's cast
+    for dtype, convert in ((np.float32, linear.as_float32), (np.float64, linear._float64_rows)):
+        got, want = convert(patterns), patterns.astype(dtype)
+        assert got.dtype == dtype and got.shape == want.shape
+        assert np.array_equal(got, want, equal_nan=True)
+        assert np.array_equal(np.signbit(got), np.signbit(want))  # -0.0 stays -0.0
+    strided = np.tile(patterns, (1, 2))[:, ::2]  # not contiguous: converted from a contiguous copy
+    assert np.array_equal(linear.as_float32(strided), strided.astype(np.float32), equal_nan=True)
+
+
+def test_a_float16_memory_map_converts_without_a_warning_and_unchanged(tmp_path):
+    """The pipeline's features are a read-only float16 memory map: the conversion reads it through
+    torch without torch's warning about read-only memory (fresh process: torch warns once), and the
+    file is unchanged."""
+    import subprocess
+    import sys
+
+    from al_core.linear import TORCH_CONVERSION_VALUES
+
+    path = tmp_path / "features.npy"
+    rows = TORCH_CONVERSION_VALUES // 256 + 20
+    values = np.random.default_rng(0).standard_normal((rows, 256)).astype(np.float16)
+    np.save(path, values)
+    before = path.read_bytes()
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from al_core.linear import as_float32\n"
+        f"features = np.load({str(path)!r}, mmap_mode='r')\n"
+        "out = as_float32(features[10:])\n"
+        "assert 'torch' in sys.modules  # the torch path ran\n"
+        "assert np.array_equal(out, np.asarray(features[10:]).astype(np.float32))\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert path.read_bytes() == before

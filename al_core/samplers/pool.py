@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from al_core.errors import InputError
 from al_core.hardware import pick_device
-from al_core.linear import LOGIT_FILTERS, ExactLogits, linear_logits
+from al_core.linear import LOGIT_FILTERS, ExactLogits, as_float32, linear_logits
 from al_core.schema import Setting, at_least
 
 DEFAULT_CHUNK_SIZE = 8192
@@ -53,18 +53,6 @@ def _require_finite(block: np.ndarray, rows: np.ndarray, name: str) -> np.ndarra
             "finite (re-run the stage that wrote them, or drop that item from the pool)"
         )
     return block
-
-
-def _as_float32(source: np.ndarray, executor: ThreadPoolExecutor, workers: int) -> np.ndarray:
-    """``source`` (a slice of rows, maybe memory-mapped float16) as a new float32 array, converted
-    by ``workers`` threads on slices of rows (a single-threaded conversion costs a third of the
-    float32 product's time). A float32 source is returned as it is."""
-    if source.dtype == np.float32:
-        return np.asarray(source)
-    out = np.empty(source.shape, dtype=np.float32)
-    slices = np.linspace(0, source.shape[0], workers + 1).astype(np.int64)
-    list(executor.map(lambda low, high: np.copyto(out[low:high], source[low:high], casting="unsafe"), slices[:-1], slices[1:]))
-    return out
 
 
 def _check_2d(name: str, array, dtype_kind: str = "fc") -> np.ndarray:
@@ -158,7 +146,7 @@ class Pool:
         order = np.argsort(rows, kind="stable")  # sorted reads are sequential on a memmap
         for start in range(0, rows.shape[0], self.chunk_size):
             block = order[start:start + self.chunk_size]
-            out[block] = _require_finite(np.asarray(self.features[rows[block]], dtype=np.float32), rows[block], "features")
+            out[block] = _require_finite(as_float32(self.features[rows[block]]), rows[block], "features")
         return out
 
     @property
@@ -182,7 +170,7 @@ class Pool:
         return self.logits is not None or (self.features is not None and self.head_weight is not None)
 
     def _finite_block(self, source: np.ndarray, name: str, start: int, stop: int, keep: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        block = np.asarray(source[start:stop], dtype=np.float32)
+        block = as_float32(source[start:stop])
         return _require_finite(block if keep.all() else block[keep], rows, name)
 
     def _block(self, start: int, with_features: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
@@ -356,7 +344,7 @@ class Pool:
                 keep = ~self.labeled_mask[start:stop]
                 if not keep.any():
                     continue
-                block = _as_float32(self.features[start:stop], executor, workers)
+                block = as_float32(self.features[start:stop])
                 with np.errstate(invalid="ignore", over="ignore"):
                     logits = product.product(block)
                 slices = np.linspace(0, stop - start, workers + 1).astype(np.int64)
