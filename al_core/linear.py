@@ -21,8 +21,7 @@ def as_float32(array) -> np.ndarray:
     """``array`` as float32 (itself when it is float32 already, as ``np.asarray`` gives it).
 
     float16, how the pipeline stores features, converts in torch's vectorised kernel on its
-    threads: about 4x faster than numpy's cast on one thread and 2x faster than it on two, over
-    the 8,192-row blocks of a 100k x 2048 pool (``python -m benchmarks.conversion``,
+    threads, several times faster than numpy's cast (``python -m benchmarks.conversion``,
     ``benchmarks/results/conversion.json``). Exact either way: every float16 is a float32
     (tests/test_exact_logits.py compares all 65,536 bit patterns). Arrays under
     ``TORCH_CONVERSION_VALUES`` values and other dtypes use numpy's cast, so a small pool never

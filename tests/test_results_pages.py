@@ -524,3 +524,12 @@ def test_the_selection_breakdown_figures_are_their_files():
     small = {side: sorted(median(side, sampler, 0.001) for sampler in ("base", "mase", "margin")) for side in ("before", "after")}
     phrases.append(f"({small['before'][0]:.2f}-{small['before'][-1]:.2f}x before, {small['after'][0]:.2f}-{small['after'][-1]:.2f}x after)")
     assert _missing(page("results/benchmarks.md"), phrases) == []
+
+
+def test_the_conversion_figures_are_their_file():
+    """exact-selection.md's float16 conversion sentence: medians of benchmarks/results/conversion.json."""
+    medians = _results("conversion.json")["medians"]
+    phrase = (f"it took {medians['convert_as_float32_s']:.2f} s against {medians['convert_numpy_two_threads_s']:.2f} s for numpy's "
+              f"cast on two threads, and the bare product {medians['bare_product_as_float32_s']:.2f} s against "
+              f"{medians['bare_product_numpy_two_threads_s']:.2f} s")
+    assert _missing(page("explanation/exact-selection.md"), [phrase]) == []
