@@ -13,7 +13,8 @@ and records:
   run's intervals (thresholds, candidates);
 - ``exact_rows``, ``exact_wall_s``: rows whose exact logits were computed (float64 products) and
   the wall time of those products; ``partial_rows``: rows scored from a few classes' exact logits;
-- ``stream_wall_s``, ``total_wall_s`` and the process's CPU seconds.
+- ``stream_wall_s``, ``total_wall_s`` and the process's CPU seconds (``--compare`` also shows their
+  difference: the time outside the stream, i.e. setup, BASE's walk and the exact scores of the picks).
 
 The parts are found by wrapping the library's functions for the run (``Pool.map_unlabeled_bounds``,
 the float32 filter's ``product`` and ``bound``, ``Pool.reference_logits``); nothing else changes.
@@ -127,14 +128,16 @@ def measure(features, weight, bias, labeled, sampler: str, budget: int) -> dict:
 
 
 COMPARED = (("x bare", "x_bare_product", "{:.2f}"), ("main-thread CPU s", "consumer_cpu_s", "{:.2f}"),
-            ("exact logits s", "exact_wall_s", "{:.2f}"), ("score CPU s", "score_cpu_s", "{:.2f}"))
+            ("exact logits s", "exact_wall_s", "{:.2f}"), ("score CPU s", "score_cpu_s", "{:.2f}"),
+            ("outside the stream s", "outside_stream_wall_s", "{:.2f}"))
+DERIVED = {"outside_stream_wall_s": lambda run: run["total_wall_s"] - run["stream_wall_s"]}  # setup, BASE's walk, exact scores of the picks
 
 
 def compare(before: list[Path], after: list[Path]) -> str:
     """A markdown table: per sampler and budget fraction, the median of every measurement of each
     part in the ``before`` files and in the ``after`` files, side by side."""
     cells: dict[tuple[str, float], dict[tuple[str, str], list[float]]] = {}
-    needed = {"sampler", "fraction", *(field for _, field, _ in COMPARED)}
+    needed = {"sampler", "fraction", "total_wall_s", "stream_wall_s", *(field for _, field, _ in COMPARED if field not in DERIVED)}
     for side, paths in (("before", before), ("after", after)):
         for path in paths:
             if not Path(path).is_file():
@@ -146,7 +149,7 @@ def compare(before: list[Path], after: list[Path]) -> str:
                                      "python -m benchmarks.selection_breakdown")
                 cell = cells.setdefault((run["sampler"], run["fraction"]), {})
                 for _, field, _ in COMPARED:
-                    cell.setdefault((side, field), []).append(run[field])
+                    cell.setdefault((side, field), []).append(DERIVED[field](run) if field in DERIVED else run[field])
     if not cells:
         raise InputError(f"no runs in {', '.join(map(str, [*before, *after]))}")
     header = "| sampler | b/N | " + " | ".join(f"{name} before | after" for name, _, _ in COMPARED) + " |"

@@ -533,3 +533,28 @@ def test_the_conversion_figures_are_their_file():
               f"cast on two threads, and the bare product {medians['bare_product_as_float32_s']:.2f} s against "
               f"{medians['bare_product_numpy_two_threads_s']:.2f} s")
     assert _missing(page("explanation/exact-selection.md"), [phrase]) == []
+
+
+def test_the_second_selection_breakdown_figures_are_their_files():
+    """benchmarks.md's paragraph on the changes after the stream: medians of
+    benchmarks/results/selection_breakdown/exact_logits_and_walk/ (four measurements per cell and side)."""
+    import statistics
+
+    folder = ROOT / "benchmarks" / "results" / "selection_breakdown" / "exact_logits_and_walk"
+    values: dict[tuple, list[float]] = {}
+    for side in ("before", "after"):
+        for path in sorted(folder.glob(f"{side}_*.json")):
+            for run in json.loads(path.read_text())["runs"]:
+                values.setdefault((side, run["sampler"], run["fraction"], "outside"), []).append(run["total_wall_s"] - run["stream_wall_s"])
+                values.setdefault((side, run["sampler"], run["fraction"], "ratio"), []).append(run["x_bare_product"])
+
+    def median(side: str, sampler: str, field: str) -> float:
+        found = values[(side, sampler, 0.1, field)]
+        assert len(found) == 4
+        return statistics.median(found)
+
+    phrases = [f"fell from {median('before', 'base', 'outside'):.2f} to {median('after', 'base', 'outside'):.2f} s for BASE and from "
+               f"{median('before', 'margin', 'outside'):.2f} to {median('after', 'margin', 'outside'):.2f} s for margin",
+               f"(BASE {median('before', 'base', 'ratio'):.2f}x -> {median('after', 'base', 'ratio'):.2f}x, margin "
+               f"{median('before', 'margin', 'ratio'):.2f}x -> {median('after', 'margin', 'ratio'):.2f}x at 10%)"]
+    assert _missing(page("results/benchmarks.md"), phrases) == []
