@@ -295,6 +295,15 @@ def test_the_selection_grid_sentences_are_its_files():
     between = _results("selection_grid_2026-12-02.json")
     assert between["date"] == "2026-12-02" and len(between["rows"]) == len(now) == len(before)
 
+    def within(rows: list[dict]) -> tuple[int, int, int, int]:
+        small = [row["ratio_to_bare"] for row in rows if row["budget_fraction"] in (0.001, 0.01)]
+        large = [row["ratio_to_bare"] for row in rows if row["budget_fraction"] == 0.1]
+        return sum(r <= 1.2 for r in small), len(small), sum(r <= 1.5 for r in large), len(large)
+
+    (small_in, small, large_in, large), then = within(now), within(_results("selection_grid_2026-12-06_evening.json")["rows"])
+    assert (f"Against the evening run, {small_in} of the {small} cells at b/N = 0.1-1% are within 1.2x of the bare product "
+            f"({then[0]} then) and {large_in} of the {large} at 10% within 1.5x ({then[2]} then)") in flat
+
     issue = {row["sampler"]: row for row in _results("selection_issue_table_200k.json")["rows"]}
     bare = [row["bare_product_seconds"] for row in issue.values()]
     assert f"the bare product took {min(bare):.2f}-{max(bare):.2f} s within the run" in flat
