@@ -104,10 +104,14 @@ def test_the_fast_products_stay_within_their_bounds(precision, scale, device):
         assert np.median(bound / np.abs(logits).max(axis=1)) < 1e-3  # tight enough to rule most rows out
 
 
-def test_the_vectorised_exact_sums_round_like_exact_arithmetic(monkeypatch):
+@pytest.mark.parametrize("block", [7, 512])
+def test_the_vectorised_exact_sums_round_like_exact_arithmetic(monkeypatch, block):
     """Elements the float64 product cannot settle (large cancellation, sums next to a float32
-    midpoint) are settled by error-free sums, and only true midpoints go to math.fsum."""
+    midpoint) are settled by error-free sums, and only true midpoints go to math.fsum; in blocks
+    of any size (7: many blocks and a short last one)."""
     from al_core import linear
+
+    monkeypatch.setattr(linear, "FALLBACK_BLOCK", block)
 
     rng = np.random.default_rng(3)
     d = 64
