@@ -141,9 +141,6 @@ def test_torch_products_read_a_read_only_memory_map_without_a_warning(tmp_path):
     """A float32 feature file's memory map is read-only: the torch products copy such a block
     instead of handing torch read-only memory (which warns). In a fresh process, since torch
     warns only once per process."""
-    import subprocess
-    import sys
-
     path = tmp_path / "features.npy"
     np.save(path, np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32))
     code = (
@@ -154,6 +151,14 @@ def test_torch_products_read_a_read_only_memory_map_without_a_warning(tmp_path):
         "for make in (BFloat16Filter, Float32Filter):\n"
         "    make(weight, np.zeros(3, dtype=np.float32), device='cpu').approximate(features[:40])\n"
     )
+    runs_without_a_warning(code)
+
+
+def runs_without_a_warning(code: str) -> None:
+    """Run ``code`` in a fresh Python process (torch warns once per process) with every warning an error."""
+    import subprocess
+    import sys
+
     done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -180,9 +185,6 @@ def test_a_float16_memory_map_converts_without_a_warning_and_unchanged(tmp_path)
     """The pipeline's features are a read-only float16 memory map: the conversion reads it through
     torch without torch's warning about read-only memory (fresh process: torch warns once), and the
     file is unchanged."""
-    import subprocess
-    import sys
-
     from al_core.linear import TORCH_CONVERSION_VALUES
 
     path = tmp_path / "features.npy"
@@ -199,6 +201,5 @@ def test_a_float16_memory_map_converts_without_a_warning_and_unchanged(tmp_path)
         "assert 'torch' in sys.modules  # the torch path ran\n"
         "assert np.array_equal(out, np.asarray(features[10:]).astype(np.float32))\n"
     )
-    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
+    runs_without_a_warning(code)
     assert path.read_bytes() == before
