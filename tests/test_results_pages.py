@@ -267,6 +267,12 @@ def test_the_pipeline_table_is_its_two_results_files():
     assert f"up to ~{50 * runs[0]['full']['seconds_per_epoch'] / 3600:.1f} h at {runs[0]['full']['seconds_per_epoch']:.0f} s an epoch" in " ".join(text.split())
     assert f"The first round's selection ({seconds(runs[0], 'select r00')[0]:.0f} s, {seconds(runs[1], 'select r00')[0]:.0f} s)" in text
     assert f"held {runs[1]['dvc_cache_gib']:.1f} GiB beside the outputs" in " ".join(text.split())
+    first = _results("pipeline_scale_exact_2026-12-06_first.json")
+    later = seconds(first, "select r01") + seconds(first, "select r02")
+    assert (f"took {first['dvc_repro_seconds']:.0f} s in all: select {min(later):.0f}-{max(later):.0f} s "
+            f"({seconds(first, 'select r00')[0]:.0f} s in r00), `full` {first['full']['seconds_per_epoch']:.0f} s per epoch, "
+            "with the same final metrics") in " ".join(text.split())
+    assert first["final_metrics"] == runs[1]["final_metrics"]
     rates = [result["images_per_second"] for name in ("extraction.json", "extraction_avx512.json")
              for result in _results(name)["results"] if result["image_size"] == 224]
     assert f"runs at {min(rates):.0f}-{max(rates):.0f} img/s at 224 px" in " ".join(text.split())
