@@ -141,15 +141,15 @@ class ExactLogits:
         self.factor = accumulation_factor(self.weight.shape[1] + 1, UNIT_ROUNDOFF_64) * SAFETY
         self.scaled_norms = self.weight_norms * self.factor
         self.scaled_bias = np.abs(self.bias) * self.factor
+        # A row's screen in _undecided_elements: its bound with the largest of each over the classes.
+        self.largest_scaled_norm = float(self.scaled_norms.max(initial=0.0))
+        self.largest_scaled_bias = float(self.scaled_bias.max(initial=0.0))
         # |values| <= ||x|| max||w_c|| + max|b_c| (+ the bound): the scale of the float64 rounding of values -/+ bound.
         self.largest_norm = float(self.weight_norms.max(initial=0.0)) * (1.0 + 2.0**-20)
         self.largest_bias = float(np.abs(self.bias).max(initial=0.0))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        x = _float64_rows(features)
-        values = x @ self.weight_t
-        values += self.bias
-        norms = row_norms(x)
+        x, values, norms = self._float64_product(features)
         result = values.astype(np.float32)
         rows, columns = self._undecided_elements(values, norms)
         if rows.shape[0]:
@@ -163,8 +163,7 @@ class ExactLogits:
         with its largest bound over the classes (never below any of them: the float64 operations
         are monotone, so an element settled under it is settled under its own); the elements it
         flags are checked again with their own bound. O(B*C) in a few passes over cached slices."""
-        slack = self._rounding_slack(norms)
-        largest = norms * float(self.scaled_norms.max(initial=0.0)) + float(self.scaled_bias.max(initial=0.0)) + slack
+        largest = norms * self.largest_scaled_norm + self.largest_scaled_bias + self._rounding_slack(norms)
         found_rows, found_columns = [], []
         for start in range(0, values.shape[0], SCREEN_ROWS):
             part = values[start:start + SCREEN_ROWS]
@@ -173,19 +172,29 @@ class ExactLogits:
             found_rows.append(rows + start)
             found_columns.append(columns)
         rows, columns = np.concatenate(found_rows), np.concatenate(found_columns)
-        bound = norms[rows] * self.scaled_norms[columns] + self.scaled_bias[columns] + slack[rows]
-        kept = undecided(values[rows, columns], bound)
+        kept = undecided(values[rows, columns], self._element_bounds(norms[rows], columns))
         return rows[kept], columns[kept]
+
+    def _float64_product(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x (B, d), values (B, C), norms (B,))``: the rows in float64, their float64 product with
+        the head plus the bias, and the rows' norms (rounded up)."""
+        x = _float64_rows(features)
+        values = x @ self.weight_t
+        values += self.bias
+        return x, values, row_norms(x)
+
+    def _element_bounds(self, norms: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Per element, how far the float64 value of the row with norm ``norms[k]`` and class
+        ``columns[k]`` may lie from the exact x.w + b, its rounding slack included (the
+        certificate's bound; `float64_values` makes the same sums for every element)."""
+        return norms * self.scaled_norms[columns] + self.scaled_bias[columns] + self._rounding_slack(norms)
 
     def float64_values(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x (B, d), values (B, C), bound (B, C))`` in float64: the rows, their float64 product
         with the head plus the bias, and how far each value may lie from the exact x.w + b (the
         certificate `__call__` checks: an element is settled where values -/+ bound round to one
         float32)."""
-        x = _float64_rows(features)
-        values = x @ self.weight_t
-        values += self.bias
-        norms = row_norms(x)
+        x, values, norms = self._float64_product(features)
         bound = np.multiply.outer(norms, self.scaled_norms)
         bound += self.scaled_bias
         bound += self._rounding_slack(norms)[:, None]
@@ -200,10 +209,7 @@ class ExactLogits:
         # float32 operands, float64 products and sums: each product exact, half the memory traffic
         values = np.einsum("ij,ij->i", x, self.weight32[classes], dtype=np.float64)
         values += self.bias[classes]
-        norms = row_norms(x)
-        bound = norms * self.scaled_norms[classes] + self.scaled_bias[classes]
-        bound += self._rounding_slack(norms)
-        return self._certified(x, values, bound, classes)
+        return self._certified(x, values, self._element_bounds(row_norms(x), classes), classes)
 
     def _rounding_slack(self, norms: np.ndarray) -> np.ndarray:
         """Per row, the float64 rounding of values -/+ bound in `_certified`: at most
