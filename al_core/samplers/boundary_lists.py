@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from al_core.samplers.quotas import positions_in_runs
+
 FIRST_BATCH = 16  # rows refined the first time a class needs one; doubles each time that class needs more
 LOOKAHEAD = 2  # with them, the next unrefined rows of every class with turns left (one product for all: see _refine)
 
@@ -125,7 +127,7 @@ class RefiningLists:
         first = np.searchsorted(self.rows_by_row, rows, side="left")
         counts = np.searchsorted(self.rows_by_row, rows, side="right") - first
         which = np.repeat(np.arange(rows.shape[0]), counts)  # each entry's row in the batch
-        entries = np.arange(which.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(first, counts)
+        entries = positions_in_runs(counts) + np.repeat(first, counts)  # each entry's place in rows_by_row
         classes = self.classes_by_row[entries]
         values = distances[which, classes].astype(np.float64)
         order = np.argsort(classes, kind="stable")

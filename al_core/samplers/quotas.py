@@ -66,9 +66,15 @@ def turn_order(quotas: np.ndarray, order: str) -> np.ndarray:
     classes = np.repeat(np.arange(quotas.shape[0], dtype=np.int64), quotas)
     if order == "sequential":
         return classes
-    # Position of each turn within its class's run = the pass it belongs to.
-    pass_index = np.arange(classes.shape[0]) - np.repeat(np.cumsum(quotas) - quotas, quotas)
+    pass_index = positions_in_runs(quotas)  # position of each turn within its class's run = the pass it belongs to
     return classes[np.lexsort((classes, pass_index))]
+
+
+def positions_in_runs(counts: np.ndarray) -> np.ndarray:
+    """``(sum(counts),) int64``: for runs of ``counts[i]`` elements laid end to end, each element's
+    position within its run (0, 1, ..., counts[i] - 1). O(sum(counts))."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def turns_needed(turns: np.ndarray, num_classes: int) -> np.ndarray:
