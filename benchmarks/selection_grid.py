@@ -7,8 +7,9 @@ For each pool (``realistic``: class geometry, long-tailed sizes, an unsaturated 
 the bare product (features @ W^T + b over the pool, in the samplers' chunks, float16 features
 converted as the samplers convert them: the floor every head-based sampler pays) and each sampler
 selecting from features (exact selection: filter and refine), alternating, ``--repeats`` times
-each (the fastest of each counts), and records the ratio to the bare product and the fraction of
-rows scored exactly. With
+each (the fastest of each counts), and records the ratio to the bare product, the product the
+samplers streamed (``--precision``, default ``auto`` as the pipeline: bfloat16 on CPUs with AMX or
+AVX512-BF16, its open rows narrowed by a float32 product) and the fraction of rows scored exactly. With
 ``--check`` (default for N <= 200k) it also selects from the exact reference logits and records
 whether the picks, their order and their scores are equal. Writes
 ``benchmarks/results/selection_grid.json`` and ``docs/results/img/selection_grid.png``.
@@ -63,7 +64,7 @@ def exact_logits(features, weight, bias) -> np.ndarray:
 
 
 def run_pool(pool: str, n: int, d: int, c: int, fractions: list[float], check: bool, seed: int,
-             samplers: dict = SAMPLERS, median_top1: float = 0.65, repeats: int = 2) -> list[dict]:
+             samplers: dict = SAMPLERS, median_top1: float = 0.65, repeats: int = 2, precision: str = "auto") -> list[dict]:
     if pool == "realistic":
         features, weight, bias, _, info = build_realistic_pool(n, d, c, seed, median_top1=median_top1)
     else:
@@ -93,18 +94,20 @@ def run_pool(pool: str, n: int, d: int, c: int, fractions: list[float], check: b
             for _ in range(repeats):
                 bare = min(bare, bare_product_seconds(features, weight, bias, repeats=1))
                 started = time.perf_counter()
-                selection = select_with_scores(name, budget, features=features, chunk_size=CHUNK, **common)
+                selection = select_with_scores(name, budget, features=features, chunk_size=CHUNK, precision=precision, **common)
                 seconds = min(seconds, time.perf_counter() - started)
             row = {**info, "budget": budget, "budget_fraction": fraction, "sampler": label, "seconds": round(seconds, 3),
                    "bare_product_seconds": round(bare, 3), "ratio_to_bare": round(seconds / bare, 3),
+                   "precision": precision, "filter": selection.notes.get("filter"),
                    "streamed_rows": selection.notes.get("streamed_rows"), "refined_rows": selection.notes.get("refined_rows"),
+                   "narrowed_rows": selection.notes.get("narrowed_rows", 0),
                    "partial_rows": selection.notes.get("partial_rows", 0),
                    "refined_fraction": round(selection.notes.get("refined_rows", 0) / max(selection.notes.get("streamed_rows", 1), 1), 5)}
             if reference is not None:
                 exact = select_with_scores(name, budget, logits=reference, **common)
                 row["same_picks_order_scores"] = bool(np.array_equal(exact.indices, selection.indices)
                                                       and exact.scores.tobytes() == selection.scores.tobytes())
-            print(f"  b={budget:>7} {label:18s} {seconds:7.2f} s  {row['ratio_to_bare']:5.2f}x bare ({bare:.2f} s)  refined "
+            print(f"  b={budget:>7} {label:18s} {row['filter']:8s} {seconds:7.2f} s  {row['ratio_to_bare']:5.2f}x bare ({bare:.2f} s)  refined "
                   f"{row['refined_fraction']:.4f}" + (f"  same as exact: {row['same_picks_order_scores']}" if reference is not None else ""))
             rows.append(row)
     return rows
@@ -169,6 +172,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timings of each selection and its bare product (the fastest counts)")
     parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=None,
                         help="compare with selection on the exact logits (default: when N <= 200k)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"],
+                        help="the samplers' stream (auto, the pipeline's default: bfloat16 on CPUs with AMX or AVX512-BF16)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--figure", type=Path, default=FIGURE)
     parser.add_argument("--table", type=Path, metavar="PREVIOUS_JSON",
@@ -186,12 +191,14 @@ def main() -> None:
     for n in (int(value) for value in args.n.split(",")):
         check = args.check if args.check is not None else n <= 200_000
         for pool in args.pools.split(","):
-            rows += run_pool(pool, n, args.d, args.c, fractions, check, args.seed, samplers, args.median_top1, args.repeats)
+            rows += run_pool(pool, n, args.d, args.c, fractions, check, args.seed, samplers, args.median_top1, args.repeats,
+                             args.precision)
     write_results(args.out, {"what": __doc__.splitlines()[0], "command": "python -m benchmarks.selection_grid " +
                              f"--n {args.n} --d {args.d} --c {args.c} --fractions {args.fractions} --pools {args.pools}"
                              + (f" --samplers '{args.samplers}'" if samplers != SAMPLERS else "")
                              + (f" --median-top1 {args.median_top1}" if args.median_top1 != 0.65 else "")
-                             + (f" --repeats {args.repeats}" if args.repeats != 2 else ""),
+                             + (f" --repeats {args.repeats}" if args.repeats != 2 else "")
+                             + (f" --precision {args.precision}" if args.precision != "auto" else ""),
                              "date": time.strftime("%Y-%m-%d"), "machine": machine(), "repeats": args.repeats, "rows": rows})
     draw(rows, args.figure)
 

@@ -115,8 +115,9 @@ SCHEMA: dict[str, Setting | dict[str, Setting]] = {
     "select": {
         "chunk_size": positive(default=8192, help="pool rows per streamed block; the streaming samplers' picks do not depend on it"),
         "processes": positive(default=1, help=">1: select under torchrun with this many processes (same picks)"),
-        "precision": one_of(*PRECISIONS, default="float32",
-                            help="fast product scoring features before the exact refinement (the picks are the same)"),
+        "precision": one_of(*PRECISIONS, default="auto",
+                            help="fast product scoring features before the exact refinement (the picks are the same): auto is "
+                                 "bfloat16 on CPUs with AMX or AVX512-BF16 for pools of 1e10 multiply-adds and more, float32 elsewhere"),
     },
 }
 

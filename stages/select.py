@@ -132,15 +132,13 @@ def _select(settings: Settings, options: dict, ledger: Path | None, round_name: 
 
 
 def selection_precision(requested: str) -> str:
-    """``select.precision``: ``auto`` is bfloat16 on CPUs with bfloat16 instructions (AMX,
-    AVX512-BF16), float32 elsewhere; the picks are the same either way."""
-    has_bf16 = machine()["bf16"]
-    if requested == "bfloat16" and not has_bf16:
+    """``select.precision`` as the samplers take it (``auto``: bfloat16 on CPUs with bfloat16
+    instructions for large pools, see ``al_core.samplers.pool.auto_precision``); the picks are
+    the same either way. Warns when bfloat16 is asked for on a CPU that would emulate it."""
+    if requested == "bfloat16" and not machine()["bf16"]:
         warnings.warn("select.precision is bfloat16 but this CPU has no bfloat16 instructions (AMX, AVX512-BF16): "
                       "torch emulates them, several times slower than float32 (the picks are the same); use float32 or auto")
-    if requested != "auto":
-        return requested
-    return "bfloat16" if has_bf16 else "float32"
+    return requested
 
 
 def selection_device(requested: str) -> str | None:

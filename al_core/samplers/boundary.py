@@ -118,6 +118,9 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     classes compete heavily for the same items) + O(b + total candidates) for the turns (+ the
     exact logits of the rows the turns walk, from features); memory O(chunk*C + C^2 + b * slack).
     """
+    # A bfloat16 stream's wider intervals keep several times the (row, class) entries, which the
+    # walk refines lazily: faster than float32 at small budgets only (``Pool.stream_keeping``).
+    pool = pool.stream_keeping(budget)
     num_classes = pool.num_classes
     quotas = class_quotas(budget, num_classes, pool.labeled_class_counts, seed, pool.option("remainder"))
     turns = turn_order(quotas, pool.option("order"))
@@ -246,6 +249,7 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
             merged = [np.concatenate(part) for part in zip(*kept)]
             passing = merged[2] <= upper_ends.thresholds[merged[0]]
             kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+            limit = max(limit, 2 * buffered)  # wide intervals keep many: compact less often (linear time overall)
     push_held()
     if unsettled_rows:
         rows = np.concatenate(unsettled_rows)

@@ -11,14 +11,14 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from al_core.errors import InputError
-from al_core.hardware import pick_device
+from al_core.hardware import machine, pick_device
 from al_core.linear import LOGIT_FILTERS, ExactLogits, as_float32, linear_logits
 from al_core.schema import Setting, at_least
 
@@ -26,6 +26,8 @@ DEFAULT_CHUNK_SIZE = 8192
 STREAM_WORKERS = 2  # threads scoring blocks of precomputed logits
 INTERVAL_VALUES = 1 << 18  # logits per call of a streamed score's fn: a (rows, C) float32 slice of 1 MiB stays in a core's L2 cache through its passes
 ENTRY_BLOCK_VALUES = 1 << 22  # float64 values per temporary when exact logits are taken entry by entry (32 MiB)
+AUTO_BFLOAT16_WORK = 1e10  # multiply-adds (N*d*C) from which precision "auto" streams bfloat16 on a CPU with bfloat16 products: below, about 0.1 s of float32 product, torch's import costs more than it saves
+COARSE_MAX_SHARE = 0.02  # rows to keep, as a share of the pool, up to which a bfloat16 stream pays (``python -m benchmarks.stream_precision``)
 PROGRESS_MIN_WORK = 2e10  # element operations above which a loop shows a progress bar (on a terminal)
 MEMORY_LIMIT = at_least(1, default=4 * 2**30, help="bytes the sampler may hold in memory before it refuses the pool")
 CLUSTER_IDS = Setting(np.ndarray, settable=False,
@@ -269,18 +271,41 @@ class Pool:
 
     def approximate_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(features (B, d) float32, logits (B, C) float32, bound (B,) float64)`` of the given pool
-        rows, from the fast product of ``precision`` as `map_unlabeled_bounds` gives them: each
-        logit within ``bound[i]`` of `reference_logits`. For refining a few rows without their
-        exact logits. Cost O(B*d*C) in the fast product."""
-        features = self.gather_features(np.asarray(rows, dtype=np.int64))
-        logits, bound = self._logit_filter().approximate(features)
+        rows from the float32 product (on ``device``): each logit within ``bound[i]`` of
+        `reference_logits`, a bound tighter than a bfloat16 stream's. For refining a few rows
+        without their exact logits. Cost O(B*d*C) in the float32 product."""
+        rows = np.asarray(rows, dtype=np.int64)
+        features = self.gather_features(rows)
+        logits, bound = self._logit_filter("float32").approximate(features)
+        if self.precision != "float32":
+            self._count_distinct("narrowed_rows", rows)
         return features, logits, bound
 
-    def _logit_filter(self):
-        """The fast product of ``precision`` for this pool's head, made once."""
-        if "filter" not in self.cache:
-            self.cache["filter"] = LOGIT_FILTERS[self.precision](self.head_weight, self.head_bias, device=self.device)
-        return self.cache["filter"]
+    @property
+    def coarse(self) -> bool:
+        """True when the stream's product is coarser than float32 (``precision`` bfloat16): the rows
+        its wide bounds leave open are worth a float32 product (`approximate_rows`) before any
+        exact logits."""
+        return self.precision != "float32"
+
+    def streaming_float32(self) -> "Pool":
+        """This pool with a float32 stream (the same rows, options, stats and cache)."""
+        return self if self.precision == "float32" else replace(self, precision="float32")
+
+    def stream_keeping(self, count: int) -> "Pool":
+        """The pool to stream when about ``count`` rows must be kept (the budget, or a sampler's
+        candidates): this one, or with a float32 stream when ``count`` exceeds
+        ``COARSE_MAX_SHARE`` of the pool. A bfloat16 stream saves about half the product, but the
+        rows its wide intervals leave open grow with ``count`` (about 30% of the pool at b/N = 10%),
+        and their float32 products then cost what it saved."""
+        return self.streaming_float32() if self.coarse and count > COARSE_MAX_SHARE * self.size else self
+
+    def _logit_filter(self, precision: str | None = None):
+        """The fast product of ``precision`` (default: the pool's) for this pool's head, made once."""
+        precision = precision or self.precision
+        if precision not in self.cache:
+            self.cache[precision] = LOGIT_FILTERS[precision](self.head_weight, self.head_bias, device=self.device)
+        return self.cache[precision]
 
     def _count_distinct(self, name: str, rows: np.ndarray) -> None:
         """``stats[name]``: how many distinct pool rows were ever passed here (a row refined or
@@ -323,7 +348,7 @@ class Pool:
         self.stats["filter"] = product.name
         if self.device is not None:
             self.stats["device"] = self.device
-        for name in ("refined_rows", "partial_rows"):
+        for name in ("refined_rows", "partial_rows") + (("narrowed_rows",) if self.coarse else ()):
             self.stats.setdefault(name, 0)
         workers = max(1, min(STREAM_WORKERS, os.cpu_count() or 1))
 
@@ -389,6 +414,18 @@ class Pool:
                 result = pending.popleft().result()
                 if result is not None:
                     yield result
+
+
+def auto_precision(features, head_weight) -> str:
+    """Precision ``"auto"``: ``"bfloat16"`` where this CPU multiplies bfloat16 natively (AMX or
+    AVX512-BF16) and the pool's product takes at least ``AUTO_BFLOAT16_WORK`` multiply-adds,
+    ``"float32"`` otherwise (the picks are the same). On a 2-core AMX host the bfloat16 stream
+    with float32 narrowing took 0.7-0.9x the bare float32 product for margin, confidence and MASE
+    at b/N = 0.1-1% (``python -m benchmarks.stream_precision``)."""
+    if features is None or head_weight is None:
+        return "float32"
+    work = float(features.shape[0]) * features.shape[1] * head_weight.shape[0]
+    return "bfloat16" if work >= AUTO_BFLOAT16_WORK and machine()["bf16"] else "float32"
 
 
 def make_pool(
@@ -478,8 +515,10 @@ def make_pool(
         raise InputError(f"shard must be (rank, processes) with 0 <= rank < processes, got {shard!r}")
     if processes > 1 and gather is None:
         raise InputError("a sharded pool (processes > 1) needs gather, a function collecting one object from every process")
+    if precision == "auto":
+        precision = auto_precision(features, head_weight)
     if precision not in LOGIT_FILTERS:
-        raise InputError(f"precision must be one of {', '.join(LOGIT_FILTERS)}, got {precision!r}")
+        raise InputError(f"precision must be one of {', '.join(LOGIT_FILTERS)} or auto, got {precision!r}")
     if device is not None:
         parsed = pick_device(device, "device")
         if parsed.type not in ("cpu", "cuda"):

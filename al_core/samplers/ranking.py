@@ -169,10 +169,13 @@ def interval_candidates(pool: Pool, count: int, score: IntervalScore) -> Interva
     (the ``count``-th smallest upper end), so the ``count``-th smallest exact score is <= T, and a
     row with lower end > T has an exact score above it; every other row is kept. Rows the filter
     marks unsettled are scored exactly after the stream, in one product (point intervals; until
-    then T is only looser, which keeps more rows and changes nothing else).
+    then T is only looser, which keeps more rows and changes nothing else); after a stream coarser
+    than float32 they are kept with open intervals and the float32 product of `_narrowed` comes
+    first.
     Cost: the fast pass, O(N*d*C), plus the exact logits of the unsettled rows; memory
     O(chunk*C + the rows kept).
     """
+    pool = pool.stream_keeping(count) if score.coarse_ok else pool.streaming_float32()
     upper_ends = RunningSmallest(count)
     kept: list[tuple[np.ndarray, ...]] = []
     buffered, limit = 0, max(1 << 20, 8 * count)
@@ -190,14 +193,19 @@ def interval_candidates(pool: Pool, count: int, score: IntervalScore) -> Interva
     for rows, lower, upper, unsettled, *extra in pool.map_unlabeled_bounds(intervals):
         top_two, denominator = extra if extra else (np.full((rows.shape[0], 2), -1, dtype=np.int64), np.full(rows.shape[0], np.nan))
         if unsettled is not None and unsettled.any():
-            unsettled_rows.append(rows[unsettled])
-            settled = ~unsettled
-            rows, lower, upper, top_two, denominator = rows[settled], lower[settled], upper[settled], top_two[settled], denominator[settled]
+            if pool.coarse:  # open intervals: the float32 product (`_narrowed`) may settle them
+                lower, upper = np.where(unsettled, -np.inf, lower), np.where(unsettled, np.inf, upper)
+                top_two = np.where(unsettled[:, None], -1, top_two)
+            else:
+                unsettled_rows.append(rows[unsettled])
+                settled = ~unsettled
+                rows, lower, upper, top_two, denominator = rows[settled], lower[settled], upper[settled], top_two[settled], denominator[settled]
         buffered += take(rows, lower, upper, top_two, denominator)
         if buffered > limit:
             merged = [np.concatenate(part) for part in zip(*kept)]
             passing = merged[1] <= upper_ends.threshold()
             kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+            limit = max(limit, 2 * buffered)  # wide intervals keep many: compact less often (linear time overall)
     if unsettled_rows:
         rows = np.concatenate(unsettled_rows)
         exact = np.asarray(score.exact(pool.reference_logits(rows)), dtype=np.float64)
@@ -205,7 +213,45 @@ def interval_candidates(pool: Pool, count: int, score: IntervalScore) -> Interva
     if not kept:
         return Intervals(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty((0, 2), dtype=np.int64), np.empty(0))
     found = Intervals(*(np.concatenate(part) for part in zip(*kept)))
-    return found[found.lower <= upper_ends.threshold()]
+    found = found[found.lower <= upper_ends.threshold()]
+    return _narrowed(pool, found, count, score) if pool.coarse else found
+
+
+def _narrowed(pool: Pool, found: Intervals, count: int, score: IntervalScore) -> Intervals:
+    """``found`` after a float32 product of its rows (``Pool.approximate_rows``): each interval is
+    the intersection of the stream's and the float32 one (both hold the exact score, so it does
+    too), and a pair of deciding classes is taken from the float32 logits where they name one.
+    Rows go in order of their upper ends, so the first few settle the ``count``-th smallest upper
+    end T; a row whose lower end is above T is dropped without its product. Why none is lost:
+    every interval holds its row's exact score, so ``count`` rows have exact scores <= T, and a
+    row above T is not among the ``count`` smallest (the rows left out by the stream have lower
+    ends above its threshold, which T never exceeds: the rows of its ``count`` smallest upper
+    ends are all in ``found``).
+    Cost: the float32 product of the rows still open when their turn comes, O(r*d*C)."""
+    lower, upper = found.lower.copy(), found.upper.copy()
+    top_two, denominator = found.top_two.copy(), found.denominator.copy()
+    pending = np.flatnonzero(lower < upper)
+    pending = pending[np.argsort(upper[pending], kind="stable")]
+    step = min(pool.chunk_size, max(2 * count, 512))  # the first step sets T near its float32 value
+    threshold = np.inf
+    while pending.shape[0]:
+        at, pending = pending[:step], pending[step:]
+        step = pool.chunk_size
+        _, logits, bound = pool.approximate_rows(found.rows[at])
+        new_lower, new_upper, unsettled, *extra = score.bounds(logits, bound)
+        keep = np.ones(at.shape[0], dtype=bool) if unsettled is None else ~unsettled
+        settled = at[keep]
+        lower[settled] = np.maximum(lower[settled], new_lower[keep])
+        upper[settled] = np.minimum(upper[settled], new_upper[keep])
+        if extra:
+            pairs = keep & (extra[0][:, 0] >= 0)
+            top_two[at[pairs]] = extra[0][pairs]
+            denominator[at[pairs]] = extra[1][pairs]
+        if 0 < count < upper.shape[0]:
+            threshold = np.partition(upper, count - 1)[count - 1]
+            pending = pending[lower[pending] <= threshold]
+    narrowed = Intervals(found.rows, lower, upper, top_two, denominator)
+    return narrowed[lower <= threshold]
 
 
 def exact_scores(pool: Pool, score: IntervalScore, found: Intervals) -> np.ndarray:

@@ -95,12 +95,16 @@ class IntervalScore:
     from_rows: ``(pool, rows (B,) int64)`` -> the exact ``(B,)`` scores of those pool rows from
         features, for a score that needs the exact logits of a few classes only (MASE); None to
         score rows on their exact logits (``exact``).
+    coarse_ok: whether intervals from a bfloat16 product's bounds (about 35 times float32's) still
+        rule out most rows; False (entropy: its interval grows with e^(2 bound) times the score)
+        streams the pool in float32 whatever the pool's precision.
     """
 
     exact: Callable[[np.ndarray], np.ndarray]
     bounds: Callable[[np.ndarray, np.ndarray], tuple]
     from_top_two: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     from_rows: Callable[[object, np.ndarray], np.ndarray] | None = None
+    coarse_ok: bool = True
 
 
 def _logit_slack(spread: np.ndarray, bound: np.ndarray) -> np.ndarray:
@@ -272,7 +276,7 @@ def _evaluation_error(logits: np.ndarray, box: _SoftmaxBox) -> np.ndarray:
 
 CONFIDENCE = IntervalScore(confidence_score, confidence_bounds)
 MARGIN = IntervalScore(margin_score, margin_bounds, margin_from_top_two)
-ENTROPY = IntervalScore(entropy_score, entropy_bounds)
+ENTROPY = IntervalScore(entropy_score, entropy_bounds, coarse_ok=False)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,15 @@ import pytest
 from al_core.linear import reference_logits
 from al_core.samplers import select_with_scores
 
+@pytest.fixture(autouse=True)
+def bfloat16_streams_at_any_budget(monkeypatch):
+    """These pools are small and their budgets a large share of them, where the samplers would
+    stream float32 instead (``Pool.stream_keeping``): lift that share so the bfloat16 stream is tested."""
+    from al_core.samplers import pool
+
+    monkeypatch.setattr(pool, "COARSE_MAX_SHARE", 1.0)
+
+
 SAMPLERS = [
     ("base", {"order": "round_robin"}), ("base", {"order": "sequential"}), ("mase", {}), ("margin", {}),
     ("confidence", {}), ("entropy", {}), ("margin_clustering", {"candidates_factor": 3}),
@@ -49,7 +58,9 @@ def test_picks_equal_the_exact_logits_for_every_product_and_chunking(name, optio
             got = select_with_scores(name, 60, features=features, precision=precision, chunk_size=chunk_size, device=device, **common)
             assert got.indices.tolist() == exact.indices.tolist(), (precision, device, chunk_size)
             assert got.scores.tobytes() == exact.scores.tobytes(), (precision, device, chunk_size)
-            assert got.notes["filter"] == precision and got.notes["streamed_rows"] == int((~mask).sum())
+            # Entropy streams float32 whatever the precision (its intervals from bfloat16 rule out almost nothing).
+            assert got.notes["filter"] == ("float32" if name == "entropy" else precision)
+            assert got.notes["streamed_rows"] == int((~mask).sum())
 
 
 def test_the_float32_filter_refines_few_rows():
@@ -199,3 +210,56 @@ def test_base_from_sparse_intervals_once_every_class_has_a_threshold(order, budg
         got = select_with_scores("base", budget, features=features, precision=precision, chunk_size=256, **common)
         assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), precision
     assert len(sparse) > 10  # the sparse path ran, for most blocks
+
+
+@pytest.mark.parametrize("name", ["margin", "confidence", "mase", "margin_clustering"])
+def test_a_bfloat16_stream_narrows_its_open_rows_in_float32_before_any_exact_logits(name):
+    """The bfloat16 stream's bounds are about 35 times float32's: the rows they leave open get a
+    float32 product first (``narrowed_rows``), so no more rows take exact logits than after a
+    float32 stream (without the narrowing, margin takes them for 3,714 rows here instead of 68)."""
+    features, weight, bias, mask, _, clusters = near_tie_pool(3, n=6000, twins=False)
+    common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=0,
+                  options={"cluster_ids": clusters} if name == "margin_clustering" else {})
+    exact = select_with_scores(name, 60, logits=reference_logits(features, weight, bias), **common)
+    single = select_with_scores(name, 60, features=features, precision="float32", **common)
+    double = select_with_scores(name, 60, features=features, precision="bfloat16", **common)
+    assert double.indices.tolist() == exact.indices.tolist() and double.scores.tobytes() == exact.scores.tobytes()
+    assert double.notes["filter"] == "bfloat16" and 0 < double.notes["narrowed_rows"] < double.notes["streamed_rows"]
+    exact_work = lambda notes: notes["refined_rows"] + notes.get("partial_rows", 0)  # noqa: E731
+    assert exact_work(double.notes) <= exact_work(single.notes) + 5, (single.notes, double.notes)
+
+
+def test_auto_precision_streams_bfloat16_only_for_large_pools_on_cpus_that_have_it(monkeypatch):
+    from al_core.samplers import pool as pool_module
+
+    features, weight, bias, mask, _, _ = near_tie_pool(14, n=900)
+    common = dict(labeled_mask=mask, features=features, head_weight=weight, head_bias=bias, precision="auto")
+    work = 900 * features.shape[1] * weight.shape[0]
+    for flag, threshold, expected in (("amx_bf16", work, "bfloat16"), ("amx_bf16", work + 1, "float32"),
+                                      ("avx512_bf16", 1, "bfloat16"), (None, 1, "float32")):
+        monkeypatch.setattr(pool_module, "machine", lambda flag=flag: {"bf16": flag})
+        monkeypatch.setattr(pool_module, "AUTO_BFLOAT16_WORK", threshold)
+        assert pool_module.make_pool(**common).precision == expected, (flag, threshold)
+    # Given logits: nothing to multiply, so float32 (and no torch) whatever the CPU.
+    monkeypatch.setattr(pool_module, "AUTO_BFLOAT16_WORK", 1)
+    monkeypatch.setattr(pool_module, "machine", lambda: {"bf16": "amx_bf16"})
+    assert pool_module.make_pool(labeled_mask=mask, logits=features @ weight.T, precision="auto").precision == "float32"
+
+
+@pytest.mark.parametrize("name", ["margin", "base", "margin_clustering"])
+def test_a_bfloat16_stream_is_kept_for_small_budgets_only(name, monkeypatch):
+    """Above ``COARSE_MAX_SHARE`` of the pool kept (margin_clustering keeps its factor x budget
+    candidates), the samplers stream float32: the bfloat16 stream's open rows would cost more
+    float32 products than it saves. Same picks either way."""
+    from al_core.samplers import pool
+
+    monkeypatch.setattr(pool, "COARSE_MAX_SHARE", 0.02)
+    features, weight, bias, mask, counts, clusters = near_tie_pool(15, n=6000, twins=False)
+    options = {"cluster_ids": clusters, "candidates_factor": 2} if name == "margin_clustering" else {}
+    common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=0, options=options, labeled_class_counts=counts)
+    reference = reference_logits(features, weight, bias)
+    for budget, filter_used in ((60, "bfloat16"), (61, "bfloat16" if name != "margin_clustering" else "float32"), (121, "float32")):
+        got = select_with_scores(name, budget, features=features, precision="bfloat16", **common)
+        exact = select_with_scores(name, budget, logits=reference, **common)
+        assert got.notes["filter"] == filter_used, (budget, got.notes)
+        assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes()
