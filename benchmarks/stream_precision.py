@@ -7,8 +7,8 @@ with ``precision="float32"`` and ``precision="bfloat16"``, alternating, ``--repe
 fastest of each counts; every measurement is kept), checks that both precisions pick the same
 items with the same scores, and records the rows each path multiplied in float32 after the stream
 (``narrowed_rows``) or scored exactly. The samplers stream bfloat16 only while the rows they keep
-are at most ``COARSE_MAX_SHARE`` of the pool (``Pool.stream_keeping``); this benchmark lifts that
-share, so both streams run at every budget: the measurement behind the rule. (Entropy always
+are at most ``COARSE_MAX_SHARE`` of the pool (BASE: ``BASE_COARSE_MAX_SHARE``; ``Pool.stream_keeping``);
+this benchmark lifts both shares, so both streams run at every budget: the measurement behind the rule. (Entropy always
 streams float32: its intervals from a bfloat16 stream rule out almost nothing.) The bfloat16
 product is fast only on CPUs with AMX or AVX512-BF16 (the results name the CPU).
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from al_core.linear import as_float32
 from al_core.samplers import select_with_scores
+from al_core.samplers import boundary
 from al_core.samplers import pool as pool_module
 from benchmarks.realistic_pool import WORK, build_realistic_pool
 from benchmarks.selection_grid import CHUNK, bare_product_seconds
@@ -86,19 +87,19 @@ def main() -> None:
         from al_core.clustering import cluster_pool
         clusters = cluster_pool(features, min(1000, args.n // 10), codebook_size=min(2048, args.n), seed=0)
     as_float32(features[:CHUNK])  # torch's import (once per process) is not the product's time
-    coarse_max_share = pool_module.COARSE_MAX_SHARE
-    pool_module.COARSE_MAX_SHARE = 1.0  # both streams at every budget
+    coarse_max_share, base_share = pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE
+    pool_module.COARSE_MAX_SHARE = boundary.BASE_COARSE_MAX_SHARE = 1.0  # both streams at every budget
     try:
         rows = measure(args, features, weight, bias, labeled, clusters)
     finally:
-        pool_module.COARSE_MAX_SHARE = coarse_max_share
+        pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE = coarse_max_share, base_share
     write_results(args.out, {
         "command": "python -m benchmarks.stream_precision " + " ".join(f"--{k} {v}" for k, v in (
             ("n", args.n), ("d", args.d), ("c", args.c), ("fractions", args.fractions), ("samplers", args.samplers),
             ("repeats", args.repeats))),
         "what": "selection from features with a float32 and a bfloat16 stream (narrowed in float32; COARSE_MAX_SHARE lifted, so "
                 "at every budget), beside the bare float32 product; seconds of every repeat, the fastest of each makes the ratios",
-        "coarse_max_share_in_the_code": coarse_max_share,
+        "coarse_max_share_in_the_code": coarse_max_share, "base_coarse_max_share_in_the_code": base_share,
         "machine": machine(), "pool": info, "rows": rows,
     })
 

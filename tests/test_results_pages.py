@@ -173,7 +173,7 @@ def test_the_exact_selection_page_numbers_are_their_files():
     assert share["margin"] == share["confidence"] == 100.0
     phrases.append(f"the streaming samplers took {min(seconds):.0f}-{max(seconds):.0f} s with it, against a "
                    f"{bf16['base']['bare_product_seconds']:.1f} s bare float32 product")
-    phrases.append(f"it leaves {share['base']:.0f}% of the rows to the exact logits for BASE and {share['mase']:.0f}% for MASE "
+    phrases.append(f"it left {share['base']:.0f}% of the rows to the exact logits for BASE and {share['mase']:.0f}% for MASE "
                    f"(float32: {float32_share['base']:.0f}% and {float32_share['mase']:.0f}%), and every row for margin and confidence")
     runs = _results("refine_fractions_default.json")["runs"]
     low_precision = [100 * run["refined_fraction"] for run in runs if run["precision"] == "bfloat16" and run["sampler"] != "entropy"]
@@ -573,3 +573,44 @@ def test_the_second_selection_breakdown_figures_are_their_files():
                f"(BASE {median('before', 'base', 'ratio'):.2f}x -> {median('after', 'base', 'ratio'):.2f}x, margin "
                f"{median('before', 'margin', 'ratio'):.2f}x -> {median('after', 'margin', 'ratio'):.2f}x at 10%)"]
     assert _missing(page("results/benchmarks.md"), phrases) == []
+
+
+def test_the_stream_precision_table_is_its_file():
+    """exact-selection.md's float32 / bfloat16 stream table and its sentences, from stream_precision.json."""
+    data = _results("stream_precision.json")
+    text = page("explanation/exact-selection.md")
+    assert data["machine"]["bf16"] == "amx_bf16" and all(row["same_picks_order_scores"] for row in data["rows"])
+    names = ("margin", "confidence", "mase", "margin_clustering", "base")
+    for fraction in (0.001, 0.01, 0.1):
+        [cells] = table_rows(text, f"{100 * fraction:g}%")
+        expected = []
+        for name in names:
+            [row] = [row for row in data["rows"] if row["sampler"] == name and row["budget_fraction"] == fraction]
+            expected.append(f"{row['float32_ratio_to_bare']:.2f}x / {row['bfloat16_ratio_to_bare']:.2f}x")
+        assert cells[1:] == expected, fraction
+    bare = [min(row["bare_product_s"]) for row in data["rows"]]
+    [margin] = [row for row in data["rows"] if row["sampler"] == "margin" and row["budget_fraction"] == 0.1]
+    share = 100 * margin["bfloat16_notes"]["narrowed_rows"] / margin["bfloat16_notes"]["streamed_rows"]
+    flat = " ".join(text.split())
+    assert _missing(flat, [f"the bare product took {min(bare):.2f}-{max(bare):.2f} s within the run",
+                           f"for margin, {share:.0f}% of the pool at b/N = 10%"]) == []
+    from al_core.samplers import pool
+    assert f"at most {100 * pool.COARSE_MAX_SHARE:g}% of the pool" in flat and f"at least {pool.AUTO_BFLOAT16_WORK:.0e}".replace("+", "") in flat.replace("+", "")
+
+
+def test_the_base_stream_rule_figures_are_their_grid_files():
+    """exact-selection.md's sentence on BASE's bfloat16 stream, from the midday grid (BASE with a
+    bfloat16 stream up to 2% of the pool) and the night grid (float32 streams)."""
+    def base(name: str, fraction: float) -> dict:
+        [row] = [row for row in _results(name)["rows"] if row["pool"] == "realistic" and row["sampler"] == "base"
+                 and row["budget_fraction"] == fraction]
+        return row
+
+    midday = [base("selection_grid_2026-12-06_midday.json", f) for f in (0.001, 0.01)]
+    night = [base("selection_grid_2026-12-06_night.json", f) for f in (0.001, 0.01)]
+    assert [row["filter"] for row in midday] == ["bfloat16", "bfloat16"] and "filter" not in night[0]
+    assert _missing(page("explanation/exact-selection.md"), [
+        f"its walk scored {100 * midday[0]['refined_fraction']:.1f}% of the realistic pool's rows exactly at b/N = 0.1% "
+        f"({100 * night[0]['refined_fraction']:.1f}% after a float32 stream) and {100 * midday[1]['refined_fraction']:.1f}% at 1% "
+        f"({100 * night[1]['refined_fraction']:.1f}%), and took {midday[0]['ratio_to_bare']:.2f}x and {midday[1]['ratio_to_bare']:.2f}x "
+        f"the bare product against {night[0]['ratio_to_bare']:.2f}x and {night[1]['ratio_to_bare']:.2f}x"]) == []

@@ -76,6 +76,12 @@ def exact_margins(pool: Pool, geometry, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+# A bfloat16 stream's wider intervals keep several times the (row, class) entries, and the walk
+# refines several times the rows (realistic 100k pool: 2.6% instead of 0.2% at b/N = 0.1%, 8.8%
+# instead of 2.1% at 1%): faster than a float32 stream at 0.1%, slower at 1% (``python -m
+# benchmarks.selection_grid``, ``benchmarks.stream_precision``). Below this share of the pool BASE
+# keeps the pool's bfloat16 stream; the switch between the two measured budgets is not measured.
+BASE_COARSE_MAX_SHARE = 0.003
 BASE_SLACK_FACTOR = 32  # candidates kept per class in the first pass: (1 + this) * quota + BASE_SLACK_EXTRA
 BASE_SLACK_EXTRA = 64
 HELD_ROWS_PER_KEEP = 16  # dense runs held before their first push: thresholds at about the 1/16 quantile
@@ -118,9 +124,7 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     classes compete heavily for the same items) + O(b + total candidates) for the turns (+ the
     exact logits of the rows the turns walk, from features); memory O(chunk*C + C^2 + b * slack).
     """
-    # A bfloat16 stream's wider intervals keep several times the (row, class) entries, which the
-    # walk refines lazily: faster than float32 at small budgets only (``Pool.stream_keeping``).
-    pool = pool.stream_keeping(budget)
+    pool = pool.stream_keeping(budget, BASE_COARSE_MAX_SHARE)
     num_classes = pool.num_classes
     quotas = class_quotas(budget, num_classes, pool.labeled_class_counts, seed, pool.option("remainder"))
     turns = turn_order(quotas, pool.option("order"))

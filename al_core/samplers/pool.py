@@ -292,13 +292,14 @@ class Pool:
         """This pool with a float32 stream (the same rows, options, stats and cache)."""
         return self if self.precision == "float32" else replace(self, precision="float32")
 
-    def stream_keeping(self, count: int) -> "Pool":
+    def stream_keeping(self, count: int, share: float | None = None) -> "Pool":
         """The pool to stream when about ``count`` rows must be kept (the budget, or a sampler's
-        candidates): this one, or with a float32 stream when ``count`` exceeds
-        ``COARSE_MAX_SHARE`` of the pool. A bfloat16 stream saves about half the product, but the
+        candidates): this one, or with a float32 stream when ``count`` exceeds ``share`` (default
+        ``COARSE_MAX_SHARE``) of the pool. A bfloat16 stream saves most of the product, but the
         rows its wide intervals leave open grow with ``count`` (about 30% of the pool at b/N = 10%),
         and their float32 products then cost what it saved."""
-        return self.streaming_float32() if self.coarse and count > COARSE_MAX_SHARE * self.size else self
+        share = COARSE_MAX_SHARE if share is None else share
+        return self.streaming_float32() if self.coarse and count > share * self.size else self
 
     def _logit_filter(self, precision: str | None = None):
         """The fast product of ``precision`` (default: the pool's) for this pool's head, made once."""

@@ -12,9 +12,10 @@ from al_core.samplers import select_with_scores
 def bfloat16_streams_at_any_budget(monkeypatch):
     """These pools are small and their budgets a large share of them, where the samplers would
     stream float32 instead (``Pool.stream_keeping``): lift that share so the bfloat16 stream is tested."""
-    from al_core.samplers import pool
+    from al_core.samplers import boundary, pool
 
     monkeypatch.setattr(pool, "COARSE_MAX_SHARE", 1.0)
+    monkeypatch.setattr(boundary, "BASE_COARSE_MAX_SHARE", 1.0)
 
 
 SAMPLERS = [
@@ -248,17 +249,20 @@ def test_auto_precision_streams_bfloat16_only_for_large_pools_on_cpus_that_have_
 
 @pytest.mark.parametrize("name", ["margin", "base", "margin_clustering"])
 def test_a_bfloat16_stream_is_kept_for_small_budgets_only(name, monkeypatch):
-    """Above ``COARSE_MAX_SHARE`` of the pool kept (margin_clustering keeps its factor x budget
-    candidates), the samplers stream float32: the bfloat16 stream's open rows would cost more
-    float32 products than it saves. Same picks either way."""
-    from al_core.samplers import pool
+    """Above a share of the pool kept (``COARSE_MAX_SHARE``; BASE's own, smaller; margin_clustering
+    keeps its factor x budget candidates), the samplers stream float32: the bfloat16 stream's open
+    rows would cost more than it saves. Same picks either way."""
+    from al_core.samplers import boundary, pool
 
-    monkeypatch.setattr(pool, "COARSE_MAX_SHARE", 0.02)
+    monkeypatch.undo()  # the shares as the code has them
     features, weight, bias, mask, counts, clusters = near_tie_pool(15, n=6000, twins=False)
-    options = {"cluster_ids": clusters, "candidates_factor": 2} if name == "margin_clustering" else {}
+    share = boundary.BASE_COARSE_MAX_SHARE if name == "base" else pool.COARSE_MAX_SHARE
+    factor = 2 if name == "margin_clustering" else 1
+    largest = int(share * 6000) // factor  # the largest budget that keeps the bfloat16 stream
+    options = {"cluster_ids": clusters, "candidates_factor": factor} if name == "margin_clustering" else {}
     common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=0, options=options, labeled_class_counts=counts)
     reference = reference_logits(features, weight, bias)
-    for budget, filter_used in ((60, "bfloat16"), (61, "bfloat16" if name != "margin_clustering" else "float32"), (121, "float32")):
+    for budget, filter_used in ((largest, "bfloat16"), (largest + 1, "float32")):
         got = select_with_scores(name, budget, features=features, precision="bfloat16", **common)
         exact = select_with_scores(name, budget, logits=reference, **common)
         assert got.notes["filter"] == filter_used, (budget, got.notes)
