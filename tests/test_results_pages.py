@@ -288,15 +288,21 @@ def test_the_selection_grid_sentences_are_its_files():
     bare = [row["bare_product_seconds"] for row in now]
     assert f"the bare product took {min(bare):.2f}-{max(bare):.2f} s for the same pool" in flat
 
-    def ratios(rows: list[dict], samplers: tuple[str, ...], fractions: tuple[float, ...]) -> str:
-        found = [row["ratio_to_bare"] for row in rows if row["sampler"].split(" ")[0] in samplers and row["budget_fraction"] in fractions]
+    def ratios(rows: list[dict], samplers: tuple[str, ...], fractions: tuple[float, ...], stream: str | None = None) -> str:
+        found = [row["ratio_to_bare"] for row in rows if row["sampler"].split(" ")[0] in samplers and row["budget_fraction"] in fractions
+                 and stream in (None, row.get("filter", "float32"))]
         return f"{min(found):.2f}-{max(found):.2f}x"
 
     assert f"so it scores almost no row on all classes ({ratios(now, ('mase',), (0.1,))} at 10%)" in flat
     assert max(row["refined_fraction"] for row in now if row["sampler"] == "mase" and row["budget_fraction"] == 0.1) < 0.001
-    softmax = ("margin", "confidence", "entropy", "mase")
-    assert f"so they add their whole cost: {ratios(now, softmax, (0.001, 0.01))} for margin, confidence, entropy and MASE, " \
-           f"{ratios(now, ('base',), (0.001, 0.01))} for BASE" in flat
+    small, softmax = (0.001, 0.01), ("margin", "confidence", "mase", "margin_clustering")
+    night = _results("selection_grid_2026-12-06_night.json")["rows"]
+    assert f"so they add their whole cost: {ratios(night, softmax + ('entropy',), small)} for margin, confidence, entropy, MASE " \
+           f"and margin_clustering, {ratios(night, ('base',), small)} for BASE (the night run)" in flat
+    assert {row["filter"] for row in now if row["sampler"] == "entropy"} == {"float32"}
+    assert f"streaming bfloat16 they took {ratios(now, softmax, small, 'bfloat16')} of it, BASE {ratios(now, ('base',), small, 'bfloat16')}; " \
+           f"streaming float32 at those budgets, {ratios(now, softmax + ('entropy',), small, 'float32')}, BASE " \
+           f"{ratios(now, ('base',), small, 'float32')}" in flat
     assert f"BASE at 10% ({ratios(now, ('base',), (0.1,))})" in flat
     between = _results("selection_grid_2026-12-02.json")
     assert between["date"] == "2026-12-02" and len(between["rows"]) == len(now) == len(before)
@@ -306,8 +312,8 @@ def test_the_selection_grid_sentences_are_its_files():
         large = [row["ratio_to_bare"] for row in rows if row["budget_fraction"] == 0.1]
         return sum(r <= 1.2 for r in small), len(small), sum(r <= 1.5 for r in large), len(large)
 
-    (small_in, small, large_in, large), then = within(now), within(_results("selection_grid_2026-12-06_evening.json")["rows"])
-    assert (f"Against the evening run, {small_in} of the {small} cells at b/N = 0.1-1% are within 1.2x of the bare product "
+    (small_in, small, large_in, large), then = within(now), within(night)
+    assert (f"Against the night run, {small_in} of the {small} cells at b/N = 0.1-1% are within 1.2x of the bare product "
             f"({then[0]} then) and {large_in} of the {large} at 10% within 1.5x ({then[2]} then)") in flat
 
     issue = {row["sampler"]: row for row in _results("selection_issue_table_200k.json")["rows"]}

@@ -421,8 +421,9 @@ def auto_precision(features, head_weight) -> str:
     """Precision ``"auto"``: ``"bfloat16"`` where this CPU multiplies bfloat16 natively (AMX or
     AVX512-BF16) and the pool's product takes at least ``AUTO_BFLOAT16_WORK`` multiply-adds,
     ``"float32"`` otherwise (the picks are the same). On a 2-core AMX host the bfloat16 stream
-    with float32 narrowing took 0.7-0.9x the bare float32 product for margin, confidence and MASE
-    at b/N = 0.1-1% (``python -m benchmarks.stream_precision``)."""
+    with float32 narrowing took 0.54-0.80x the bare float32 product for margin, confidence and
+    MASE at b/N = 0.1-1%, against 0.86-1.32x for the float32 stream (``python -m
+    benchmarks.stream_precision``)."""
     if features is None or head_weight is None:
         return "float32"
     work = float(features.shape[0]) * features.shape[1] * head_weight.shape[0]

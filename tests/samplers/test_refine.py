@@ -267,3 +267,16 @@ def test_a_bfloat16_stream_is_kept_for_small_budgets_only(name, monkeypatch):
         exact = select_with_scores(name, budget, logits=reference, **common)
         assert got.notes["filter"] == filter_used, (budget, got.notes)
         assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes()
+
+
+def test_the_select_stage_line_says_which_product_streamed_and_what_it_narrowed():
+    from stages.select import scoring_note
+
+    features, weight, bias, mask, _, _ = near_tie_pool(3, n=6000, twins=False)
+    notes = select_with_scores("margin", 60, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0,
+                               precision="bfloat16").notes
+    assert scoring_note(notes) == (f" (bfloat16 product, {notes['refined_rows']:,} of 5,900 rows scored exactly, "
+                                   f"{notes['narrowed_rows']:,} narrowed by a float32 product first)")
+    single = select_with_scores("margin", 60, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0).notes
+    assert scoring_note(single) == f" (float32 product, {single['refined_rows']:,} of 5,900 rows scored exactly)"
+    assert scoring_note({}) == ""
