@@ -91,9 +91,10 @@ def select_with_scores(
         precision: the fast product the streaming samplers score features with before refining
             (``"float32"``: BLAS; ``"bfloat16"``: torch, fast only on CPUs with AMX or AVX512-BF16,
             emulated and slow elsewhere, its rows left open narrowed by a float32 product before
-            any exact logits; BASE and entropy stream float32 whatever this says; ``"auto"``:
-            bfloat16 on such CPUs for pools of at least ``AUTO_BFLOAT16_WORK`` multiply-adds,
-            float32 otherwise). Filter and refine: every row gets
+            any exact logits; kept only while the rows a sampler keeps are a small share of the
+            pool (``Pool.stream_keeping``), never for entropy; ``"auto"``: bfloat16 on such CPUs
+            for pools of at least ``AUTO_BFLOAT16_WORK`` multiply-adds, float32 otherwise).
+            Filter and refine: every row gets
             a rigorous bound on its logits' error, and the rows the bounds cannot rule out are
             rescored with the exact logits (each the float32 nearest to x.w + b), so the picks,
             order and scores are the same for either precision, any ``chunk_size`` and one or

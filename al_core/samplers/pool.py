@@ -277,7 +277,7 @@ class Pool:
         rows = np.asarray(rows, dtype=np.int64)
         features = self.gather_features(rows)
         logits, bound = self._logit_filter("float32").approximate(features)
-        if self.precision != "float32":
+        if self.stats.get("filter", "float32") != "float32":  # after a bfloat16 stream: the rows it left open
             self._count_distinct("narrowed_rows", rows)
         return features, logits, bound
 

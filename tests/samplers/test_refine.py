@@ -247,7 +247,7 @@ def test_auto_precision_streams_bfloat16_only_for_large_pools_on_cpus_that_have_
     assert pool_module.make_pool(labeled_mask=mask, logits=features @ weight.T, precision="auto").precision == "float32"
 
 
-@pytest.mark.parametrize("name", ["margin", "base", "margin_clustering"])
+@pytest.mark.parametrize("name", ["margin", "mase", "base", "margin_clustering"])
 def test_a_bfloat16_stream_is_kept_for_small_budgets_only(name, monkeypatch):
     """Above a share of the pool kept (``COARSE_MAX_SHARE``; BASE's own, smaller; margin_clustering
     keeps its factor x budget candidates), the samplers stream float32: the bfloat16 stream's open
@@ -267,6 +267,8 @@ def test_a_bfloat16_stream_is_kept_for_small_budgets_only(name, monkeypatch):
         exact = select_with_scores(name, budget, logits=reference, **common)
         assert got.notes["filter"] == filter_used, (budget, got.notes)
         assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes()
+        if filter_used == "float32":  # MASE's few-class refinement multiplies in float32 too, but narrows nothing
+            assert got.notes.get("narrowed_rows", 0) == 0, got.notes
 
 
 def test_the_select_stage_line_says_which_product_streamed_and_what_it_narrowed():
