@@ -239,7 +239,27 @@ def margin_bounds(logits: np.ndarray, bound: np.ndarray):
         top_two[rows[alone], 0] = first[alone]
         top_two[rows[alone], 1] = runner[alone]
         denominators[rows[alone]] = denominator[alone]
+        _settle_saturated_margins(rows, second - logits[rows, first], bound, denominator, lower, upper)
     return lower, upper, None, top_two, denominators
+
+
+def _settle_saturated_margins(rows: np.ndarray, difference: np.ndarray, bound: np.ndarray, denominator: np.ndarray,
+                              lower: np.ndarray, upper: np.ndarray) -> None:
+    """Point intervals, in place, for the rows (top class settled, denominator known) whose margin
+    is one value whatever the exact logits: the reference's z_2 - z_1 (the largest float32
+    difference of an exact logit and the top one's, each within ``bound`` of the given ones;
+    ``difference`` is the given runner-up's minus the top's) lies in [low, high], and where
+    -expm1(low) / denominator == -expm1(high) / denominator every value between gives that score
+    too (numpy's expm1 is non-decreasing, checked by tests/samplers/test_score_intervals.py; the
+    division is correctly rounded). Near saturation (z_2 - z_1 below about -38) the score is
+    1 / denominator whatever the exact logits: no exact logit is needed. O(rows)."""
+    slack = 2.0 * bound[rows] * (1.0 + 2.0**-20)
+    low = (difference - slack) * (1.0 + 2.0**-22)  # the float32 rounding of the difference, outward
+    high = (difference + slack) * (1.0 - 2.0**-22)
+    known = high < 0.0
+    value_low = -np.expm1(low) / denominator
+    known &= value_low == -np.expm1(high) / denominator
+    lower[rows[known]] = upper[rows[known]] = value_low[known]
 
 
 def margin_from_top_two(second: np.ndarray, denominator: np.ndarray) -> np.ndarray:

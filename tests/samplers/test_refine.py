@@ -139,8 +139,30 @@ def test_a_saturated_head_is_settled_without_refining_every_row(name, budget):
         got = select_with_scores(name, budget, features=features, chunk_size=chunk_size, **common)
         assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), chunk_size
         assert got.notes["refined_rows"] <= min(2 * budget, got.notes["streamed_rows"] // 4), got.notes
-        if name == "margin":
-            assert got.notes["partial_rows"] > 0
+        if name == "margin":  # z_2 - z_1 far below -38: the margin is 1 / (1 + R) whatever the exact logits
+            assert got.notes["refined_rows"] + got.notes["partial_rows"] < 0.05 * got.notes["streamed_rows"], got.notes
+
+
+def test_margins_at_the_edge_of_saturation_take_two_exact_logits():
+    """z_2 - z_1 between -38.6 and -37.2: 1 + R is known (exactly 1.0) but -expm1(z_2 - z_1) is 1.0
+    or the float64 below it depending on the exact logits, so margin takes the exact logits of the
+    top two classes (``partial_rows``), not all C; picks, order and scores equal the exact ones."""
+    rng = np.random.default_rng(16)
+    gaps = rng.uniform(37.2, 38.6, size=400)
+    # The last column, which no class weighs, widens the product's bound to a few hundredths (||x|| ~ 1e5).
+    features = np.stack([np.full(400, 50.0), 50.0 - gaps, 40.0 - gaps, rng.uniform(0.5, 1.0, 400) * 1e5], axis=1).astype(np.float32)
+    weight = np.eye(4, dtype=np.float32)[:3]
+    mask = np.zeros(400, dtype=bool)
+    common = dict(labeled_mask=mask, head_weight=weight, head_bias=np.zeros(3, dtype=np.float32), seed=0)
+    from al_core.samplers.scores import margin_score
+
+    reference = reference_logits(features, weight, common["head_bias"])
+    assert len(set(margin_score(reference).tolist())) == 2  # 1.0 and the float64 below it: the edge is in the pool
+    exact = select_with_scores("margin", 30, logits=reference, **common)
+    for chunk_size in (8192, 37):
+        got = select_with_scores("margin", 30, features=features, chunk_size=chunk_size, **common)
+        assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes()
+        assert got.notes["partial_rows"] > 0 and got.notes["refined_rows"] == 0, got.notes
 
 
 @pytest.mark.parametrize("budget, factor", [(40, 10), (300, 10), (60, 2)])

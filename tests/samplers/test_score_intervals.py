@@ -88,3 +88,29 @@ def test_sparse_boundary_entries_are_the_dense_intervals_that_pass(twins):
         assert expected.shape[0] > 0 and np.array_equal(positions * 40 + classes, expected)
         assert entry_lower.tobytes() == lower.reshape(-1)[expected].tobytes()
         assert entry_upper.tobytes() == upper.reshape(-1)[expected].tobytes()
+
+
+def test_numpy_expm1_is_non_decreasing_where_saturated_margins_are_settled():
+    """Saturated margins are settled from -expm1 at the two ends of z_2 - z_1's interval, which
+    holds only if numpy's expm1 never decreases: checked on a dense sweep of the region used (and
+    across float64 neighbours) on this platform."""
+    x = np.linspace(-60.0, 0.0, 2_000_001)
+    assert (np.diff(np.expm1(x)) >= 0).all()
+    neighbours = np.nextafter(x[:-1], np.inf)
+    assert (np.expm1(neighbours) >= np.expm1(x[:-1])).all()
+
+
+def test_saturated_margins_are_points_that_the_exact_logits_give():
+    """Where the top two classes decide the margin and z_2 - z_1 is far below -38, the interval is
+    the score itself (no exact logit needed), and any logits within the bound give that score."""
+    rng = np.random.default_rng(11)
+    logits = (rng.standard_normal((300, 1000)) * 3.0).astype(np.float32)
+    logits[:, 0] += np.float32(60.0)  # far ahead: saturated rows
+    logits[:100, 0] -= np.float32(rng.uniform(15.0, 25.0, 100))  # gaps near the edge of saturation
+    bound = rng.choice([1e-6, 1e-3, 3e-2, 0.5], size=300)
+    lower, upper, _, classes, denominator = MARGIN.bounds(logits, bound)
+    points = lower == upper
+    assert points[100:].mean() > 0.9 and not points[:100].all()
+    for trial in range(6):
+        other = moved(logits, bound, rng, corners=trial % 2 == 1)
+        assert (MARGIN.exact(other)[points] == lower[points]).all(), trial
