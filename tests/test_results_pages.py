@@ -304,6 +304,16 @@ def test_the_selection_grid_sentences_are_its_files():
            f"streaming float32 at those budgets, {ratios(now, softmax + ('entropy',), small, 'float32')}, BASE " \
            f"{ratios(now, ('base',), small, 'float32')}" in flat
     assert f"BASE at 10% ({ratios(now, ('base',), (0.1,))})" in flat
+    noon = _results("selection_grid_2026-12-06_noon.json")["rows"]
+
+    def cell(rows: list[dict], fraction: float, sampler: str) -> tuple[str, str]:
+        [row] = [row for row in rows if row["pool"] == "imagenet" and row["budget_fraction"] == fraction and row["sampler"] == sampler]
+        return f"{100 * row['partial_rows'] / row['streamed_rows']:.1f}%", f"{row['ratio_to_bare']:.2f}x"
+
+    (a, a_x), (b, b_x) = cell(noon, 0.1, "margin"), cell(now, 0.1, "margin")
+    (c, c_x), (e, e_x) = cell(noon, 0.01, "margin_clustering"), cell(now, 0.01, "margin_clustering")
+    assert (f"margin at b/N = 10% scored {b} of the rows from two classes' exact logits against {a} in the noon run ({b_x} against "
+            f"{a_x}), margin_clustering at 1% {e} against {c} ({e_x} against {c_x})") in flat
     between = _results("selection_grid_2026-12-02.json")
     assert between["date"] == "2026-12-02" and len(between["rows"]) == len(now) == len(before)
 
