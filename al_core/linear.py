@@ -436,7 +436,8 @@ class BFloat16Filter(_LogitFilter):
     Features and weights are rounded to bfloat16 (x' = x + dx, w' = w + dw, dx and dw exact in
     float32), multiplied with float32 accumulation, and the product comes back rounded to
     bfloat16. Bound per row: ||dx|| max||w|| + ||x'|| max||dw|| (Cauchy-Schwarz on the rounding
-    residuals) + gamma_d ||x'|| max||w'|| (accumulation) + 2^-8 |product| (the bfloat16 output)
+    residuals; ||dx|| <= 2^-8 ||x||, up to a subnormal term, and ||x'|| <= ||x|| + ||dx||, so no
+    pass over the block beyond its norms) + gamma_d ||x'|| max||w'|| (accumulation) + 2^-8 |product| (the bfloat16 output)
     + the float32 roundings of the bias and the reference. It assumes torch accumulates bfloat16
     products in float32, as its CPU kernels (oneDNN and the fallback) do, and as cuBLAS does with
     reduced-precision reductions off (`TorchProduct` turns them off).
@@ -447,7 +448,6 @@ class BFloat16Filter(_LogitFilter):
     def __init__(self, weight: np.ndarray, bias: np.ndarray, device: str | None = None):
         import torch  # only this filter needs torch
 
-        self.torch = torch
         self.bias = np.asarray(bias, dtype=np.float32)
         weight32 = _writable_float32(weight)
         self.product_on_device = TorchProduct(weight32, device or "cpu", "bfloat16")
@@ -467,7 +467,6 @@ class BFloat16Filter(_LogitFilter):
         norms = row_norms(block)
         # Rounding to nearest bfloat16 moves each value by at most 2^-8 of itself, or 2^-134 below
         # float32's normal range (half of bfloat16's subnormal spacing): ||dx|| <= u ||x|| + 2^-134 sqrt(d).
-        # (Measuring ||dx|| instead halves this term but costs more than the rows it spares.)
         residual = BFLOAT16_UNIT_ROUNDOFF * norms + 2.0**-134 * math.sqrt(block.shape[1])
         bound = residual * self.largest_weight_norm
         bound += (norms + residual) * (self.largest_residual_norm + self.factor * self.largest_rounded_norm)

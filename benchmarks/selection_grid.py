@@ -56,6 +56,19 @@ def bare_product_seconds(features, weight, bias, repeats: int = 2) -> float:
     return best
 
 
+def labeled_mask(n: int, seed: int) -> np.ndarray:
+    """``(n,) bool``: the grid's labeled items, 3% of the pool drawn with ``seed + 2``."""
+    labeled = np.zeros(n, dtype=bool)
+    labeled[np.random.default_rng(seed + 2).choice(n, size=max(1, n * 3 // 100), replace=False)] = True
+    return labeled
+
+
+def pool_clusters(features, seed: int) -> np.ndarray:
+    """margin_clustering's clusters of the pool, computed once (not in the ratios)."""
+    n = features.shape[0]
+    return cluster_pool(features, min(1000, n // 10), codebook_size=min(2048, n), seed=seed)
+
+
 def exact_logits(features, weight, bias) -> np.ndarray:
     out = np.empty((features.shape[0], weight.shape[0]), dtype=np.float32)
     for start in range(0, features.shape[0], CHUNK):
@@ -71,12 +84,9 @@ def run_pool(pool: str, n: int, d: int, c: int, fractions: list[float], check: b
         WORK.mkdir(parents=True, exist_ok=True)
         features, weight, bias, _ = build_pool(WORK, n, d, c, seed)
         info = {"pool": "imagenet", "n": n, "d": d, "c": c, "seed": seed}
-    rng = np.random.default_rng(seed + 2)
-    labeled = np.zeros(n, dtype=bool)
-    labeled[rng.choice(n, size=max(1, n * 3 // 100), replace=False)] = True  # 3% labeled
+    labeled = labeled_mask(n, seed)
     started = time.perf_counter()
-    clusters = (cluster_pool(features, min(1000, n // 10), codebook_size=min(2048, n), seed=seed)
-                if "margin_clustering" in samplers else None)
+    clusters = pool_clusters(features, seed) if "margin_clustering" in samplers else None
     cluster_seconds = time.perf_counter() - started
     reference = exact_logits(features, weight, bias) if check else None
     print(f"{pool} N={n}: clustering {cluster_seconds:.1f} s (once, not in the ratios)")
@@ -126,10 +136,13 @@ def draw(rows: list[dict], path: Path) -> None:
             mine = sorted((row for row in rows if row["pool"] == pool and row["n"] == n and row["sampler"] == sampler),
                           key=lambda row: row["budget_fraction"])
             fractions = [row["budget_fraction"] for row in mine]
-            axes[0][column].plot(fractions, [row["ratio_to_bare"] for row in mine], marker="o", label=sampler)
-            axes[1][column].plot(fractions, [row["refined_fraction"] for row in mine], marker="o", label=sampler)
+            for axis, key in ((axes[0][column], "ratio_to_bare"), (axes[1][column], "refined_fraction")):
+                [line] = axis.plot(fractions, [row[key] for row in mine], marker="o", label=sampler)
+                coarse = [row for row in mine if row.get("filter") == "bfloat16"]  # open markers: a bfloat16 stream
+                axis.plot([row["budget_fraction"] for row in coarse], [row[key] for row in coarse], linestyle="none", marker="o",
+                          color=line.get_color(), markerfacecolor="white")
         axes[0][column].axhline(1.2, color="grey", linestyle=":", linewidth=0.8, label="1.2x")
-        axes[0][column].set_title(f"{pool}, N = {n:,}: time / bare float32 product")
+        axes[0][column].set_title(f"{pool}, N = {n:,}: time / bare float32 product\n(open markers: bfloat16 stream)")
         axes[1][column].set_title("fraction of rows scored on their exact logits")
         for row_axes in (axes[0][column], axes[1][column]):
             row_axes.set_xscale("log")

@@ -28,7 +28,7 @@ from al_core.samplers import select_with_scores
 from al_core.samplers import boundary
 from al_core.samplers import pool as pool_module
 from benchmarks.realistic_pool import WORK, build_realistic_pool
-from benchmarks.selection_grid import CHUNK, bare_product_seconds
+from benchmarks.selection_grid import CHUNK, bare_product_seconds, labeled_mask, pool_clusters
 from pipeline.results_file import machine, write_results
 
 OUT = Path("benchmarks/results/stream_precision.json")
@@ -79,13 +79,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     features, weight, bias, _, info = build_realistic_pool(args.n, args.d, args.c, 0, work=args.workdir)
-    rng = np.random.default_rng(2)
-    labeled = np.zeros(args.n, dtype=bool)
-    labeled[rng.choice(args.n, size=max(1, args.n * 3 // 100), replace=False)] = True  # 3% labeled, as the grid
-    clusters = None
-    if "margin_clustering" in args.samplers:
-        from al_core.clustering import cluster_pool
-        clusters = cluster_pool(features, min(1000, args.n // 10), codebook_size=min(2048, args.n), seed=0)
+    labeled = labeled_mask(args.n, 0)  # as the grid's seed-0 pools
+    clusters = pool_clusters(features, 0) if "margin_clustering" in args.samplers else None
     as_float32(features[:CHUNK])  # torch's import (once per process) is not the product's time
     coarse_max_share, base_share = pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE
     pool_module.COARSE_MAX_SHARE = boundary.BASE_COARSE_MAX_SHARE = 1.0  # both streams at every budget

@@ -290,7 +290,7 @@ class Pool:
 
     def streaming_float32(self) -> "Pool":
         """This pool with a float32 stream (the same rows, options, stats and cache)."""
-        return self if self.precision == "float32" else replace(self, precision="float32")
+        return replace(self, precision="float32") if self.coarse else self
 
     def stream_keeping(self, count: int, share: float | None = None) -> "Pool":
         """The pool to stream when about ``count`` rows must be kept (the budget, or a sampler's
