@@ -106,8 +106,16 @@ def row_norms(matrix: np.ndarray) -> np.ndarray:
     if matrix.dtype not in (np.float32, np.float64):
         matrix = matrix.astype(np.float32)
     unit = UNIT_ROUNDOFF_32 if matrix.dtype == np.float32 else UNIT_ROUNDOFF_64
-    squares = np.einsum("ij,ij->i", matrix, matrix).astype(np.float64)
+    squares = _row_dots(matrix).astype(np.float64)
     return np.sqrt(squares * (1.0 + 2.0 * accumulation_factor(matrix.shape[1] + 2, unit))) * SAFETY
+
+
+def _row_dots(matrix: np.ndarray) -> np.ndarray:
+    """Each row's dot product with itself, in the array's precision (any summation order: the
+    bound in `row_norms` holds for all). numpy's ``vecdot`` (2.0 and later) where there is one:
+    it takes about 0.6x of einsum's time on a (8192, 2048) float32 block."""
+    vecdot = getattr(np, "vecdot", None)
+    return vecdot(matrix, matrix) if vecdot is not None else np.einsum("ij,ij->i", matrix, matrix)
 
 
 def reference_logits(features: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -123,13 +131,17 @@ class ExactLogits:
     Each logit is the float32 nearest (ties to even) to the exact x.w + b, with x the row
     converted to float32: a function of the row alone, unlike a BLAS float32 product. Computed as
     a float64 product (each product x_k w_k of float32 values is exact in float64), certified
-    element by element: the float64 result lies within gamma_(d+1) (||x|| ||w_c|| + |b_c|) of the
-    exact value, and where that whole interval rounds to one float32 that float32 is the answer.
-    The rest (about 1 element in 10^3-10^5) go to `exact_float32_dots` (vectorised
-    error-free sums, then ``math.fsum`` for what even they leave). Cost per call: O(B*d*C) in
-    float64 (the float64 product, 2-3x the float32 one, plus a few passes over the (B, C) result),
-    O(B*C) memory; the head's float64 copy and norms are made once, here. Rows cost about the same
-    in any batch above a few dozen; below that, reading the float64 head dominates.
+    element by element, and where the certificate's interval rounds to one float32 that float32
+    is the answer. The product is cut along d into m = ceil(d / K) slices of K = `EXACT_K_BLOCK`
+    columns: one BLAS product per slice (any summation order: each slice's sum within gamma_K
+    of its exact value), the m slices and the bias then added in a fixed order (within gamma_m of
+    theirs), so the float64 value lies within gamma_(K+m) (||x|| ||w_c|| + |b_c|) of the exact
+    x.w + b (Higham, Lemma 3.3 and Eq. 3.4): at d = 2048 about 4x tighter than the gamma_(d+1) of
+    one product, so about 4x fewer elements go to `exact_float32_dots` (vectorised error-free
+    sums, then ``math.fsum`` for what even they leave). Cost per call: O(B*d*C) in float64 (the
+    float64 product, 2-3x the float32 one, plus a few passes over the (B, C) result), O(B*C)
+    memory; the head's float64 copy and norms are made once, here. Rows cost about the same in
+    any batch above a few dozen; below that, reading the float64 head dominates.
     """
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray):
@@ -138,7 +150,12 @@ class ExactLogits:
         self.weight_t = np.ascontiguousarray(self.weight.T)
         self.bias = np.asarray(bias, dtype=np.float32).astype(np.float64)
         self.weight_norms = row_norms(self.weight)
-        self.factor = accumulation_factor(self.weight.shape[1] + 1, UNIT_ROUNDOFF_64) * SAFETY
+        d = self.weight.shape[1]
+        self.slice = max(1, min(EXACT_K_BLOCK, d))
+        # gamma_(K+m): each slice's product (K terms, any order) plus the fixed-order sum of the m
+        # slices and the bias (m additions); gamma_(d+1) for one dot product (`entries`).
+        self.factor = accumulation_factor(self.slice + -(-d // self.slice), UNIT_ROUNDOFF_64) * SAFETY
+        self.dot_factor = accumulation_factor(d + 1, UNIT_ROUNDOFF_64) * SAFETY
         self.scaled_norms = self.weight_norms * self.factor
         self.scaled_bias = np.abs(self.bias) * self.factor
         # A row's screen in _undecided_elements: its bound with the largest of each over the classes.
@@ -153,7 +170,8 @@ class ExactLogits:
         result = values.astype(np.float32)
         rows, columns = self._undecided_elements(values, norms)
         if rows.shape[0]:
-            result[rows, columns] = exact_float32_dots(x, rows, self.weight, columns, self.bias)
+            result[rows, columns] = exact_float32_dots(x, rows, self.weight, columns, self.bias,
+                                                       scale=norms[rows] * self.weight_norms[columns])
         return result
 
     def _undecided_elements(self, values: np.ndarray, norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,15 +197,27 @@ class ExactLogits:
         """``(x (B, d), values (B, C), norms (B,))``: the rows in float64, their float64 product with
         the head plus the bias, and the rows' norms (rounded up)."""
         x = _float64_rows(features)
-        values = x @ self.weight_t
+        values = np.empty((x.shape[0], self.weight_t.shape[1]))
+        step = self.slice
+        part = np.empty((min(PRODUCT_ROWS, x.shape[0]), values.shape[1]))
+        for start in range(0, x.shape[0], PRODUCT_ROWS):  # a few rows at a time: the partial sums stay in cache
+            rows = slice(start, start + PRODUCT_ROWS)
+            out, scratch = values[rows], part[: values[rows].shape[0]]
+            np.matmul(x[rows, :step], self.weight_t[:step], out=out)
+            for k in range(step, x.shape[1], step):
+                np.matmul(x[rows, k:k + step], self.weight_t[k:k + step], out=scratch)
+                out += scratch
         values += self.bias
         return x, values, row_norms(x)
 
-    def _element_bounds(self, norms: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    def _element_bounds(self, norms: np.ndarray, columns: np.ndarray, factor: float | None = None) -> np.ndarray:
         """Per element, how far the float64 value of the row with norm ``norms[k]`` and class
         ``columns[k]`` may lie from the exact x.w + b, its rounding slack included (the
-        certificate's bound; `float64_values` makes the same sums for every element)."""
-        return norms * self.scaled_norms[columns] + self.scaled_bias[columns] + self._rounding_slack(norms)
+        certificate's bound; `float64_values` makes the same sums for every element). ``factor``:
+        the accumulation factor of the product behind the value (default: the sliced product's)."""
+        if factor is None:
+            return norms * self.scaled_norms[columns] + self.scaled_bias[columns] + self._rounding_slack(norms)
+        return (norms * self.weight_norms[columns] + np.abs(self.bias[columns])) * factor + self._rounding_slack(norms)
 
     def float64_values(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x (B, d), values (B, C), bound (B, C))`` in float64: the rows, their float64 product
@@ -209,26 +239,30 @@ class ExactLogits:
         # float32 operands, float64 products and sums: each product exact, half the memory traffic
         values = np.einsum("ij,ij->i", x, self.weight32[classes], dtype=np.float64)
         values += self.bias[classes]
-        return self._certified(x, values, self._element_bounds(row_norms(x), classes), classes)
+        norms = row_norms(x)
+        return self._certified(x, values, self._element_bounds(norms, classes, self.dot_factor), classes, norms)
 
     def _rounding_slack(self, norms: np.ndarray) -> np.ndarray:
         """Per row, the float64 rounding of values -/+ bound in `_certified`: at most
         2^-53 (|values| + bound) each, with |values| <= ||x|| max||w|| + max|b| + bound."""
         return 2.0**-51 * (norms * self.largest_norm + self.largest_bias) + 2.0**-1000
 
-    def _certified(self, x: np.ndarray, values: np.ndarray, bound: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
-        """``values`` (float64, (B, C) or (B,) for ``classes``) as float32 where the
-        interval values -/+ ``bound`` (gamma_(d+1) (||x|| ||w_c|| + |b_c|) plus the rounding slack)
-        rounds to one float32; the other elements from `exact_float32_dots`."""
+    def _certified(self, x: np.ndarray, values: np.ndarray, bound: np.ndarray, classes: np.ndarray, norms: np.ndarray) -> np.ndarray:
+        """``values`` (float64, (B,), class ``classes[i]`` of row i) as float32 where the interval
+        values -/+ ``bound`` (gamma_(d+1) (||x|| ||w_c|| + |b_c|) plus the rounding slack) rounds to
+        one float32; the other elements from `exact_float32_dots`. ``norms``: the rows' norms."""
         result = values.astype(np.float32)
-        where = np.nonzero(undecided(values, bound))
-        if where[0].shape[0]:
-            columns = where[1] if classes is None else classes[where[0]]
-            result[where] = exact_float32_dots(x, where[0], self.weight, columns, self.bias)
+        where = np.flatnonzero(undecided(values, bound))
+        if where.shape[0]:
+            columns = classes[where]
+            result[where] = exact_float32_dots(x, where, self.weight, columns, self.bias,
+                                               scale=norms[where] * self.weight_norms[columns])
         return result
 
 
 SCREEN_ROWS = 64  # rows of (B, C) float64 logits screened together by ExactLogits (512 KB at C = 1000)
+EXACT_K_BLOCK = 512  # columns of d per float64 product in ExactLogits: its bound is gamma_(K + d/K), not gamma_(d+1) (``python -m benchmarks.exact_logits``)
+PRODUCT_ROWS = 1024  # rows per sliced float64 product there: a (1024, C) float64 partial stays in cache while it is added
 
 
 def _float64_rows(features: np.ndarray) -> np.ndarray:
@@ -250,18 +284,22 @@ FALLBACK_BLOCK = 512  # elements settled together by exact_float32_dots: (block,
 SUM_BLOCK = 32  # terms per partial sum there: each partial is within gamma_32 of its exact value
 
 
-def exact_float32_dots(x: np.ndarray, rows: np.ndarray, weight: np.ndarray, columns: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def exact_float32_dots(x: np.ndarray, rows: np.ndarray, weight: np.ndarray, columns: np.ndarray, bias: np.ndarray,
+                       scale: np.ndarray | None = None) -> np.ndarray:
     """``(m,) float32``: for each element, the float32 nearest (ties to even) to the exact
     x[rows[k]].weight[columns[k]] + bias[columns[k]] (float32 values held as float64).
 
-    For the elements the float64 product could not settle (its bound, gamma_(d+1) sum|x_j w_j|,
-    put a float32 midpoint within reach), vectorised: each product x_j w_j is exact in float64;
-    they are summed in partial sums of 32 terms (each within gamma_32 of its exact value), and the
-    partials by a pairwise tree of error-free additions (TwoSum: the tree's sum plus its additions'
-    errors is the partials' sum exactly). The bound drops from gamma_(d+1) to about gamma_32 of
+    For the elements the float64 product could not settle (its bound put a float32 midpoint within
+    reach), vectorised: each product x_j w_j is exact in float64; they are summed in partial sums
+    of `SUM_BLOCK` terms (one pass, in any order: each within gamma_SUM_BLOCK of its exact value),
+    and the partials by a pairwise tree of error-free additions (TwoSum: the tree's sum plus its
+    additions' errors is the partials' sum exactly). The bound drops to about gamma_SUM_BLOCK of
     sum|x_j w_j|, so where the exact value now lies strictly between the two float32 midpoints
-    around the candidate, the candidate is the answer: all but about one element in d / 32. The
-    rest (true midpoints among them) are summed exactly one by one (``math.fsum``). Cost O(m d).
+    around the candidate, the candidate is the answer; the rest (true midpoints among them) are
+    summed exactly one by one (``math.fsum``), about SUM_BLOCK / (K + d / K) of the elements
+    `ExactLogits` sends here. ``scale``:
+    ``(m,)`` upper bounds on sum|x_j w_j| (e.g. ||x|| ||w||, rounded up), computed here when None.
+    Cost O(m d).
     """
     out = np.empty(rows.shape[0], dtype=np.float32)
     d = x.shape[1]
@@ -269,10 +307,17 @@ def exact_float32_dots(x: np.ndarray, rows: np.ndarray, weight: np.ndarray, colu
     for start in range(0, rows.shape[0], FALLBACK_BLOCK):
         part = slice(start, start + FALLBACK_BLOCK)
         r, c = rows[part], columns[part]
-        products = np.zeros((r.shape[0], padded))
-        np.multiply(x[r], weight[c], out=products[:, :d])
-        scale = np.abs(products).sum(axis=1) + np.abs(bias[c])
-        terms = np.concatenate([products.reshape(r.shape[0], -1, SUM_BLOCK).sum(axis=2), bias[c][:, None]], axis=1)
+        left, right = x[r], weight[c]
+        if padded != d:
+            left, right = (np.pad(side, ((0, 0), (0, padded - d))) for side in (left, right))
+        if scale is None:
+            products = np.abs(left * right).sum(axis=1)
+        else:
+            products = scale[part]
+        # the partial sums in one pass, no (m, d) products kept: any order within a partial is within gamma_32
+        partials = np.einsum("ijk,ijk->ij", left.reshape(r.shape[0], -1, SUM_BLOCK), right.reshape(r.shape[0], -1, SUM_BLOCK))
+        scale_part = products + np.abs(bias[c])
+        terms = np.concatenate([partials, bias[c][:, None]], axis=1)
         errors = []
         while terms.shape[1] > 1:
             if terms.shape[1] % 2:
@@ -287,7 +332,7 @@ def exact_float32_dots(x: np.ndarray, rows: np.ndarray, weight: np.ndarray, colu
         # the partials' own error, then the float64 sum of the tree's errors (each level's at most u of its sum)
         bound = (accumulation_factor(SUM_BLOCK, UNIT_ROUNDOFF_64)
                  + accumulation_factor(padded // SUM_BLOCK + 2, UNIT_ROUNDOFF_64) * UNIT_ROUNDOFF_64 * (len(errors) + 1) * 1.01)
-        bound = bound * scale * SAFETY + 2.0**-1000
+        bound = bound * scale_part * SAFETY + 2.0**-1000
         with np.errstate(over="ignore", invalid="ignore"):
             candidate = (high + low).astype(np.float32)
             above = np.nextafter(candidate, np.float32(np.inf)).astype(np.float64)

@@ -73,6 +73,38 @@ def test_the_screen_by_each_rows_largest_bound_leaves_exactly_the_elements_their
             assert logits[i, c] == nearest_float32(exact_logit(features[i].astype(np.float32), weight[c], bias[c])), (i, c)
 
 
+@pytest.mark.parametrize("slice_columns", [16, 40, 96])
+def test_the_sliced_float64_product_certifies_the_nearest_float32(monkeypatch, slice_columns):
+    """ExactLogits cuts d into slices (`EXACT_K_BLOCK`) and certifies with gamma_(K + d/K): every
+    logit is still the float32 nearest to the exact x.w + b, on rows built to cancel and rows whose
+    logits sit next to a float32 midpoint (d = 96: six slices of 16, three of 40 with a short last
+    one, one product); slicing leaves no more undecided elements than one product."""
+    from al_core import linear
+
+    rng = np.random.default_rng(11)
+    d = 96
+    features = (rng.standard_normal((60, d)) * rng.uniform(0.01, 100, size=(60, 1))).astype(np.float32)
+    weight = (rng.standard_normal((9, d)) / 10).astype(np.float32)
+    bias = rng.standard_normal(9).astype(np.float32)
+    features[:20] = np.abs(features[:20])  # class 8 alternates signs: x.w cancels
+    weight[8] = (np.where(np.arange(d) % 2 == 0, 1.0, -1.0) * np.abs(weight[8])).astype(np.float32)
+    features[40:43] = 0.0
+    features[40:43, :3] = np.array([[1.0, 2.0**-24, 2.0**-60], [1.0, 2.0**-24, -2.0**-60], [1.0, 2.0**-24, 0.0]], dtype=np.float32)
+    weight[0, :3], bias[0] = 1.0, 0.0
+    whole = ExactLogits(weight, bias)
+    _, values, norms = whole._float64_product(features)
+    undecided_whole = whole._undecided_elements(values, norms)[0].shape[0]
+    monkeypatch.setattr(linear, "EXACT_K_BLOCK", slice_columns)
+    exact = ExactLogits(weight, bias)
+    assert exact.slice == min(slice_columns, d)
+    _, values, norms = exact._float64_product(features)
+    assert exact._undecided_elements(values, norms)[0].shape[0] <= undecided_whole
+    logits = exact(features)
+    for i in range(60):
+        for c in range(9):
+            assert logits[i, c] == nearest_float32(exact_logit(features[i], weight[c], bias[c])), (i, c)
+
+
 def test_a_row_gets_the_same_logits_alone_or_in_any_block():
     rng = np.random.default_rng(1)
     features = rng.standard_normal((300, 256)).astype(np.float32)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from al_core.linear import UNIT_ROUNDOFF_32, UNIT_ROUNDOFF_64
+from al_core.linear import UNIT_ROUNDOFF_32, UNIT_ROUNDOFF_64, accumulation_factor
 
 EXP_ERROR = 2.0**-20  # numpy's float32 exp is within a few ulp (2^-23 each): a relative error, i.e. a logit shift
 TINY = 1e-30  # absolute slack for float32 exponentials that underflow
@@ -118,7 +118,8 @@ def _logit_slack(spread: np.ndarray, bound: np.ndarray) -> np.ndarray:
 class _Exponentials:
     """The work behind every softmax interval, in 6 passes over the block: ``shifted`` (z - z_t,
     float32, or None when not asked for), ``ratios`` e^(z_c - z_t) (float32, 0 in the top class's
-    column), ``top_class`` t, ``spread`` z_t - min z, ``others`` R = sum of ``ratios`` (float64) and
+    column), ``top_class`` t, ``spread`` z_t - min z, ``others`` R = sum of ``ratios`` (summed in
+    float32, one vectorised pass, returned as float64: its error is in `_sum_error`) and
     ``runner_up`` r_2, the largest ratio left (float32 exponentials: their error is in ``_logit_slack``)."""
 
     shifted: np.ndarray | None
@@ -140,7 +141,14 @@ def _interval_exponentials(logits: np.ndarray, keep_shifted: bool = False) -> _E
     ratios[rows, top_class] = 0.0
     runner_up = ratios.max(axis=1).astype(np.float64) if logits.shape[1] > 1 else np.zeros(logits.shape[0])
     return _Exponentials(shifted=shifted if keep_shifted else None, top_class=top_class, ratios=ratios, spread=spread,
-                         others=ratios.sum(axis=1, dtype=np.float64), runner_up=runner_up)
+                         others=np.einsum("ij->i", ratios).astype(np.float64), runner_up=runner_up)
+
+
+def _sum_error(classes: int) -> tuple[float, float]:
+    """``(relative, absolute)``: how far a float32 sum of ``classes`` non-negative float32 terms
+    (any order, as `_interval_exponentials` sums R) may lie from their exact sum: gamma_C
+    relative (Higham, Eq. 3.4), plus 2^-149 per addition where partial sums are subnormal."""
+    return 1.01 * accumulation_factor(classes, UNIT_ROUNDOFF_32), classes * 2.0**-149
 
 
 def _widen(lower: np.ndarray, upper: np.ndarray, relative=1e-15) -> tuple[np.ndarray, np.ndarray]:
@@ -178,10 +186,12 @@ class _SoftmaxBox:
 def _softmax_box(logits: np.ndarray, bound: np.ndarray, work: _Exponentials | None = None) -> _SoftmaxBox:
     work = _interval_exponentials(logits) if work is None else work
     factor = np.exp(2.0 * _logit_slack(work.spread, bound))
-    summation = 2.0 * logits.shape[1] * UNIT_ROUNDOFF_64  # relative float64 error of R here and in the reference (C terms, any order)
+    relative, absolute = _sum_error(logits.shape[1])
+    # R's float32 sum here, then the reference's float64 one (C terms, any order)
+    summation = relative + 2.0 * logits.shape[1] * UNIT_ROUNDOFF_64 * (1.0 + relative)
     others = work.others
-    others_low = others / factor * (1.0 - summation)
-    others_high = others * factor * (1.0 + summation)
+    others_low = np.maximum((others - absolute) / factor * (1.0 - summation), 0.0)
+    others_high = (others + absolute) * factor * (1.0 + summation)
     runner_up = work.runner_up
     return _SoftmaxBox(factor=factor, others=others, others_low=others_low, others_high=others_high,
                        top_low=1.0 / (1.0 + others_high), top_high=1.0 / (1.0 + others_low),
@@ -275,16 +285,22 @@ def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
     u sum p_c |z_c - z_t| on either side (on the reference's side at most f^2 (that sum + 2e (1 - q_t)))."""
     work = _interval_exponentials(logits, keep_shifted=True)
     others = work.others
-    shifted = np.multiply(work.ratios, work.shifted, out=work.shifted)  # the top class's term is 0 * 0
-    first = shifted.sum(axis=1, dtype=np.float64) / (1.0 + others)  # sum_c p_c (z_c - z_t) <= 0
+    # sum_c e_c (z_c - z_t) in one float32 pass (terms of one sign: within gamma_C of the exact sum); the top class's term is 0 * 0
+    first = np.einsum("ij,ij->i", work.ratios, work.shifted).astype(np.float64) / (1.0 + others)  # sum_c p_c (z_c - z_t) <= 0
     score = first - np.log1p(others)
     box = _softmax_box(logits, bound, work)
     slack = np.log(box.factor) / 2.0
-    log_ratio = np.maximum(np.log1p(box.others_high) - np.log1p(box.others), np.log1p(box.others) - np.log1p(box.others_low))
+    relative, absolute = _sum_error(logits.shape[1])
     other_mass = box.others_high / (1.0 + box.others_high)
+    # a is measured from the computed S = 1 + R; the exact one is within relative R / (1 + R) + absolute of it (in log)
+    log_ratio = np.maximum(np.log1p(box.others_high) - np.log1p(box.others), np.log1p(box.others) - np.log1p(box.others_low))
+    log_ratio += 1.01 * relative * other_mass + absolute
     width = log_ratio + 2.0 * slack * other_mass + np.expm1(2.0 * slack + log_ratio) * np.maximum(-score, 0.0)
     width += 1.01 * UNIT_ROUNDOFF_32 * (np.abs(first) + (np.abs(first) + 2.0 * slack * other_mass) * box.factor**2)
-    width += 4.0 * logits.shape[1] * UNIT_ROUNDOFF_64 * (np.abs(first) + box.others_high)  # float64 sums, log1p
+    width += 4.0 * logits.shape[1] * UNIT_ROUNDOFF_64 * (np.abs(first) + box.others_high)  # the reference's float64 sums, log1p
+    # This side's float32 sums, F = sum e_c (z_c - z_t) and R, each within ``relative`` of its own (plus the
+    # subnormal slack): the score F / (1 + R) - log(1 + R) moves by at most relative (|first| + (|first| + 1) R / (1 + R)).
+    width += 1.01 * (relative * (2.0 * np.abs(first) + other_mass) + 2.0 * absolute * (1.0 + np.abs(first)))
     return (*_widen(score - width, score + width), None)
 
 
