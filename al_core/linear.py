@@ -132,13 +132,16 @@ class ExactLogits:
     converted to float32: a function of the row alone, unlike a BLAS float32 product. Computed as
     a float64 product (each product x_k w_k of float32 values is exact in float64), certified
     element by element, and where the certificate's interval rounds to one float32 that float32
-    is the answer. The product is cut along d into m = ceil(d / K) slices of K = `EXACT_K_BLOCK`
-    columns: one BLAS product per slice (any summation order: each slice's sum within gamma_K
-    of its exact value), the m slices and the bias then added in a fixed order (within gamma_m of
-    theirs), so the float64 value lies within gamma_(K+m) (||x|| ||w_c|| + |b_c|) of the exact
-    x.w + b (Higham, Lemma 3.3 and Eq. 3.4): at d = 2048 about 4x tighter than the gamma_(d+1) of
-    one product, so about 4x fewer elements go to `exact_float32_dots` (vectorised error-free
-    sums, then ``math.fsum`` for what even they leave). Cost per call: O(B*d*C) in float64 (the
+    is the answer; the rest go to `exact_float32_dots` (vectorised error-free sums, then
+    ``math.fsum`` for what even they leave). With `EXACT_K_BLOCK` = K set, the product is cut along
+    d into m = ceil(d / K) slices: one BLAS product per slice (any summation order: each slice's
+    sum within gamma_K of its exact value), the m slices and the bias then added in a fixed order
+    (within gamma_m of theirs), so the float64 value lies within gamma_(K+m) (||x|| ||w_c|| +
+    |b_c|) of the exact x.w + b (Higham, Lemma 3.3 and Eq. 3.4), not gamma_(d+1): at d = 2048 and
+    K = 512 about 4x fewer elements go to the error-free sums, for three more additions of the
+    (B, C) partials. Off by default (one product): on the realistic benchmark pool, where few
+    elements are undecided, the additions cost more than they save (``python -m
+    benchmarks.exact_logits``). Cost per call: O(B*d*C) in float64 (the
     float64 product, 2-3x the float32 one, plus a few passes over the (B, C) result), O(B*C)
     memory; the head's float64 copy and norms are made once, here. Rows cost about the same in
     any batch above a few dozen; below that, reading the float64 head dominates.
@@ -151,7 +154,7 @@ class ExactLogits:
         self.bias = np.asarray(bias, dtype=np.float32).astype(np.float64)
         self.weight_norms = row_norms(self.weight)
         d = self.weight.shape[1]
-        self.slice = max(1, min(EXACT_K_BLOCK, d))
+        self.slice = d if EXACT_K_BLOCK is None else max(1, min(EXACT_K_BLOCK, d))
         # gamma_(K+m): each slice's product (K terms, any order) plus the fixed-order sum of the m
         # slices and the bias (m additions); gamma_(d+1) for one dot product (`entries`).
         self.factor = accumulation_factor(self.slice + -(-d // self.slice), UNIT_ROUNDOFF_64) * SAFETY
@@ -197,16 +200,19 @@ class ExactLogits:
         """``(x (B, d), values (B, C), norms (B,))``: the rows in float64, their float64 product with
         the head plus the bias, and the rows' norms (rounded up)."""
         x = _float64_rows(features)
-        values = np.empty((x.shape[0], self.weight_t.shape[1]))
         step = self.slice
-        part = np.empty((min(PRODUCT_ROWS, x.shape[0]), values.shape[1]))
-        for start in range(0, x.shape[0], PRODUCT_ROWS):  # a few rows at a time: the partial sums stay in cache
-            rows = slice(start, start + PRODUCT_ROWS)
-            out, scratch = values[rows], part[: values[rows].shape[0]]
-            np.matmul(x[rows, :step], self.weight_t[:step], out=out)
-            for k in range(step, x.shape[1], step):
-                np.matmul(x[rows, k:k + step], self.weight_t[k:k + step], out=scratch)
-                out += scratch
+        if step >= x.shape[1]:
+            values = x @ self.weight_t
+        else:  # slices of d, added in order, a few rows at a time
+            values = np.empty((x.shape[0], self.weight_t.shape[1]))
+            part = np.empty((min(PRODUCT_ROWS, x.shape[0]), values.shape[1]))
+            for start in range(0, x.shape[0], PRODUCT_ROWS):
+                rows = slice(start, start + PRODUCT_ROWS)
+                out, scratch = values[rows], part[: values[rows].shape[0]]
+                np.matmul(x[rows, :step], self.weight_t[:step], out=out)
+                for k in range(step, x.shape[1], step):
+                    np.matmul(x[rows, k:k + step], self.weight_t[k:k + step], out=scratch)
+                    out += scratch
         values += self.bias
         return x, values, row_norms(x)
 
@@ -261,8 +267,8 @@ class ExactLogits:
 
 
 SCREEN_ROWS = 64  # rows of (B, C) float64 logits screened together by ExactLogits (512 KB at C = 1000)
-EXACT_K_BLOCK = 512  # columns of d per float64 product in ExactLogits: its bound is gamma_(K + d/K), not gamma_(d+1) (``python -m benchmarks.exact_logits``)
-PRODUCT_ROWS = 1024  # rows per sliced float64 product there: a (1024, C) float64 partial stays in cache while it is added
+EXACT_K_BLOCK: int | None = None  # columns of d per float64 product in ExactLogits (None: one product); its bound is then gamma_(K + d/K), not gamma_(d+1) (``python -m benchmarks.exact_logits``)
+PRODUCT_ROWS = 1024  # rows per sliced float64 product there
 
 
 def _float64_rows(features: np.ndarray) -> np.ndarray:
@@ -296,8 +302,8 @@ def exact_float32_dots(x: np.ndarray, rows: np.ndarray, weight: np.ndarray, colu
     additions' errors is the partials' sum exactly). The bound drops to about gamma_SUM_BLOCK of
     sum|x_j w_j|, so where the exact value now lies strictly between the two float32 midpoints
     around the candidate, the candidate is the answer; the rest (true midpoints among them) are
-    summed exactly one by one (``math.fsum``), about SUM_BLOCK / (K + d / K) of the elements
-    `ExactLogits` sends here. ``scale``:
+    summed exactly one by one (``math.fsum``), about SUM_BLOCK / d of the elements `ExactLogits`
+    sends here. ``scale``:
     ``(m,)`` upper bounds on sum|x_j w_j| (e.g. ||x|| ||w||, rounded up), computed here when None.
     Cost O(m d).
     """

@@ -3,8 +3,8 @@
 `al_core.linear.ExactLogits` multiplies in float64 and certifies each element with an a-priori
 bound; elements whose interval holds a float32 midpoint go to the slower error-free sums of
 `exact_float32_dots`, and the few these leave to ``math.fsum``. Cutting the product into slices of
-K columns of d (``EXACT_K_BLOCK``) shrinks the bound from gamma_(d+1) to gamma_(K + d/K), so fewer
-elements go there, for a few more additions of (rows, C) partials.
+K columns of d (``EXACT_K_BLOCK``, off in the code) shrinks the bound from gamma_(d+1) to
+gamma_(K + d/K), so fewer elements go there, for a few more additions of (rows, C) partials.
 
 For each benchmark pool (``realistic`` and ``imagenet``, d = 2048, C = 1000) it takes ``--rows``
 random rows (sorted, as the samplers read them) and, in one run, alternating, times
@@ -40,7 +40,7 @@ def setting(slice_columns: int | None, sum_block: int, d: int, calls: list):
     """The module's constants set for one measurement (and ``math.fsum`` fallbacks counted into ``calls``)."""
     saved = linear.EXACT_K_BLOCK, linear.SUM_BLOCK, linear._exact_float32_dot
     original = saved[2]
-    linear.EXACT_K_BLOCK, linear.SUM_BLOCK = slice_columns or d, sum_block
+    linear.EXACT_K_BLOCK, linear.SUM_BLOCK = slice_columns, sum_block
     linear._exact_float32_dot = lambda *args: calls.append(1) or original(*args)
     try:
         yield
