@@ -83,9 +83,11 @@ def build_realistic_pool(n: int, d: int, c: int, seed: int = 0, separation: floa
 
 
 
-POOLS = ("imagenet", "realistic")
-POOL_HELP = ("benchmark pool: imagenet (ImageNet-shaped, saturated head, kept for comparability) or realistic "
-             "(class geometry, long-tailed sizes, median top-1 probability 0.65)")
+POOLS = ("imagenet", "realistic", "uniform")
+POOL_HELP = ("benchmark pool: imagenet (ImageNet-shaped, saturated head, kept for comparability), realistic "
+             "(class geometry, long-tailed sizes, median top-1 probability 0.65) or uniform (the imagenet pool's "
+             "features under a head of N(0, 0.02) weights and no bias: a near-uniform softmax)")
+UNIFORM_HEAD_SCALE = 0.02
 
 
 def build_named_pool(name: str, workdir: Path, n: int, d: int, c: int, seed: int):
@@ -94,6 +96,10 @@ def build_named_pool(name: str, workdir: Path, n: int, d: int, c: int, seed: int
         return build_realistic_pool(n, d, c, seed, work=workdir)[:4]
     if name == "imagenet":
         return build_pool(workdir, n, d, c, seed)
+    if name == "uniform":  # every class near the top: the intervals overlap most, the worst case for filtering
+        features, _, _, labels = build_pool(workdir, n, d, c, seed)
+        weight = np.random.default_rng(seed + 3).normal(0.0, UNIFORM_HEAD_SCALE, size=(c, d)).astype(np.float32)
+        return features, weight, np.zeros(c, dtype=np.float32), labels
     raise ValueError(f"unknown pool {name!r}; expected one of {', '.join(POOLS)}")
 
 def main() -> None:

@@ -16,6 +16,7 @@ from al_core.linear import UNIT_ROUNDOFF_32, UNIT_ROUNDOFF_64, accumulation_fact
 
 EXP_ERROR = 2.0**-20  # numpy's float32 exp is within a few ulp (2^-23 each): a relative error, i.e. a logit shift
 TINY = 1e-30  # absolute slack for float32 exponentials that underflow
+ROUNDING_SLACK = 8.0 * 2.0**-53  # absolute: the float64 rounding of an interval end of a score at most 1, computed in a few steps
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -229,16 +230,24 @@ def confidence_bounds(logits: np.ndarray, bound: np.ndarray):
 
 
 def margin_bounds(logits: np.ndarray, bound: np.ndarray):
-    """p_(1) - p_(2) >= p_t low - (every other's high), and >= 0 (if another class is on top this
-    lower end is negative); <= max(p_t high, others' high) - (second largest's low).
+    """p_(1) - p_(2) = (1 - e^(-G)) / S, with G = z_(1) - z_(2) the gap between the two largest
+    logits and S = 1 / p_(1). Each order statistic z_(k) moves by at most the slack e when every
+    logit does (whichever classes they are), so e^(-G) lies in [r_2 / f, r_2 f] (f = e^(2e), r_2
+    = e^(z_(2) - z_t) from the given logits), and S in [1 / max(p_t high, others' high), 1 + R high]
+    (see `_SoftmaxBox`): the margin lies in [(1 - r_2 f) / (1 + R high), (1 - r_2 / f) max(p_t high,
+    others' high)], the first clipped at 0. Both ends move together with the gap, so near a uniform
+    softmax (r_2 near 1) the interval is about f^2 times narrower than one from the two
+    probabilities' own boxes. Plus the float64 rounding of these ends (a few units of 2^-53,
+    absolute: the margin is at most 1).
 
     Where the denominator is known (`_saturated`) and one class alone can be the reference's
     runner-up (every other logit more than 2 bound below it), the exact score is
     -expm1(z_2 - z_1) / (1.0 + R) with the exact logits of those two classes: returned as
     ``top_two`` (their classes) and ``denominator`` (NaN elsewhere)."""
     box = _softmax_box(logits, bound)
-    lower, upper = _widen(np.maximum(box.top_low - box.other_high, 0.0), np.maximum(box.top_high, box.other_high) - box.other_low,
-                          _evaluation_error(logits, box))
+    lower = np.maximum((1.0 - box.runner_up * box.factor) / (1.0 + box.others_high) - ROUNDING_SLACK, 0.0)
+    upper = (1.0 - box.runner_up / box.factor) * np.maximum(box.top_high, box.other_high) + ROUNDING_SLACK
+    lower, upper = _widen(lower, upper, _evaluation_error(logits, box))
     top_two = np.full((logits.shape[0], 2), -1, dtype=np.int64)
     denominators = np.full(logits.shape[0], np.nan)
     rows, denominator, block, first, runner = _saturated(logits, bound, box)
