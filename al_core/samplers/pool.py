@@ -8,9 +8,11 @@ Arrays may be memory-mapped: nothing here copies the whole pool, and every pass 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,6 +26,7 @@ from al_core.schema import Setting, at_least
 
 DEFAULT_CHUNK_SIZE = 8192
 STREAM_WORKERS = 2  # threads scoring blocks of precomputed logits
+STREAM_AHEAD = 1  # blocks of slices a stream's producer may have waiting for the caller (memory: about (d + C) * chunk_size * 4 bytes each)
 INTERVAL_VALUES = 1 << 18  # logits per call of a streamed score's fn: a (rows, C) float32 slice of 1 MiB stays in a core's L2 cache through its passes
 ENTRY_BLOCK_VALUES = 1 << 22  # float64 values per temporary when exact logits are taken entry by entry (32 MiB)
 AUTO_BFLOAT16_WORK = 1e10  # multiply-adds (N*d*C) from which precision "auto" streams bfloat16 on a CPU with bfloat16 products: below, about 0.1 s of float32 product, torch's import costs more than it saves
@@ -328,9 +331,11 @@ class Pool:
         ``al_core.linear``). From features only.
 
         Each block is converted to float32 and multiplied on the whole (labeled rows included: a few
-        percent more products, no copy of the unlabeled rows' features); its bounds and ``fn`` then
-        run on ``STREAM_WORKERS`` slices of rows in worker threads (numpy releases the GIL), while
-        this thread multiplies the next block. Each worker calls ``fn`` on runs of rows of about
+        percent more products, no copy of the unlabeled rows' features) by a producer thread; its
+        bounds and ``fn`` then run on ``STREAM_WORKERS`` slices of rows in worker threads (numpy
+        releases the GIL), while the producer multiplies the next block and the caller consumes
+        what this generator yields (its work on one block's results overlaps the next products
+        instead of pausing them; at most ``STREAM_AHEAD`` blocks wait). Each worker calls ``fn`` on runs of rows of about
         ``INTERVAL_VALUES`` logits, so a score's passes over them read the core's cache, not memory
         (12-41% less time per score than whole slices of an 8,192 x 1,000 block, BASE's the most:
         ``python -m benchmarks.interval_passes``). So ``fn`` must not touch shared state: it may read
@@ -363,8 +368,8 @@ class Pool:
             step = max(1, INTERVAL_VALUES // max(1, logits.shape[1]))
             return [fn(rows[low:low + step], logits[low:low + step], bound[low:low + step]) for low in range(0, rows.shape[0], step)]
 
-        with ThreadPoolExecutor(workers) as executor:
-            pending: deque = deque()
+        def produce(put: Callable[[Any], bool]) -> None:  # in the producer thread
+            previous: list = []
             for start in self._starts():
                 stop = min(start + self.chunk_size, self.size)
                 keep = ~self.labeled_mask[start:stop]
@@ -374,15 +379,26 @@ class Pool:
                 with np.errstate(invalid="ignore", over="ignore"):
                     logits = product.product(block)
                 slices = np.linspace(0, stop - start, workers + 1).astype(np.int64)
+                current = []
                 for low, high in zip(slices[:-1], slices[1:]):
                     rows = np.arange(start + low, start + high, dtype=np.int64)[keep[low:high]]
                     if rows.shape[0]:
                         self._count_distinct("streamed_rows", rows)
-                        pending.append(executor.submit(part, block[low:high], logits[low:high], keep[low:high], rows))
-                while len(pending) > workers:  # the next block's product overlaps with this block's slices
-                    yield from pending.popleft().result()
-            while pending:
-                yield from pending.popleft().result()
+                        current.append(executor.submit(part, block[low:high], logits[low:high], keep[low:high], rows))
+                        if not put(current[-1]):
+                            return
+                # The next product overlaps this block's slices, not the previous block's too: two
+                # products beside the workers would crowd the cores (measured slower).
+                wait(previous)
+                previous = current
+
+        with ThreadPoolExecutor(workers) as executor:
+            produced = _produced(produce, STREAM_AHEAD * workers)
+            try:
+                for future in produced:
+                    yield from future.result()
+            finally:
+                produced.close()  # stops and joins the producer before the executor shuts down
 
     def map_unlabeled_logits(self, fn: Callable[[np.ndarray, np.ndarray], Any]) -> Iterator[Any]:
         """Yield ``fn(pool_indices, logits)`` for every block of unlabeled rows, in pool order.
@@ -415,6 +431,54 @@ class Pool:
                 result = pending.popleft().result()
                 if result is not None:
                     yield result
+
+
+_DONE = object()
+
+
+def _produced(produce: Callable[[Callable[[Any], bool]], None], ahead: int) -> Iterator[Any]:
+    """The items ``produce(put)`` puts, in order, while it runs in a thread of its own: ``put(item)``
+    waits while ``ahead`` items are waiting to be taken and returns False once the consumer has
+    stopped (the producer should then return). An exception in ``produce`` is raised here, in the
+    consumer, after the items put before it; a consumer that stops early (or raises) stops the
+    producer and waits for it."""
+    waiting: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+    stopped = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stopped.is_set():
+            try:
+                waiting.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            produce(put)
+            put(_DONE)
+        except BaseException as error:  # handed to the consumer, which raises it
+            put(_Failure(error))
+
+    producer = threading.Thread(target=run, name="al-stream-producer", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item = waiting.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stopped.set()
+        producer.join()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
 
 
 def auto_precision(features, head_weight) -> str:
