@@ -630,3 +630,58 @@ def test_the_base_stream_rule_figures_are_their_grid_files():
         f"({100 * night[0]['refined_fraction']:.1f}% after a float32 stream) and {100 * midday[1]['refined_fraction']:.1f}% at 1% "
         f"({100 * night[1]['refined_fraction']:.1f}%), and took {midday[0]['ratio_to_bare']:.2f}x and {midday[1]['ratio_to_bare']:.2f}x "
         f"the bare product against {night[0]['ratio_to_bare']:.2f}x and {night[1]['ratio_to_bare']:.2f}x"]) == []
+
+
+def test_the_exact_logits_slicing_sentence_is_its_file():
+    """exact-selection.md's sentence on slicing the float64 product, from exact_logits.json."""
+    data = _results("exact_logits.json")
+    pools = {entry["pool"]: entry for entry in data["pools"]}
+    assert data["in_the_code"]["EXACT_K_BLOCK"] is None
+    one, sliced = "one product (K = d), sums of 32", "K = 512, sums of 32"
+    for entry in pools.values():
+        assert all(setting["same_logits"] for setting in entry["settings"].values())
+
+    def cell(pool: str, name: str) -> dict:
+        return pools[pool]["settings"][name]
+
+    change = {pool: cell(pool, sliced)["seconds"] / cell(pool, one)["seconds"] - 1 for pool in pools}
+    assert change["realistic"] > 0 > change["imagenet"]
+    flat = " ".join(page("explanation/exact-selection.md").split())
+    assert (f"slices of 512 left {cell('realistic', sliced)['undecided_elements']:,} and {cell('imagenet', sliced)['undecided_elements']:,} "
+            f"elements undecided instead of {cell('realistic', one)['undecided_elements']:,} and {cell('imagenet', one)['undecided_elements']:,}, "
+            f"but took {cell('realistic', sliced)['seconds']:.3f} s and {cell('imagenet', sliced)['seconds']:.3f} s against "
+            f"{cell('realistic', one)['seconds']:.3f} s and {cell('imagenet', one)['seconds']:.3f} s for one product (the fastest of five "
+            f"alternating runs; the float64 product alone {pools['realistic']['float64_product_s']:.3f} s and "
+            f"{pools['imagenet']['float64_product_s']:.3f} s): {100 * change['realistic']:.0f}% slower on the realistic pool, "
+            f"{-100 * change['imagenet']:.0f}% faster on the other") in flat
+
+
+def test_the_near_uniform_table_is_its_file():
+    """benchmarks.md's near-uniform table, from near_uniform.json."""
+    data = _results("near_uniform.json")
+    text = page("results/benchmarks.md")
+    streamed = data["pool"]["n"] - data["pool"]["labeled"]
+    assert data["pool"]["pool"] == "uniform" and f"Its median top-1 softmax probability is {data['pool']['median_top1_probability']:.3f}" \
+        in " ".join(text.split())
+    shown = {cells[1]: cells[2:] for cells in table_rows(text, "uniform")}
+    assert sorted(shown) == sorted(row["sampler"] for row in data["rows"])
+    for row in data["rows"]:
+        partial = f" (+{100 * row['partial_rows'] / streamed:.1f}%)" if row["partial_rows"] else ""
+        assert shown[row["sampler"]] == [f"{row['ratio_to_bare']:.2f}x", f"{100 * row['refined_rows'] / streamed:.1f}%{partial}",
+                             "yes" if row["same_picks_order_scores_as_exact"] else "no",
+                             "yes" if all(row["same_picks_order_scores_at_chunk_sizes"].values()) else "no"]
+
+
+def test_the_near_uniform_sentences_are_their_files():
+    """benchmarks.md's prose under the near-uniform table, from near_uniform.json and
+    near_uniform_before_gap.json (margin on the code before its intervals followed the gap)."""
+    now, before = _results("near_uniform.json"), _results("near_uniform_before_gap.json")
+    streamed = now["pool"]["n"] - now["pool"]["labeled"]
+    rows = {row["sampler"]: row for row in now["rows"]}
+    assert rows["mase"]["ratio_to_bare"] <= 1.5 < min(rows["base"]["ratio_to_bare"], rows["margin"]["ratio_to_bare"])
+    assert all(0.15 < rows[name]["refined_rows"] / streamed < 0.2 for name in ("base", "margin"))  # "about a sixth"
+    [old] = before["rows"]
+    assert before["commit"].startswith("ccc9ec5") and old["sampler"] == "margin" and old["same_picks_order_scores_as_exact"]
+    assert _missing(page("results/benchmarks.md"), [
+        f"margin scored {100 * old['refined_rows'] / streamed:.1f}% of the rows exactly and took {old['ratio_to_bare']:.2f}x the bare "
+        f"product, against {100 * rows['margin']['refined_rows'] / streamed:.1f}% and {rows['margin']['ratio_to_bare']:.2f}x now"]) == []
