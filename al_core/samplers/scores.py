@@ -16,7 +16,7 @@ from al_core.linear import UNIT_ROUNDOFF_32, UNIT_ROUNDOFF_64, accumulation_fact
 
 EXP_ERROR = 2.0**-20  # numpy's float32 exp is within a few ulp (2^-23 each): a relative error, i.e. a logit shift
 TINY = 1e-30  # absolute slack for float32 exponentials that underflow
-ROUNDING_SLACK = 8.0 * 2.0**-53  # absolute: the float64 rounding of an interval end of a score at most 1, computed in a few steps
+ROUNDING_SLACK = 8.0 * 2.0**-53  # a few float64 roundings, relative to the term that cancels in margin's interval ends
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -237,16 +237,20 @@ def margin_bounds(logits: np.ndarray, bound: np.ndarray):
     (see `_SoftmaxBox`): the margin lies in [(1 - r_2 f) / (1 + R high), (1 - r_2 / f) max(p_t high,
     others' high)], the first clipped at 0. Both ends move together with the gap, so near a uniform
     softmax (r_2 near 1) the interval is about f^2 times narrower than one from the two
-    probabilities' own boxes. Plus the float64 rounding of these ends (a few units of 2^-53,
-    absolute: the margin is at most 1).
+    probabilities' own boxes. Plus the float64 rounding of these ends: a few units of 2^-53 of
+    r_2 f (what cancels in 1 - r_2 f), and relative to the ends (`_evaluation_error`).
 
     Where the denominator is known (`_saturated`) and one class alone can be the reference's
     runner-up (every other logit more than 2 bound below it), the exact score is
     -expm1(z_2 - z_1) / (1.0 + R) with the exact logits of those two classes: returned as
     ``top_two`` (their classes) and ``denominator`` (NaN elsewhere)."""
     box = _softmax_box(logits, bound)
-    lower = np.maximum((1.0 - box.runner_up * box.factor) / (1.0 + box.others_high) - ROUNDING_SLACK, 0.0)
-    upper = (1.0 - box.runner_up / box.factor) * np.maximum(box.top_high, box.other_high) + ROUNDING_SLACK
+    largest = np.maximum(box.top_high, box.other_high)
+    # 1 - r_2 f cancels where r_2 f is near 1: the rounding of r_2 f (and of r_2 / f) is absolute, at most
+    # u r_2 f, so the ends move out by a few times that over the denominator; the rest is relative (_widen).
+    rounding = ROUNDING_SLACK * box.runner_up * box.factor * largest
+    lower = np.maximum((1.0 - box.runner_up * box.factor) / (1.0 + box.others_high) - rounding, 0.0)
+    upper = (1.0 - box.runner_up / box.factor) * largest + rounding
     lower, upper = _widen(lower, upper, _evaluation_error(logits, box))
     top_two = np.full((logits.shape[0], 2), -1, dtype=np.int64)
     denominators = np.full(logits.shape[0], np.nan)
