@@ -308,13 +308,35 @@ def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
     # a is measured from the computed S = 1 + R; the exact one is within relative R / (1 + R) + absolute of it (in log)
     log_ratio = np.maximum(np.log1p(box.others_high) - np.log1p(box.others), np.log1p(box.others) - np.log1p(box.others_low))
     log_ratio += 1.01 * relative * other_mass + absolute
-    width = log_ratio + 2.0 * slack * other_mass + np.expm1(2.0 * slack + log_ratio) * np.maximum(-score, 0.0)
-    width += 1.01 * UNIT_ROUNDOFF_32 * (np.abs(first) + (np.abs(first) + 2.0 * slack * other_mass) * box.factor**2)
-    width += 4.0 * logits.shape[1] * UNIT_ROUNDOFF_64 * (np.abs(first) + box.others_high)  # the reference's float64 sums, log1p
+    moved = log_ratio + 2.0 * slack * other_mass + np.expm1(2.0 * slack + log_ratio) * np.maximum(-score, 0.0)
+    rounding = 1.01 * UNIT_ROUNDOFF_32 * (np.abs(first) + (np.abs(first) + 2.0 * slack * other_mass) * box.factor**2)
+    rounding += 4.0 * logits.shape[1] * UNIT_ROUNDOFF_64 * (np.abs(first) + box.others_high)  # the reference's float64 sums, log1p
     # This side's float32 sums, F = sum e_c (z_c - z_t) and R, each within ``relative`` of its own (plus the
     # subnormal slack): the score F / (1 + R) - log(1 + R) moves by at most relative (|first| + (|first| + 1) R / (1 + R)).
-    width += 1.01 * (relative * (2.0 * np.abs(first) + other_mass) + 2.0 * absolute * (1.0 + np.abs(first)))
+    rounding += 1.01 * (relative * (2.0 * np.abs(first) + other_mass) + 2.0 * absolute * (1.0 + np.abs(first)))
+    moved = np.minimum(moved, _entropy_gradient_bound(work, first, others, slack, moved + rounding))
+    width = moved + rounding
     return (*_widen(score - width, score + width), None)
+
+
+def _entropy_gradient_bound(work: _Exponentials, first: np.ndarray, others: np.ndarray, slack: np.ndarray,
+                            reach: np.ndarray) -> np.ndarray:
+    """A second bound on |H(z_b) - H(z_a)| for logits z_a, z_b within ``slack`` (e) of the given g,
+    tight for diffuse rows (where e^(2e) - 1 times H is not): along the segment between them,
+    dH = -sum_c p_c (log p_c + H) dz_c, and log p_c + H = s_c - E_p[s] (s_c = z_c - z_top), so
+    |H(z_b) - H(z_a)| <= |z_b - z_a| max D <= 2e max D, D = E_p|s - E_p[s]| (the mean absolute
+    deviation of the logits under the softmax). At a point xi of the segment (within e of g) each
+    p_c is within e^(+-2e) of its value at g and s_c - E[s] moves by at most 2e + 2 ``reach`` (each
+    entropy within ``reach`` of the computed one: the first bound plus the rounding), so
+    D(xi) <= e^(2e) (D(g) + 2e + 2 reach). D(g) is computed here in float32 from the block (one more
+    subtraction and one product-sum), raised by 2^-10 relative and absolute: far above that sum's
+    error (within gamma_C relative, plus about 2^-20 (1 + spread) from the rounded s_c). O(B*C)."""
+    deviation = np.abs(work.shifted - first.astype(np.float32)[:, None])
+    spread_error = 2.0**-20 * (1.0 + work.spread)
+    # the top class (ratio 1, s = 0) is 0 in ``ratios``: its term |0 - E[s]| is added apart
+    mean_deviation = (np.einsum("ij,ij->i", work.ratios, deviation).astype(np.float64) + np.abs(first)) / (1.0 + others)
+    bound_at_g = mean_deviation * (1.0 + 2.0**-10) + 2.0**-10 + spread_error
+    return 2.0 * slack * np.exp(2.0 * slack) * (bound_at_g + 2.0 * slack + 2.0 * reach) * (1.0 + 2.0**-20)
 
 
 def _evaluation_error(logits: np.ndarray, box: _SoftmaxBox) -> np.ndarray:
