@@ -685,3 +685,28 @@ def test_the_near_uniform_sentences_are_their_files():
     assert _missing(page("results/benchmarks.md"), [
         f"margin scored {100 * old['refined_rows'] / streamed:.1f}% of the rows exactly and took {old['ratio_to_bare']:.2f}x the bare "
         f"product, against {100 * rows['margin']['refined_rows'] / streamed:.1f}% and {rows['margin']['ratio_to_bare']:.2f}x now"]) == []
+
+
+def test_the_grid_runs_counts_and_entropy_sentence_are_their_files():
+    """benchmarks.md: the cells within target in the runs of f956273 and 8bbe3f0, and entropy's
+    rows scored exactly against the run of f956273 (realistic pool)."""
+    flat = " ".join(page("results/benchmarks.md").split())
+
+    def within(rows: list[dict]) -> tuple[int, int]:
+        return (sum(row["ratio_to_bare"] <= 1.2 for row in rows if row["budget_fraction"] in (0.001, 0.01)),
+                sum(row["ratio_to_bare"] <= 1.5 for row in rows if row["budget_fraction"] == 0.1))
+
+    first, second = within(_results("selection_grid_2026-12-06_f956273.json")["rows"]), within(_results("selection_grid_2026-12-06_8bbe3f0.json")["rows"])
+    assert f"the run of f956273 counted {first[0]} and {first[1]}, the run of 8bbe3f0 {second[0]} and {second[1]}" in flat
+
+    def entropy(name: str, fraction: float) -> dict:
+        [row] = [row for row in _results(name)["rows"] if row["pool"] == "realistic" and row["sampler"] == "entropy"
+                 and row["budget_fraction"] == fraction]
+        return row
+
+    (a, b), (c, d) = [[entropy(name, fraction) for name in ("selection_grid.json", "selection_grid_2026-12-06_f956273.json")]
+                      for fraction in (0.001, 0.01)]
+    assert (f"it scored {100 * a['refined_fraction']:.2f}% of the rows exactly at b/N = 0.1% against {100 * b['refined_fraction']:.2f}% "
+            f"in the run of f956273, and {100 * c['refined_fraction']:.2f}% at 1% against {100 * d['refined_fraction']:.2f}% "
+            f"({a['ratio_to_bare']:.2f}x and {c['ratio_to_bare']:.2f}x the bare product against {b['ratio_to_bare']:.2f}x "
+            f"and {d['ratio_to_bare']:.2f}x)") in flat
