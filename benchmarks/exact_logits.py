@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from al_core import linear
+from benchmarks.interval_passes import fastest
 from benchmarks.realistic_pool import WORK, build_named_pool
 from pipeline.results_file import write_results
 
@@ -48,15 +49,6 @@ def setting(slice_columns: int | None, sum_block: int, d: int, calls: list):
         linear.EXACT_K_BLOCK, linear.SUM_BLOCK, linear._exact_float32_dot = saved
 
 
-def best_of(repeats: int, function) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def measure(pool: str, rows: int, seed: int, repeats: int, work: Path = WORK) -> dict:
     features, weight, bias, *_ = build_named_pool(pool, work, 100_000, 2048, 1000, 0)
     picked = np.sort(np.random.default_rng(seed).choice(features.shape[0], size=rows, replace=False))
@@ -64,8 +56,8 @@ def measure(pool: str, rows: int, seed: int, repeats: int, work: Path = WORK) ->
     d = x.shape[1]
     x64, w64 = x.astype(np.float64), np.ascontiguousarray(weight.astype(np.float64).T)
     result = {"pool": pool, "rows": rows, "d": d, "c": int(weight.shape[0]),
-              "float64_product_s": round(best_of(repeats, lambda: x64 @ w64), 4),
-              "float32_product_s": round(best_of(repeats, lambda: x @ weight.T), 4), "settings": {}}
+              "float64_product_s": round(fastest(lambda: x64 @ w64, repeats), 4),
+              "float32_product_s": round(fastest(lambda: x @ weight.T, repeats), 4), "settings": {}}
     reference = None
     timings = {name: float("inf") for name in SETTINGS}
     for _ in range(repeats):  # the settings alternate, so a drift of the host's speed hits them alike
