@@ -49,8 +49,8 @@ def setting(slice_columns: int | None, sum_block: int, d: int, calls: list):
         linear.EXACT_K_BLOCK, linear.SUM_BLOCK, linear._exact_float32_dot = saved
 
 
-def measure(pool: str, rows: int, seed: int, repeats: int, work: Path = WORK) -> dict:
-    features, weight, bias, *_ = build_named_pool(pool, work, 100_000, 2048, 1000, 0)
+def measure(pool: str, rows: int, seed: int, repeats: int, work: Path = WORK, shape: tuple[int, int, int] = (100_000, 2048, 1000)) -> dict:
+    features, weight, bias, *_ = build_named_pool(pool, work, *shape, 0)
     picked = np.sort(np.random.default_rng(seed).choice(features.shape[0], size=rows, replace=False))
     x = np.asarray(features[picked], dtype=np.float32)
     d = x.shape[1]
@@ -82,13 +82,16 @@ def measure(pool: str, rows: int, seed: int, repeats: int, work: Path = WORK) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8192)
+    parser.add_argument("--n", type=int, default=100_000, help="rows of the benchmark pool the timed rows are drawn from")
+    parser.add_argument("--d", type=int, default=2048)
+    parser.add_argument("--c", type=int, default=1000)
     parser.add_argument("--pools", default="realistic,imagenet")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    pools = [measure(pool, args.rows, args.seed, args.repeats, args.workdir) for pool in args.pools.split(",")]
+    pools = [measure(pool, args.rows, args.seed, args.repeats, args.workdir, (args.n, args.d, args.c)) for pool in args.pools.split(",")]
     write_results(args.out, {"what": __doc__.splitlines()[0],
                              "in_the_code": {"EXACT_K_BLOCK": linear.EXACT_K_BLOCK, "SUM_BLOCK": linear.SUM_BLOCK},
                              "pools": pools})

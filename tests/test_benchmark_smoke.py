@@ -191,3 +191,25 @@ def test_stream_precision_benchmark_tiny(tmp_path, monkeypatch):
     assert all(row["same_picks_order_scores"] and len(row["bfloat16_s"]) == 2 for row in rows)
     assert all(row["bfloat16_notes"]["filter"] == "bfloat16" and row["float32_notes"]["filter"] == "float32" for row in rows)
     assert (pool.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE) == shares
+
+
+def test_exact_logits_and_near_uniform_benchmarks_tiny(tmp_path, monkeypatch):
+    """The benchmarks behind the exact-logits slicing sentence and the near-uniform table run at a
+    tiny shape: every slicing gives the same logits; every sampler's picks are exact and the same at
+    the other chunk size."""
+    from benchmarks import exact_logits, near_uniform
+
+    out = tmp_path / "exact.json"
+    monkeypatch.setattr("sys.argv", ["exact_logits", "--n", "3000", "--d", "64", "--c", "12", "--rows", "300", "--repeats", "1",
+                                     "--workdir", str(tmp_path), "--out", str(out)])
+    exact_logits.main()
+    pools = json.loads(out.read_text())["pools"]
+    assert [entry["pool"] for entry in pools] == ["realistic", "imagenet"]
+    assert all(setting["same_logits"] for entry in pools for setting in entry["settings"].values())
+    out = tmp_path / "uniform.json"
+    monkeypatch.setattr("sys.argv", ["near_uniform", "--n", "3000", "--d", "32", "--c", "20", "--budget", "300", "--repeats", "1",
+                                     "--chunk-sizes", "700", "--workdir", str(tmp_path), "--out", str(out)])
+    near_uniform.main()
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["sampler"] for row in rows] == ["base", "margin", "mase"]
+    assert all(row["same_picks_order_scores_as_exact"] and row["same_picks_order_scores_at_chunk_sizes"] == {"700": True} for row in rows)
