@@ -710,3 +710,13 @@ def test_the_grid_runs_counts_and_entropy_sentence_are_their_files():
             f"in the run of f956273, and {100 * c['refined_fraction']:.2f}% at 1% against {100 * d['refined_fraction']:.2f}% "
             f"({a['ratio_to_bare']:.2f}x and {c['ratio_to_bare']:.2f}x the bare product against {b['ratio_to_bare']:.2f}x "
             f"and {d['ratio_to_bare']:.2f}x)") in flat
+
+
+def test_the_earlier_pipeline_run_sentence_is_its_file():
+    """benchmarks.md: the 1.28M run that stood before this afternoon's selection changes."""
+    run = _results("pipeline_scale_exact_2026-12-06_abdb814.json")
+    select = {stage["stage"]: stage["seconds"] for stage in run["stages"] if stage["stage"].startswith("select")}
+    later = [seconds for name, seconds in select.items() if name != "select r00"]
+    assert run["commit"].startswith("abdb814") and run["final_metrics"] == _results("pipeline_scale_exact.json")["final_metrics"]
+    assert (f"(`pipeline_scale_exact_2026-12-06_abdb814.json`) took {run['dvc_repro_seconds']:.0f} s: select {min(later):.0f}-"
+            f"{max(later):.0f} s ({select['select r00']:.0f} s in r00)") in " ".join(page("results/benchmarks.md").split())
