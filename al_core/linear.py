@@ -173,9 +173,13 @@ class ExactLogits:
         result = values.astype(np.float32)
         rows, columns = self._undecided_elements(values, norms)
         if rows.shape[0]:
-            result[rows, columns] = exact_float32_dots(x, rows, self.weight, columns, self.bias,
-                                                       scale=norms[rows] * self.weight_norms[columns])
+            result[rows, columns] = self._exact_dots(x, rows, columns, norms)
         return result
+
+    def _exact_dots(self, x: np.ndarray, rows: np.ndarray, columns: np.ndarray, norms: np.ndarray) -> np.ndarray:
+        """`exact_float32_dots` of rows ``rows`` of ``x`` (norms ``norms``, one per row of ``x``) and
+        classes ``columns``, with ||x|| ||w_c|| as the bound on sum|x_j w_j| (no pass to measure it)."""
+        return exact_float32_dots(x, rows, self.weight, columns, self.bias, scale=norms[rows] * self.weight_norms[columns])
 
     def _undecided_elements(self, values: np.ndarray, norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, columns)`` of the elements of ``values`` (B, C) the float64 product leaves
@@ -260,9 +264,7 @@ class ExactLogits:
         result = values.astype(np.float32)
         where = np.flatnonzero(undecided(values, bound))
         if where.shape[0]:
-            columns = classes[where]
-            result[where] = exact_float32_dots(x, where, self.weight, columns, self.bias,
-                                               scale=norms[where] * self.weight_norms[columns])
+            result[where] = self._exact_dots(x, where, classes[where], norms)
         return result
 
 
@@ -316,13 +318,10 @@ def exact_float32_dots(x: np.ndarray, rows: np.ndarray, weight: np.ndarray, colu
         left, right = x[r], weight[c]
         if padded != d:
             left, right = (np.pad(side, ((0, 0), (0, padded - d))) for side in (left, right))
-        if scale is None:
-            products = np.abs(left * right).sum(axis=1)
-        else:
-            products = scale[part]
-        # the partial sums in one pass, no (m, d) products kept: any order within a partial is within gamma_32
+        # the bound's scale: sum|x_j w_j| (or the caller's upper bound on it) plus |b|
+        magnitude = (np.abs(left * right).sum(axis=1) if scale is None else scale[part]) + np.abs(bias[c])
+        # the partial sums in one pass, no (m, d) products kept: any order within a partial is within gamma_SUM_BLOCK
         partials = np.einsum("ijk,ijk->ij", left.reshape(r.shape[0], -1, SUM_BLOCK), right.reshape(r.shape[0], -1, SUM_BLOCK))
-        scale_part = products + np.abs(bias[c])
         terms = np.concatenate([partials, bias[c][:, None]], axis=1)
         errors = []
         while terms.shape[1] > 1:
@@ -338,7 +337,7 @@ def exact_float32_dots(x: np.ndarray, rows: np.ndarray, weight: np.ndarray, colu
         # the partials' own error, then the float64 sum of the tree's errors (each level's at most u of its sum)
         bound = (accumulation_factor(SUM_BLOCK, UNIT_ROUNDOFF_64)
                  + accumulation_factor(padded // SUM_BLOCK + 2, UNIT_ROUNDOFF_64) * UNIT_ROUNDOFF_64 * (len(errors) + 1) * 1.01)
-        bound = bound * scale_part * SAFETY + 2.0**-1000
+        bound = bound * magnitude * SAFETY + 2.0**-1000
         with np.errstate(over="ignore", invalid="ignore"):
             candidate = (high + low).astype(np.float32)
             above = np.nextafter(candidate, np.float32(np.inf)).astype(np.float64)

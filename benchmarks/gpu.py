@@ -40,6 +40,7 @@ from al_core.linear import as_float32
 from al_core.train import HeadConfig, feature_statistics, train_linear_head
 from benchmarks.extraction import bare_forward
 from benchmarks.realistic_pool import POOL_HELP, POOLS, build_named_pool
+from benchmarks.selection_grid import same_selection
 from pipeline.results_file import machine, write_results
 
 IMAGENET_TRAIN = 1_281_167
@@ -93,8 +94,7 @@ def run_selection(args, device: torch.device, report: dict) -> None:
         for label, (seconds, selection) in timed.items():
             plain = bare["cpu_numpy"] if label.startswith("cpu") else bare["device"]  # the same product without selection
             row[label] = {"seconds": round(seconds, 3), "ratio_to_bare_product": round(seconds / plain, 3),
-                          "same_as_cpu": bool(np.array_equal(selection.indices, reference.indices)
-                                              and selection.scores.tobytes() == reference.scores.tobytes()),
+                          "same_as_cpu": same_selection(selection, reference),
                           "refined_rows": selection.notes.get("refined_rows"), "partial_rows": selection.notes.get("partial_rows")}
         print(row, flush=True)
         rows.append(row)

@@ -23,14 +23,10 @@ import numpy as np
 from al_core.samplers import select_with_scores
 from al_core.samplers.scores import softmax
 from benchmarks.realistic_pool import WORK, build_named_pool
-from benchmarks.selection_grid import CHUNK, bare_product_seconds, exact_logits, labeled_mask
+from benchmarks.selection_grid import CHUNK, bare_product_seconds, exact_logits, labeled_mask, same_selection
 from pipeline.results_file import write_results
 
 OUT = Path("benchmarks/results/near_uniform.json")
-
-
-def same(a, b) -> bool:
-    return bool(np.array_equal(a.indices, b.indices) and a.scores.tobytes() == b.scores.tobytes())
 
 
 def main() -> None:
@@ -63,14 +59,14 @@ def main() -> None:
             selection = select_with_scores(sampler, args.budget, features=features, chunk_size=CHUNK, precision="auto", **common)
             seconds = min(seconds, time.perf_counter() - started)
         exact = select_with_scores(sampler, args.budget, logits=reference, **common)
-        chunks = {size: same(selection, select_with_scores(sampler, args.budget, features=features, chunk_size=int(size),
+        chunks = {size: same_selection(selection, select_with_scores(sampler, args.budget, features=features, chunk_size=int(size),
                                                            precision="auto", **common))
                   for size in args.chunk_sizes.split(",")}
         row = {"sampler": sampler, "budget": args.budget, "seconds": round(seconds, 3), "bare_product_seconds": round(bare, 3),
                "ratio_to_bare": round(seconds / bare, 3), "filter": selection.notes.get("filter"),
                "refined_rows": selection.notes.get("refined_rows", 0), "partial_rows": selection.notes.get("partial_rows", 0),
                "narrowed_rows": selection.notes.get("narrowed_rows", 0),
-               "same_picks_order_scores_as_exact": same(selection, exact),
+               "same_picks_order_scores_as_exact": same_selection(selection, exact),
                "same_picks_order_scores_at_chunk_sizes": chunks}
         print(f"  {sampler:8s} {row['filter']:8s} {seconds:6.2f} s  {row['ratio_to_bare']:.2f}x bare ({bare:.2f} s)  "
               f"refined {row['refined_rows']}  exact: {row['same_picks_order_scores_as_exact']}  chunk sizes: {chunks}")

@@ -69,6 +69,11 @@ def pool_clusters(features, seed: int) -> np.ndarray:
     return cluster_pool(features, min(1000, n // 10), codebook_size=min(2048, n), seed=seed)
 
 
+def same_selection(a, b) -> bool:
+    """Whether two selections have the same picks, in the same order, with bit-identical scores."""
+    return bool(np.array_equal(a.indices, b.indices) and a.scores.tobytes() == b.scores.tobytes())
+
+
 def exact_logits(features, weight, bias) -> np.ndarray:
     out = np.empty((features.shape[0], weight.shape[0]), dtype=np.float32)
     for start in range(0, features.shape[0], CHUNK):
@@ -115,8 +120,7 @@ def run_pool(pool: str, n: int, d: int, c: int, fractions: list[float], check: b
                    "refined_fraction": round(selection.notes.get("refined_rows", 0) / max(selection.notes.get("streamed_rows", 1), 1), 5)}
             if reference is not None:
                 exact = select_with_scores(name, budget, logits=reference, **common)
-                row["same_picks_order_scores"] = bool(np.array_equal(exact.indices, selection.indices)
-                                                      and exact.scores.tobytes() == selection.scores.tobytes())
+                row["same_picks_order_scores"] = same_selection(exact, selection)
             print(f"  b={budget:>7} {label:18s} {row['filter']:8s} {seconds:7.2f} s  {row['ratio_to_bare']:5.2f}x bare ({bare:.2f} s)  refined "
                   f"{row['refined_fraction']:.4f}" + (f"  same as exact: {row['same_picks_order_scores']}" if reference is not None else ""))
             rows.append(row)

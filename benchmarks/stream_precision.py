@@ -21,14 +21,12 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from al_core.linear import as_float32
 from al_core.samplers import select_with_scores
 from al_core.samplers import boundary
 from al_core.samplers import pool as pool_module
 from benchmarks.realistic_pool import WORK, build_realistic_pool
-from benchmarks.selection_grid import CHUNK, bare_product_seconds, labeled_mask, pool_clusters
+from benchmarks.selection_grid import CHUNK, bare_product_seconds, labeled_mask, pool_clusters, same_selection
 from pipeline.results_file import machine, write_results
 
 OUT = Path("benchmarks/results/stream_precision.json")
@@ -54,7 +52,7 @@ def measure(args, features, weight, bias, labeled, clusters) -> list[dict]:
                     selections[precision] = select_with_scores(name, budget, precision=precision, **common)
                     measured[f"{precision}_s"].append(round(time.perf_counter() - started, 4))
             single, double = selections["float32"], selections["bfloat16"]
-            same = bool(np.array_equal(single.indices, double.indices) and single.scores.tobytes() == double.scores.tobytes())
+            same = same_selection(single, double)
             best = {key: max(min(values), 1e-4) for key, values in measured.items()}
             row = {"sampler": label, "budget": budget, "budget_fraction": fraction, **measured,
                    "float32_ratio_to_bare": round(best["float32_s"] / best["bare_product_s"], 3),

@@ -295,7 +295,8 @@ def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
     |t_t| <= a = |log(S' / S)| (the top class's ratio is 1 on both sides) and |t_c| <= 2e + a
     otherwise, so |H(q) - H(p)| <= a + 2e (1 - q_t) + (e^(2e + a) - 1) H(p): tight when the top
     class holds nearly all the mass. Plus the float32 rounding of each e_c (z_c - z_t) term,
-    u sum p_c |z_c - z_t| on either side (on the reference's side at most f^2 (that sum + 2e (1 - q_t)))."""
+    u sum p_c |z_c - z_t| on either side (on the reference's side at most f^2 (that sum + 2e (1 - q_t))).
+    The first part takes the smaller of this bound and `_entropy_gradient_bound`'s."""
     work = _interval_exponentials(logits, keep_shifted=True)
     others = work.others
     # sum_c e_c (z_c - z_t) in one float32 pass (terms of one sign: within gamma_C of the exact sum); the top class's term is 0 * 0
@@ -314,13 +315,12 @@ def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
     # This side's float32 sums, F = sum e_c (z_c - z_t) and R, each within ``relative`` of its own (plus the
     # subnormal slack): the score F / (1 + R) - log(1 + R) moves by at most relative (|first| + (|first| + 1) R / (1 + R)).
     rounding += 1.01 * (relative * (2.0 * np.abs(first) + other_mass) + 2.0 * absolute * (1.0 + np.abs(first)))
-    moved = np.minimum(moved, _entropy_gradient_bound(work, first, others, slack, moved + rounding))
+    moved = np.minimum(moved, _entropy_gradient_bound(work, first, slack, moved + rounding))
     width = moved + rounding
     return (*_widen(score - width, score + width), None)
 
 
-def _entropy_gradient_bound(work: _Exponentials, first: np.ndarray, others: np.ndarray, slack: np.ndarray,
-                            reach: np.ndarray) -> np.ndarray:
+def _entropy_gradient_bound(work: _Exponentials, first: np.ndarray, slack: np.ndarray, reach: np.ndarray) -> np.ndarray:
     """A second bound on |H(z_b) - H(z_a)| for logits z_a, z_b within ``slack`` (e) of the given g,
     tight for diffuse rows (where e^(2e) - 1 times H is not): along the segment between them,
     dH = -sum_c p_c (log p_c + H) dz_c, and log p_c + H = s_c - E_p[s] (s_c = z_c - z_top), so
@@ -334,7 +334,7 @@ def _entropy_gradient_bound(work: _Exponentials, first: np.ndarray, others: np.n
     deviation = np.abs(work.shifted - first.astype(np.float32)[:, None])
     spread_error = 2.0**-20 * (1.0 + work.spread)
     # the top class (ratio 1, s = 0) is 0 in ``ratios``: its term |0 - E[s]| is added apart
-    mean_deviation = (np.einsum("ij,ij->i", work.ratios, deviation).astype(np.float64) + np.abs(first)) / (1.0 + others)
+    mean_deviation = (np.einsum("ij,ij->i", work.ratios, deviation).astype(np.float64) + np.abs(first)) / (1.0 + work.others)
     bound_at_g = mean_deviation * (1.0 + 2.0**-10) + 2.0**-10 + spread_error
     return 2.0 * slack * np.exp(2.0 * slack) * (bound_at_g + 2.0 * slack + 2.0 * reach) * (1.0 + 2.0**-20)
 
