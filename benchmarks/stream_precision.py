@@ -7,8 +7,8 @@ with ``precision="float32"`` and ``precision="bfloat16"``, alternating, ``--repe
 fastest of each counts; every measurement is kept), checks that both precisions pick the same
 items with the same scores, and records the rows each path multiplied in float32 after the stream
 (``narrowed_rows``) or scored exactly. The samplers stream bfloat16 only while the rows they keep
-are at most ``COARSE_MAX_SHARE`` of the pool (BASE: ``BASE_COARSE_MAX_SHARE``, Cluster-Margin:
-``CLUSTER_COARSE_MAX_SHARE``; ``Pool.stream_keeping``);
+are at most ``COARSE_MAX_SHARE`` of the pool (BASE: ``BASE_COARSE_MAX_SHARE``, MASE:
+``MASE_COARSE_MAX_SHARE``; ``Pool.stream_keeping``);
 this benchmark lifts the three shares, so both streams run at every budget: the measurement behind the rule. (Entropy always
 streams float32: its intervals from a bfloat16 stream rule out almost nothing.) The bfloat16
 product is fast only on CPUs with AMX or AVX512-BF16 (the results name the CPU).
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from al_core.linear import as_float32
 from al_core.samplers import select_with_scores
-from al_core.samplers import boundary, cluster_margin
+from al_core.samplers import boundary
 from al_core.samplers import pool as pool_module
 from benchmarks.realistic_pool import WORK, build_realistic_pool
 from benchmarks.selection_grid import CHUNK, bare_product_seconds, labeled_mask, pool_clusters, same_selection
@@ -37,8 +37,8 @@ SAMPLERS = ("margin", "confidence", "mase", "margin_clustering", "base")
 def lifted_shares() -> tuple[float, float, float]:
     """Lift the three shares up to which the samplers stream bfloat16 (both streams at every
     budget); return them as the code has them."""
-    shares = pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, cluster_margin.CLUSTER_COARSE_MAX_SHARE
-    pool_module.COARSE_MAX_SHARE = boundary.BASE_COARSE_MAX_SHARE = cluster_margin.CLUSTER_COARSE_MAX_SHARE = 1.0
+    shares = pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, boundary.MASE_COARSE_MAX_SHARE
+    pool_module.COARSE_MAX_SHARE = boundary.BASE_COARSE_MAX_SHARE = boundary.MASE_COARSE_MAX_SHARE = 1.0
     return shares
 
 
@@ -93,8 +93,8 @@ def main() -> None:
     try:
         rows = measure(args, features, weight, bias, labeled, clusters)
     finally:
-        pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, cluster_margin.CLUSTER_COARSE_MAX_SHARE = shares
-    coarse_max_share, base_share, cluster_share = shares
+        pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, boundary.MASE_COARSE_MAX_SHARE = shares
+    coarse_max_share, base_share, mase_share = shares
     write_results(args.out, {
         "command": "python -m benchmarks.stream_precision " + " ".join(f"--{k} {v}" for k, v in (
             ("n", args.n), ("d", args.d), ("c", args.c), ("fractions", args.fractions), ("samplers", args.samplers),
@@ -102,7 +102,7 @@ def main() -> None:
         "what": "selection from features with a float32 and a bfloat16 stream (narrowed in float32; COARSE_MAX_SHARE lifted, so "
                 "at every budget), beside the bare float32 product; seconds of every repeat, the fastest of each makes the ratios",
         "coarse_max_share_in_the_code": coarse_max_share, "base_coarse_max_share_in_the_code": base_share,
-        "cluster_coarse_max_share_in_the_code": cluster_share,
+        "mase_coarse_max_share_in_the_code": mase_share,
         "machine": machine(), "pool": info, "rows": rows,
     })
 

@@ -178,19 +178,19 @@ def test_selection_breakdown_benchmark_tiny(tmp_path, monkeypatch):
 def test_stream_precision_benchmark_tiny(tmp_path, monkeypatch):
     """Both streams run at every budget (the share rule lifted, then restored) and pick the same
     items; every repeat of each is recorded."""
-    from al_core.samplers import boundary, cluster_margin, pool
+    from al_core.samplers import boundary, pool
     from benchmarks import stream_precision
 
     out = tmp_path / "stream_precision.json"
     monkeypatch.setattr("sys.argv", ["stream_precision", "--n", "3000", "--d", "16", "--c", "10", "--fractions", "0.1",
                                      "--samplers", "margin,base", "--workdir", str(tmp_path), "--out", str(out)])
-    shares = pool.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, cluster_margin.CLUSTER_COARSE_MAX_SHARE
+    shares = pool.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, boundary.MASE_COARSE_MAX_SHARE
     stream_precision.main()
     rows = json.loads(out.read_text())["rows"]
     assert [row["sampler"] for row in rows] == ["margin", "base"]
     assert all(row["same_picks_order_scores"] and len(row["bfloat16_s"]) == 2 for row in rows)
     assert all(row["bfloat16_notes"]["filter"] == "bfloat16" and row["float32_notes"]["filter"] == "float32" for row in rows)
-    assert (pool.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, cluster_margin.CLUSTER_COARSE_MAX_SHARE) == shares
+    assert (pool.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, boundary.MASE_COARSE_MAX_SHARE) == shares
 
 
 def test_exact_logits_and_near_uniform_benchmarks_tiny(tmp_path, monkeypatch):

@@ -18,11 +18,6 @@ from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import MARGIN
 from al_core.schema import positive
 
-# Cluster-Margin keeps factor x b candidates, and with a bfloat16 stream it was slower (2-core Intel
-# Xeon with AMX) or no faster (2-core AMD EPYC with AVX512-BF16) at b/N = 1%, where they are 10% of
-# the pool (``python -m benchmarks.stream_precision``): it streams bfloat16 only up to 2% of the pool.
-CLUSTER_COARSE_MAX_SHARE = 0.02
-
 OPTIONS = {
     "candidates_factor": positive(default=10, help="smallest-margin candidates per item of the budget"),
     **CLUSTERING_OPTIONS,  # used when cluster_ids is not given; the `cluster` stage reads the same ones
@@ -76,7 +71,6 @@ def margin_clustering_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     factor = pool.option("candidates_factor")
     cluster_ids = pool_clusters(pool, seed)
     available = int((~pool.labeled_mask).sum())
-    pool = pool.stream_keeping(min(available, factor * budget), CLUSTER_COARSE_MAX_SHARE)
     if pool.filters and pool.shard[1] == 1:
         return _refined_margin_clustering(pool, budget, min(available, factor * budget), cluster_ids)
     candidates = select_smallest_scores(pool, min(available, factor * budget), MARGIN)

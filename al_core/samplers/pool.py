@@ -30,7 +30,7 @@ STREAM_AHEAD = 1  # blocks of slices a stream's producer may have waiting for th
 INTERVAL_VALUES = 1 << 18  # logits per call of a streamed score's fn: a (rows, C) float32 slice of 1 MiB stays in a core's L2 cache through its passes
 ENTRY_BLOCK_VALUES = 1 << 22  # float64 values per temporary when exact logits are taken entry by entry (32 MiB)
 AUTO_BFLOAT16_WORK = 1e10  # multiply-adds (N*d*C) from which precision "auto" streams bfloat16 on a CPU with bfloat16 products: below, about 0.1 s of float32 product, torch's import costs more than it saves
-COARSE_MAX_SHARE = 0.1  # rows to keep, as a share of the pool, up to which a bfloat16 stream pays (margin, confidence, MASE; ``python -m benchmarks.stream_precision`` on two hosts)
+COARSE_MAX_SHARE = 0.02  # rows to keep, as a share of the pool, up to which a bfloat16 stream pays (``python -m benchmarks.stream_precision``)
 PROGRESS_MIN_WORK = 2e10  # element operations above which a loop shows a progress bar (on a terminal)
 MEMORY_LIMIT = at_least(1, default=4 * 2**30, help="bytes the sampler may hold in memory before it refuses the pool")
 CLUSTER_IDS = Setting(np.ndarray, settable=False,
@@ -300,7 +300,7 @@ class Pool:
         candidates): this one, or with a float32 stream when ``count`` exceeds ``share`` (default
         ``COARSE_MAX_SHARE``) of the pool. A bfloat16 stream saves most of the product, but the
         rows its wide intervals leave open grow with ``count`` (about 30% of the pool at b/N = 10%),
-        and beyond the measured 10% their float32 products would cost what it saved."""
+        and their float32 products then cost what it saved."""
         share = COARSE_MAX_SHARE if share is None else share
         return self.streaming_float32() if self.coarse and count > share * self.size else self
 
