@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from al_core.linear import as_float32, largest_magnitudes, row_norms
 from al_core.samplers.boundary_lists import ExactLists, RefiningLists
 from al_core.samplers.pool import Pool
 from al_core.samplers.quotas import REMAINDER_RULES, TURN_ORDERS, class_quotas, turn_order, turns_needed
@@ -144,8 +145,12 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     picked: list[int] = []
     picked_scores: list[float] = []
     next_turn = 0
+    summary = _RowSummary(pool.size) if pool.filters and pool.shard[1] == 1 else None
     while next_turn < turns.shape[0]:
-        lists = _boundary_candidates(pool, geometry, keep, taken if picked else None)
+        if next_turn and summary is not None and summary.filled and (keep > 0).sum() <= NARROW_PASS_MAX_CLASSES * num_classes:
+            lists = _few_class_candidates(pool, geometry, keep, taken, summary)
+        else:
+            lists = _boundary_candidates(pool, geometry, keep, taken if picked else None, summary)
         if isinstance(lists, RefiningLists):
             lists.prefetch(np.bincount(turns[next_turn:], minlength=num_classes))
         next_turn = _take_turns(lists, turns, next_turn, taken, picked, picked_scores)
@@ -155,12 +160,14 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
                      classes=turns)
 
 
-def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None) -> ExactLists | RefiningLists:
+def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None,
+                         summary: "_RowSummary | None" = None) -> ExactLists | RefiningLists:
     """Per class c, the ``keep[c]`` unlabeled items (not ``excluded``) nearest its boundary, to be
     walked in (distance, index) order. One pass over the pool; from features, filter and refine
-    (`_boundary_entries`, then exact distances as the turns need them)."""
+    (`_boundary_entries`, then exact distances as the turns need them), recording each row's
+    predicted class in ``summary`` for a later pass (`_few_class_candidates`)."""
     if pool.filters:
-        *entries, threshold = _boundary_entries(pool, geometry, keep, excluded)
+        *entries, threshold = _boundary_entries(pool, geometry, keep, excluded, summary)
         parts = pool.all_gather(tuple(entries))
         classes, rows, lower, upper = (np.concatenate([part[i] for part in parts]) for i in range(4))
         # T_c: the keep[c]-th smallest upper end of class c (one process: what the stream's running
@@ -190,7 +197,7 @@ def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.nd
                                   int(keep[c])) for c in range(keep.shape[0])], keep)
 
 
-def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None):
+def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None, summary: "_RowSummary | None" = None):
     """``(classes, rows, lower, upper, thresholds)``: this process's (row, class) entries that may be
     among their class's ``keep[c]`` nearest, from the fast product (filter and refine), and per
     class the ``keep[c]``-th smallest upper end among them (+inf with fewer entries).
@@ -206,6 +213,7 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
     shorter than keep[c] rows would set none and let every entry through. After that only the
     entries whose lower end passes get an upper end (``boundary_entry_bounds``, the same ends for
     fewer passes).
+    With ``summary``, each streamed row's predicted class, largest logit and bound are recorded.
     Cost: the fast pass, O(N*d*C), plus O(N*C) interval work; memory O(chunk*C + entries kept).
     """
     upper_ends = RunningSmallestPerClass(keep)
@@ -223,8 +231,13 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
             rows, logits, bound = rows[still], logits[still], bound[still]
         thresholds = upper_ends.thresholds  # read only: a looser (older) threshold keeps more entries, nothing else
         if np.isinf(thresholds[wanted]).any():
-            return rows, False, boundary_distance_bounds(logits, bound, geometry)
-        return rows, True, boundary_entry_bounds(logits, bound, geometry, float32_ceiling(thresholds))
+            sparse, found = False, boundary_distance_bounds(logits, bound, geometry)
+        else:
+            sparse, found = True, boundary_entry_bounds(logits, bound, geometry, float32_ceiling(thresholds))
+        if summary is not None:
+            predicted = logits.argmax(axis=1)
+            summary.record(rows, predicted, logits[np.arange(rows.shape[0]), predicted], bound, found[-1])
+        return rows, sparse, found
 
     def take_dense(rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> int:
         upper_ends.push(upper, rows)
@@ -270,9 +283,99 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
         exact = boundary_distances(pool.reference_logits(rows), geometry)[0]
         take_dense(rows, exact, exact)
     thresholds = upper_ends.finish_thresholds()
+    if summary is not None:
+        summary.filled = True
     if not kept:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), thresholds
     return (*(np.concatenate(part) for part in zip(*kept)), thresholds)
+
+
+NARROW_PASS_MAX_CLASSES = 0.05  # share of the classes up to which a later pass multiplies only their columns (`_few_class_candidates`)
+
+
+class _RowSummary:
+    """What a later pass needs of each row from the first: ``predicted`` (N,) int64 (the fast
+    product's argmax), ``top`` (N,) float32 (that logit), ``bound`` (N,) float64 (its filter's
+    bound: every fast logit of the row within it of the reference's) and ``unsettled`` (N,) bool
+    (where the top two fast logits lie within 2 bound: p may not be the reference's argmax).
+    Rows are recorded by the worker threads, each row by one of them. Memory O(N)."""
+
+    def __init__(self, size: int):
+        self.predicted = np.zeros(size, dtype=np.int64)
+        self.top = np.zeros(size, dtype=np.float32)
+        self.bound = np.full(size, np.inf)
+        self.unsettled = np.ones(size, dtype=bool)
+        self.filled = False
+
+    def record(self, rows: np.ndarray, predicted: np.ndarray, top: np.ndarray, bound: np.ndarray, unsettled: np.ndarray) -> None:
+        self.predicted[rows], self.top[rows], self.bound[rows], self.unsettled[rows] = predicted, top, bound, unsettled
+
+
+def _few_class_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray, summary: _RowSummary) -> RefiningLists:
+    """`_boundary_candidates` for the few classes S with ``keep[c] > 0`` (the lists that ran out),
+    without the whole product: the first pass's predicted class p, largest logit z_p and bound e_1
+    of each row (``summary``) and a float32 product of the rows with S's columns only (bound e_2)
+    give, for a row whose p the first pass settled (the reference's argmax) outside S, its
+    distance to class c's boundary within
+    [(g - s) / ||w_p - w_c||, (g + s) / ||w_p - w_c||], g = z_p - z_c, s = e_1 + e_2 (each logit
+    within its bound of the reference's), evaluated as `boundary_distance_bounds` evaluates its
+    ends. A row predicted in S (its own column is its margin, a minimum over every class) and a
+    row whose predicted class p the first pass could not settle take the full float32 product
+    (`Pool.approximate_rows`) and its intervals; every entry whose lower end is at most its
+    class's keep[c]-th smallest upper end stays a candidate.
+    Cost: O(N*d*|S|) for the product plus the float16 conversion of the rows, O(N*|S|) intervals,
+    and O(d*C) per row predicted in S; instead of O(N*d*C).
+    """
+    wanted = np.flatnonzero(keep > 0)
+    filter32 = pool._logit_filter("float32")
+    weight, bias = filter32.weight[wanted], filter32.bias[wanted]
+    parts: list[tuple[np.ndarray, ...]] = []
+    full_rows: list[np.ndarray] = []
+    in_wanted = np.zeros(keep.shape[0], dtype=bool)
+    in_wanted[wanted] = True
+    for start in range(0, pool.size, pool.chunk_size):
+        stop = min(start + pool.chunk_size, pool.size)
+        rows = np.flatnonzero(~(pool.labeled_mask[start:stop] | excluded[start:stop])) + start
+        if rows.shape[0] == 0:
+            continue
+        predicted, top, first_bound = summary.predicted[rows], summary.top[rows], summary.bound[rows]
+        whole = in_wanted[predicted] | summary.unsettled[rows]
+        full_rows.append(rows[whole])
+        rows, predicted, top, first_bound = rows[~whole], predicted[~whole], top[~whole], first_bound[~whole]
+        if rows.shape[0] == 0:
+            continue
+        block = as_float32(pool.features[rows])
+        logits = block @ weight.T
+        logits += bias
+        second_bound = filter32.factor * row_norms(block) * filter32.largest_weight_norm + 2.01 * 2.0**-24 * largest_magnitudes(logits)
+        gaps = top[:, None] - logits
+        slack = first_bound + second_bound  # how far z_p - z_c may lie from the reference's (2 bound in _lower_ends)
+        slack32 = np.nextafter((slack * (1.0 + 2.0**-19)).astype(np.float32), np.float32(np.inf))
+        with np.errstate(invalid="ignore"):  # inf * 0 for identical weight rows
+            lower = gaps - slack32[:, None]
+            lower *= geometry.inverse_low[predicted[:, None], wanted[None, :]]
+            np.fmax(lower, 0.0, out=lower)
+            upper = gaps + slack32[:, None]
+            upper *= geometry.inverse_high[predicted[:, None], wanted[None, :]]
+        if geometry.parallel:
+            np.nan_to_num(upper, copy=False, nan=np.inf)
+        parts.append((np.broadcast_to(wanted, lower.shape).reshape(-1), np.repeat(rows, wanted.shape[0]),
+                      lower.reshape(-1), upper.reshape(-1)))
+    rows = np.concatenate(full_rows)
+    if rows.shape[0]:
+        _, logits, bound = pool.approximate_rows(rows)
+        lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+        if unsettled.any():  # the exact logits decide: point intervals
+            exact = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
+            lower[unsettled], upper[unsettled] = exact, exact
+        parts.append((np.broadcast_to(wanted, (rows.shape[0], wanted.shape[0])).reshape(-1), np.repeat(rows, wanted.shape[0]),
+                      lower[:, wanted].reshape(-1), upper[:, wanted].reshape(-1)))
+    if not parts:
+        parts.append((np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)))
+    classes, rows, lower, upper = (np.concatenate(part) for part in zip(*parts))
+    candidate = lower <= kth_smallest_per_group(upper.astype(np.float64), classes, keep)[classes]
+    return RefiningLists(classes[candidate], rows[candidate], lower[candidate], keep,
+                         lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0])
 
 
 def _take_turns(lists, turns, first_turn, taken, picked, picked_scores) -> int:

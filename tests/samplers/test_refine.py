@@ -101,6 +101,66 @@ def test_base_walks_the_exact_lists_when_they_run_out(order, monkeypatch):
     assert exact_passes > 1 and len(passes) == 3 * exact_passes  # the same re-streams, on each path
 
 
+@pytest.mark.parametrize("order", ["round_robin", "sequential"])
+@pytest.mark.parametrize("twins", [True, False])
+def test_base_passes_for_a_few_classes_multiply_only_their_columns(order, twins, monkeypatch):
+    """When a few lists run out, the next pass takes the first pass's predicted class, largest logit
+    and bound of each row and multiplies the rows by those classes' weights only
+    (_few_class_candidates): picks, order, classes and scores still equal the exact logits'."""
+    from al_core.samplers import boundary
+
+    monkeypatch.setattr(boundary, "BASE_SLACK_FACTOR", 0)
+    monkeypatch.setattr(boundary, "BASE_SLACK_EXTRA", 1)
+    monkeypatch.setattr(boundary, "NARROW_PASS_MAX_CLASSES", 1.0)
+    narrow, full = [], []
+    few, every = boundary._few_class_candidates, boundary._boundary_candidates
+    monkeypatch.setattr(boundary, "_few_class_candidates", lambda *args: narrow.append(int((args[2] > 0).sum())) or few(*args))
+    monkeypatch.setattr(boundary, "_boundary_candidates", lambda *args: full.append(1) or every(*args))
+    features, weight, bias, mask, counts, _ = near_tie_pool(5, n=900, twins=twins)
+    common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=1, options={"order": order}, labeled_class_counts=counts)
+    exact = select_with_scores("base", 70, logits=reference_logits(features, weight, bias), **common)
+    subsets = []
+    for precision in ("float32", "bfloat16"):
+        narrow.clear(), full.clear()
+        got = select_with_scores("base", 70, features=features, precision=precision, chunk_size=128, **common)
+        assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), precision
+        assert got.classes.tolist() == exact.classes.tolist()
+        assert full == [1] and narrow, (precision, narrow)  # the case under test happened
+        subsets.extend(narrow)
+    if order == "sequential":  # later passes for some of the classes only
+        assert min(subsets) < weight.shape[0], subsets
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.parametrize("twins", [True, False])
+def test_a_few_class_pass_keeps_every_entry_that_can_be_among_the_nearest(precision, twins):
+    """_few_class_candidates: every candidate's lower end is at most its exact distance, and each
+    class's keep[c] nearest untaken items (exact distances, ties by index) are all candidates."""
+    from al_core.samplers import boundary
+    from al_core.samplers.pool import make_pool
+    from al_core.samplers.scores import boundary_distances, inverse_weight_distances
+
+    features, weight, bias, mask, _, _ = near_tie_pool(7, n=1500, twins=twins)
+    pool = make_pool(labeled_mask=mask, features=features, head_weight=weight, head_bias=bias, precision=precision, chunk_size=128)
+    geometry = inverse_weight_distances(weight)
+    classes_count = weight.shape[0]
+    summary = boundary._RowSummary(pool.size)
+    boundary._boundary_candidates(pool, geometry, np.full(classes_count, 5), None, summary)
+    exact = boundary_distances(reference_logits(features, weight, bias), geometry)[0]
+    excluded = np.zeros(pool.size, dtype=bool)
+    excluded[np.random.default_rng(0).choice(pool.size, 300, replace=False)] = True
+    keep = np.zeros(classes_count, dtype=np.int64)
+    keep[[1, 6, 7]] = 40  # 6 and 7 are twins in the twin pool
+    lists = boundary._few_class_candidates(pool, geometry, keep, excluded, summary)
+    classes = np.repeat(np.arange(classes_count), np.diff(lists.starts))
+    assert (lists.lower <= exact[lists.rows, classes]).all()
+    eligible = np.flatnonzero(~mask & ~excluded)
+    for cls in (1, 6, 7):
+        nearest = eligible[np.lexsort((eligible, exact[eligible, cls]))[:40]]
+        assert set(nearest.tolist()) <= set(lists.rows[classes == cls].tolist()), cls
+    assert set(classes.tolist()) == {1, 6, 7} and len(lists.rows) < 0.5 * 3 * eligible.shape[0]
+
+
 def test_base_refines_about_the_budget_not_its_whole_candidate_lists():
     features, weight, bias, mask, counts, _ = near_tie_pool(6, n=6000, twins=False)
     selection = select_with_scores("base", 40, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask,
