@@ -156,22 +156,24 @@ def draw(rows: list[dict], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def markdown_table(previous: dict, current: dict) -> str:
+def markdown_table(previous: dict, current: dict, host: str | None = None) -> str:
     """The docs' before/after table: each cell's ratio to the bare product and its share of rows
     scored on their exact logits (+ rows scored from a few classes' exact logits), from two results
-    files of this script: ``previous`` (before) and ``current`` (now)."""
+    files of this script: ``previous`` (before) and ``current`` (now); with ``host``, a first
+    column naming the machine (for a second host's table on the same page)."""
     def share(row: dict) -> str:
         streamed = max(row.get("streamed_rows") or 1, 1)
         partial = row.get("partial_rows", row.get("top_two_rows", 0)) or 0
         return f"{100 * (row.get('refined_rows') or 0) / streamed:.1f}%" + (f" (+{100 * partial / streamed:.1f}%)" if partial else "")
 
     before = {(row["pool"], row["n"], row["budget_fraction"], row["sampler"]): row for row in previous["rows"]}
-    lines = ["| pool | b/N | sampler | before | now | rows scored exactly, before | now (+ from a few classes) |",
-             "|---|---|---|---|---|---|---|"]
+    first = "" if host is None else "| host "
+    lines = [first + "| pool | b/N | sampler | before | now | rows scored exactly, before | now (+ from a few classes) |",
+             ("" if host is None else "|---") + "|---|---|---|---|---|---|---|"]
     for row in current["rows"]:
         old = before.get((row["pool"], row["n"], row["budget_fraction"], row["sampler"]))
         old_ratio, old_share = (f"{old['ratio_to_bare']:.2f}x", share(old)) if old else ("-", "-")
-        lines.append(f"| {row['pool']} | {100 * row['budget_fraction']:g}% | {row['sampler']} | {old_ratio} | "
+        lines.append(("" if host is None else f"| {host} ") + f"| {row['pool']} | {100 * row['budget_fraction']:g}% | {row['sampler']} | {old_ratio} | "
                      f"{row['ratio_to_bare']:.2f}x | {old_share} | {share(row)} |")
     return "\n".join(lines)
 
@@ -195,9 +197,10 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, default=FIGURE)
     parser.add_argument("--table", type=Path, metavar="PREVIOUS_JSON",
                         help="run nothing: print the docs' table of --out beside this earlier results file")
+    parser.add_argument("--host", help="with --table: a first column with this name of the machine")
     args = parser.parse_args()
     if args.table:
-        print(markdown_table(json.loads(args.table.read_text()), json.loads(args.out.read_text())))
+        print(markdown_table(json.loads(args.table.read_text()), json.loads(args.out.read_text()), args.host))
         return
     fractions = [float(f) for f in args.fractions.split(",")]
     unknown = set(args.samplers.split(",")) - set(SAMPLERS)

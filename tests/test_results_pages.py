@@ -614,6 +614,34 @@ def test_the_stream_precision_table_is_its_file():
     assert f"at most {100 * pool.COARSE_MAX_SHARE:g}% of the pool" in flat and f"at least {pool.AUTO_BFLOAT16_WORK:.0e}".replace("+", "") in flat.replace("+", "")
 
 
+def test_the_second_hosts_stream_precision_figures_are_its_file():
+    """exact-selection.md's sentence on the AVX512-BF16 host, from stream_precision_avx512_bf16.json,
+    and the rule it states: margin, confidence and MASE stream bfloat16 up to 10% of the pool, where
+    both hosts had them faster with it; Cluster-Margin up to 2%."""
+    from al_core.samplers import cluster_margin, pool
+
+    def cell(data: dict, name: str, fraction: float) -> str:
+        [row] = [row for row in data["rows"] if row["sampler"] == name and row["budget_fraction"] == fraction]
+        assert row["same_picks_order_scores"]
+        return f"{row['float32_ratio_to_bare']:.2f}x / {row['bfloat16_ratio_to_bare']:.2f}x"
+
+    amd, intel = _results("stream_precision_avx512_bf16.json"), _results("stream_precision.json")
+    assert amd["machine"]["bf16"] == "avx512_bf16" and intel["machine"]["bf16"] == "amx_bf16"
+    flat = " ".join(page("explanation/exact-selection.md").split())
+    assert _missing(flat, [f"float32 / bfloat16 at b/N = 10%: margin {cell(amd, 'margin', 0.1)}, confidence {cell(amd, 'confidence', 0.1)}, "
+                           f"MASE {cell(amd, 'mase', 0.1)}; at 1%, Cluster-Margin {cell(amd, 'margin_clustering', 0.01)} and BASE "
+                           f"{cell(amd, 'base', 0.01)}.",
+                           f"at most {100 * pool.COARSE_MAX_SHARE:g}% of the pool (`COARSE_MAX_SHARE`)",
+                           f"only up to {100 * cluster_margin.CLUSTER_COARSE_MAX_SHARE:g}% (`CLUSTER_COARSE_MAX_SHARE`)"]) == []
+    for data in (amd, intel):  # the rule's evidence: at 10% (the budget is the rows kept) the bfloat16 stream was faster
+        for name in ("margin", "confidence", "mase"):
+            [row] = [row for row in data["rows"] if row["sampler"] == name and row["budget_fraction"] == 0.1]
+            assert row["bfloat16_ratio_to_bare"] < row["float32_ratio_to_bare"], (data["machine"]["cpu"], name)
+        [row] = [row for row in data["rows"] if row["sampler"] == "margin_clustering" and row["budget_fraction"] == 0.01]
+        assert row["bfloat16_ratio_to_bare"] >= row["float32_ratio_to_bare"]  # its 10 x b candidates: 10% of the pool
+    assert pool.COARSE_MAX_SHARE == 0.1 and cluster_margin.CLUSTER_COARSE_MAX_SHARE == 0.02
+
+
 def test_the_base_stream_rule_figures_are_their_grid_files():
     """exact-selection.md's sentence on BASE's bfloat16 stream, from the midday grid (BASE with a
     bfloat16 stream up to 2% of the pool) and the night grid (float32 streams)."""
