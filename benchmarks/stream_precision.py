@@ -7,9 +7,8 @@ with ``precision="float32"`` and ``precision="bfloat16"``, alternating, ``--repe
 fastest of each counts; every measurement is kept), checks that both precisions pick the same
 items with the same scores, and records the rows each path multiplied in float32 after the stream
 (``narrowed_rows``) or scored exactly. The samplers stream bfloat16 only while the rows they keep
-are at most ``COARSE_MAX_SHARE`` of the pool (BASE: ``BASE_COARSE_MAX_SHARE``, MASE:
-``MASE_COARSE_MAX_SHARE``; ``Pool.stream_keeping``);
-this benchmark lifts the three shares, so both streams run at every budget: the measurement behind the rule. (Entropy always
+are at most ``COARSE_MAX_SHARE`` of the pool (BASE: ``BASE_COARSE_MAX_SHARE``; ``Pool.stream_keeping``);
+this benchmark lifts both shares, so both streams run at every budget: the measurement behind the rule. (Entropy always
 streams float32: its intervals from a bfloat16 stream rule out almost nothing.) The bfloat16
 product is fast only on CPUs with AMX or AVX512-BF16 (the results name the CPU).
 
@@ -32,14 +31,6 @@ from pipeline.results_file import machine, write_results
 
 OUT = Path("benchmarks/results/stream_precision.json")
 SAMPLERS = ("margin", "confidence", "mase", "margin_clustering", "base")
-
-
-def lifted_shares() -> tuple[float, float, float]:
-    """Lift the three shares up to which the samplers stream bfloat16 (both streams at every
-    budget); return them as the code has them."""
-    shares = pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, boundary.MASE_COARSE_MAX_SHARE
-    pool_module.COARSE_MAX_SHARE = boundary.BASE_COARSE_MAX_SHARE = boundary.MASE_COARSE_MAX_SHARE = 1.0
-    return shares
 
 
 def measure(args, features, weight, bias, labeled, clusters) -> list[dict]:
@@ -89,12 +80,12 @@ def main() -> None:
     labeled = labeled_mask(args.n, 0)  # as the grid's seed-0 pools
     clusters = pool_clusters(features, 0) if "margin_clustering" in args.samplers else None
     as_float32(features[:CHUNK])  # torch's import (once per process) is not the product's time
-    shares = lifted_shares()
+    coarse_max_share, base_share = pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE
+    pool_module.COARSE_MAX_SHARE = boundary.BASE_COARSE_MAX_SHARE = 1.0  # both streams at every budget
     try:
         rows = measure(args, features, weight, bias, labeled, clusters)
     finally:
-        pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, boundary.MASE_COARSE_MAX_SHARE = shares
-    coarse_max_share, base_share, mase_share = shares
+        pool_module.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE = coarse_max_share, base_share
     write_results(args.out, {
         "command": "python -m benchmarks.stream_precision " + " ".join(f"--{k} {v}" for k, v in (
             ("n", args.n), ("d", args.d), ("c", args.c), ("fractions", args.fractions), ("samplers", args.samplers),
@@ -102,7 +93,6 @@ def main() -> None:
         "what": "selection from features with a float32 and a bfloat16 stream (narrowed in float32; COARSE_MAX_SHARE lifted, so "
                 "at every budget), beside the bare float32 product; seconds of every repeat, the fastest of each makes the ratios",
         "coarse_max_share_in_the_code": coarse_max_share, "base_coarse_max_share_in_the_code": base_share,
-        "mase_coarse_max_share_in_the_code": mase_share,
         "machine": machine(), "pool": info, "rows": rows,
     })
 

@@ -184,13 +184,13 @@ def test_stream_precision_benchmark_tiny(tmp_path, monkeypatch):
     out = tmp_path / "stream_precision.json"
     monkeypatch.setattr("sys.argv", ["stream_precision", "--n", "3000", "--d", "16", "--c", "10", "--fractions", "0.1",
                                      "--samplers", "margin,base", "--workdir", str(tmp_path), "--out", str(out)])
-    shares = pool.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, boundary.MASE_COARSE_MAX_SHARE
+    shares = pool.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE
     stream_precision.main()
     rows = json.loads(out.read_text())["rows"]
     assert [row["sampler"] for row in rows] == ["margin", "base"]
     assert all(row["same_picks_order_scores"] and len(row["bfloat16_s"]) == 2 for row in rows)
     assert all(row["bfloat16_notes"]["filter"] == "bfloat16" and row["float32_notes"]["filter"] == "float32" for row in rows)
-    assert (pool.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE, boundary.MASE_COARSE_MAX_SHARE) == shares
+    assert (pool.COARSE_MAX_SHARE, boundary.BASE_COARSE_MAX_SHARE) == shares
 
 
 def test_exact_logits_and_near_uniform_benchmarks_tiny(tmp_path, monkeypatch):

@@ -35,17 +35,7 @@ def mase_sampler(pool: Pool, budget: int, seed: int) -> Selection:
         return distances[np.arange(len(predicted)), predicted]
 
     return select_smallest_scores(pool, budget, IntervalScore(score, lambda logits, bound: nearest_boundary_bounds(logits, bound, geometry),
-                                                              from_rows=lambda pool, rows: exact_margins(pool, geometry, rows),
-                                                              coarse_max_share=MASE_COARSE_MAX_SHARE))
-
-
-# MASE scores the rows a bfloat16 stream leaves open from a float32 product and a few classes' exact
-# logits, never all C: its bfloat16 stream was faster at b/N = 10% on both benchmark pools (a 2-core
-# AMD EPYC with AVX512-BF16) and on the realistic one on a 2-core Intel Xeon with AMX (``python -m
-# benchmarks.stream_precision``, ``benchmarks.selection_grid``). Margin and confidence, which score
-# their picks on all C exact logits, were slower with it at 10% on the ImageNet-shaped pool (its
-# saturated head leaves 73% of the rows open under a bfloat16 bound), so they keep COARSE_MAX_SHARE.
-MASE_COARSE_MAX_SHARE = 0.1
+                                                              from_rows=lambda pool, rows: exact_margins(pool, geometry, rows)))
 
 
 def exact_margins(pool: Pool, geometry, rows: np.ndarray) -> np.ndarray:

@@ -175,7 +175,7 @@ def interval_candidates(pool: Pool, count: int, score: IntervalScore) -> Interva
     Cost: the fast pass, O(N*d*C), plus the exact logits of the unsettled rows; memory
     O(chunk*C + the rows kept).
     """
-    pool = pool.stream_keeping(count, score.coarse_max_share) if score.coarse_ok else pool.streaming_float32()
+    pool = pool.stream_keeping(count) if score.coarse_ok else pool.streaming_float32()
     upper_ends = RunningSmallest(count)
     kept: list[tuple[np.ndarray, ...]] = []
     buffered, limit = 0, max(1 << 20, 8 * count)

@@ -99,8 +99,6 @@ class IntervalScore:
     coarse_ok: whether intervals from a bfloat16 product's bounds (about 35 times float32's) still
         rule out most rows; False (entropy: its interval grows with e^(2 bound) times the score)
         streams the pool in float32 whatever the pool's precision.
-    coarse_max_share: the share of the pool kept up to which a bfloat16 stream pays for this score
-        (``Pool.stream_keeping``); None: ``COARSE_MAX_SHARE``.
     """
 
     exact: Callable[[np.ndarray], np.ndarray]
@@ -108,7 +106,6 @@ class IntervalScore:
     from_top_two: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     from_rows: Callable[[object, np.ndarray], np.ndarray] | None = None
     coarse_ok: bool = True
-    coarse_max_share: float | None = None
 
 
 def _logit_slack(spread: np.ndarray, bound: np.ndarray) -> np.ndarray:

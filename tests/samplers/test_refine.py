@@ -16,7 +16,6 @@ def bfloat16_streams_at_any_budget(monkeypatch):
 
     monkeypatch.setattr(pool, "COARSE_MAX_SHARE", 1.0)
     monkeypatch.setattr(boundary, "BASE_COARSE_MAX_SHARE", 1.0)
-    monkeypatch.setattr(boundary, "MASE_COARSE_MAX_SHARE", 1.0)
 
 
 SAMPLERS = [
@@ -340,14 +339,14 @@ def test_auto_precision_streams_bfloat16_only_for_large_pools_on_cpus_that_have_
 
 @pytest.mark.parametrize("name", ["margin", "mase", "base", "margin_clustering"])
 def test_a_bfloat16_stream_is_kept_for_small_budgets_only(name, monkeypatch):
-    """Above a share of the pool kept (``COARSE_MAX_SHARE``; BASE's own, smaller; MASE's, larger;
-    margin_clustering keeps its factor x budget candidates), the samplers stream float32: the bfloat16 stream's open
+    """Above a share of the pool kept (``COARSE_MAX_SHARE``; BASE's own, smaller; margin_clustering
+    keeps its factor x budget candidates), the samplers stream float32: the bfloat16 stream's open
     rows would cost more than it saves. Same picks either way."""
     from al_core.samplers import boundary, pool
 
     monkeypatch.undo()  # the shares as the code has them
     features, weight, bias, mask, counts, clusters = near_tie_pool(15, n=6000, twins=False)
-    share = {"base": boundary.BASE_COARSE_MAX_SHARE, "mase": boundary.MASE_COARSE_MAX_SHARE}.get(name, pool.COARSE_MAX_SHARE)
+    share = boundary.BASE_COARSE_MAX_SHARE if name == "base" else pool.COARSE_MAX_SHARE
     factor = 2 if name == "margin_clustering" else 1
     largest = int(share * 6000) // factor  # the largest budget that keeps the bfloat16 stream
     options = {"cluster_ids": clusters, "candidates_factor": factor} if name == "margin_clustering" else {}
