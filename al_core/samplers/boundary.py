@@ -281,6 +281,7 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
 
 
 NARROW_PASS_MAX_CLASSES = 0.05  # share of the classes up to which a later pass multiplies only their columns (`_few_class_candidates`)
+FEW_CLASS_BUFFER = 1 << 21  # entries that pass gathers before it drops those its thresholds, tighter by then, rule out
 
 
 class _RowSummary:
@@ -314,26 +315,67 @@ def _few_class_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.n
     (`Pool.approximate_rows`) and its intervals; every entry whose lower end is at most its
     class's keep[c]-th smallest upper end stays a candidate.
     Cost: O(N*d*|S|) for the product plus the float16 conversion of the rows, O(N*|S|) intervals,
-    and O(d*C) per row predicted in S; instead of O(N*d*C).
+    and O(d*C) per row predicted in S; instead of O(N*d*C). Memory O(chunk_size * (d + C) + the
+    entries kept), as the first pass.
     """
     wanted = np.flatnonzero(keep > 0)
+    upper_ends = RunningSmallestPerClass(keep, buffer_limit=FEW_CLASS_BUFFER)
+    kept: list[tuple[np.ndarray, ...]] = []
+    buffered, limit = 0, max(FEW_CLASS_BUFFER, 4 * int(keep.sum()))
+    for classes, rows, lower, upper in _few_class_intervals(pool, geometry, wanted, excluded, summary):
+        upper_ends.push_candidates(classes, upper.astype(np.float64), rows)
+        passing = lower <= float32_ceiling(upper_ends.thresholds)[classes]
+        kept.append((classes[passing], rows[passing], lower[passing]))
+        buffered += int(passing.sum())
+        if buffered > limit:  # drop what the thresholds, tighter now, rule out
+            merged = [np.concatenate(part) for part in zip(*kept)]
+            passing = merged[2] <= float32_ceiling(upper_ends.thresholds)[merged[0]]
+            kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+            limit = max(limit, 2 * buffered)
+    thresholds = upper_ends.finish_thresholds()
+    if not kept:
+        kept.append((np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)))
+    classes, rows, lower = (np.concatenate(part) for part in zip(*kept))
+    candidate = lower <= thresholds[classes]
+    return RefiningLists(classes[candidate], rows[candidate], lower[candidate], keep,
+                         lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0])
+
+
+def _few_class_intervals(pool: Pool, geometry, wanted: np.ndarray, excluded: np.ndarray, summary: _RowSummary):
+    """Yield ``(classes, rows, lower, upper)``: the distance intervals of every unlabeled row not
+    ``excluded`` to the boundaries of the classes ``wanted``, a block of rows at a time (see
+    `_few_class_candidates`). Memory O(chunk_size * (d + C))."""
     filter32 = pool._logit_filter("float32")
     weight, bias = filter32.weight[wanted], filter32.bias[wanted]
-    parts: list[tuple[np.ndarray, ...]] = []
-    full_rows: list[np.ndarray] = []
-    in_wanted = np.zeros(keep.shape[0], dtype=bool)
+    in_wanted = np.zeros(geometry.inverse.shape[0], dtype=bool)
     in_wanted[wanted] = True
+    full_rows: list[np.ndarray] = []
+    held = 0
+
+    def entries(rows: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, ...]:
+        return np.tile(wanted, rows.shape[0]), np.repeat(rows, wanted.shape[0]), lower.reshape(-1), upper.reshape(-1)
+
+    def full(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        _, logits, bound = pool.approximate_rows(rows)
+        lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+        if unsettled.any():  # the exact logits decide: point intervals
+            exact = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
+            lower[unsettled], upper[unsettled] = exact, exact
+        return entries(rows, lower[:, wanted], upper[:, wanted])
+
     for start in range(0, pool.size, pool.chunk_size):
         stop = min(start + pool.chunk_size, pool.size)
         rows = np.flatnonzero(~(pool.labeled_mask[start:stop] | excluded[start:stop])) + start
+        whole = in_wanted[summary.predicted[rows]] | summary.unsettled[rows]
+        full_rows.append(rows[whole])
+        held += int(whole.sum())
+        if held >= pool.chunk_size:  # the rows that take the full product, a block at a time
+            yield full(np.concatenate(full_rows))
+            full_rows, held = [], 0
+        rows = rows[~whole]
         if rows.shape[0] == 0:
             continue
         predicted, top, first_bound = summary.predicted[rows], summary.top[rows], summary.bound[rows]
-        whole = in_wanted[predicted] | summary.unsettled[rows]
-        full_rows.append(rows[whole])
-        rows, predicted, top, first_bound = rows[~whole], predicted[~whole], top[~whole], first_bound[~whole]
-        if rows.shape[0] == 0:
-            continue
         block = as_float32(pool.features[rows])
         logits = block @ weight.T
         logits += bias
@@ -349,23 +391,9 @@ def _few_class_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.n
             upper *= geometry.inverse_high[predicted[:, None], wanted[None, :]]
         if geometry.parallel:
             np.nan_to_num(upper, copy=False, nan=np.inf)
-        parts.append((np.broadcast_to(wanted, lower.shape).reshape(-1), np.repeat(rows, wanted.shape[0]),
-                      lower.reshape(-1), upper.reshape(-1)))
-    rows = np.concatenate(full_rows)
-    if rows.shape[0]:
-        _, logits, bound = pool.approximate_rows(rows)
-        lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
-        if unsettled.any():  # the exact logits decide: point intervals
-            exact = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
-            lower[unsettled], upper[unsettled] = exact, exact
-        parts.append((np.broadcast_to(wanted, (rows.shape[0], wanted.shape[0])).reshape(-1), np.repeat(rows, wanted.shape[0]),
-                      lower[:, wanted].reshape(-1), upper[:, wanted].reshape(-1)))
-    if not parts:
-        parts.append((np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)))
-    classes, rows, lower, upper = (np.concatenate(part) for part in zip(*parts))
-    candidate = lower <= kth_smallest_per_group(upper.astype(np.float64), classes, keep)[classes]
-    return RefiningLists(classes[candidate], rows[candidate], lower[candidate], keep,
-                         lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0])
+        yield entries(rows, lower, upper)
+    if held:
+        yield full(np.concatenate(full_rows))
 
 
 def _take_turns(lists, turns, first_turn, taken, picked, picked_scores) -> int:

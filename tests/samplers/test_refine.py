@@ -130,12 +130,16 @@ def test_base_passes_for_a_few_classes_multiply_only_their_columns(order, twins,
         assert min(subsets) < weight.shape[0], subsets
 
 
+@pytest.mark.parametrize("buffer", [1 << 21, 50])
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("twins", [True, False])
-def test_a_few_class_pass_keeps_every_entry_that_can_be_among_the_nearest(precision, twins):
+def test_a_few_class_pass_keeps_every_entry_that_can_be_among_the_nearest(precision, twins, buffer, monkeypatch):
     """_few_class_candidates: every candidate's lower end is at most its exact distance, and each
-    class's keep[c] nearest untaken items (exact distances, ties by index) are all candidates."""
+    class's keep[c] nearest untaken items (exact distances, ties by index) are all candidates,
+    also when it drops entries as it goes (a small buffer)."""
     from al_core.samplers import boundary
+
+    monkeypatch.setattr(boundary, "FEW_CLASS_BUFFER", buffer)
     from al_core.samplers.pool import make_pool
     from al_core.samplers.scores import boundary_distances, inverse_weight_distances
 
