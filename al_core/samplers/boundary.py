@@ -263,9 +263,7 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
             kept.append((classes, entry_rows, lower, upper))
             buffered += classes.shape[0]
         if buffered > limit:  # drop what the thresholds, tighter now, rule out
-            merged = [np.concatenate(part) for part in zip(*kept)]
-            passing = merged[2] <= upper_ends.thresholds[merged[0]]
-            kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+            kept, buffered = _drop_ruled_out(kept, upper_ends.thresholds)
             limit = max(limit, 2 * buffered)  # wide intervals keep many: compact less often (linear time overall)
     push_held()
     if unsettled_rows:
@@ -278,6 +276,15 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
     if not kept:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), thresholds
     return (*(np.concatenate(part) for part in zip(*kept)), thresholds)
+
+
+def _drop_ruled_out(kept: list[tuple[np.ndarray, ...]], thresholds: np.ndarray) -> tuple[list[tuple[np.ndarray, ...]], int]:
+    """``kept`` (parts of entries ``(classes, rows, lower, ...)``) merged into one part, without the
+    entries whose lower end is above their class's threshold (they cannot be among its nearest),
+    and how many are left."""
+    merged = [np.concatenate(part) for part in zip(*kept)]
+    passing = merged[2] <= thresholds[merged[0]]
+    return [tuple(part[passing] for part in merged)], int(passing.sum())
 
 
 NARROW_PASS_MAX_CLASSES = 0.05  # share of the classes up to which a later pass multiplies only their columns (`_few_class_candidates`)
@@ -328,9 +335,7 @@ def _few_class_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.n
         kept.append((classes[passing], rows[passing], lower[passing]))
         buffered += int(passing.sum())
         if buffered > limit:  # drop what the thresholds, tighter now, rule out
-            merged = [np.concatenate(part) for part in zip(*kept)]
-            passing = merged[2] <= float32_ceiling(upper_ends.thresholds)[merged[0]]
-            kept, buffered = [tuple(part[passing] for part in merged)], int(passing.sum())
+            kept, buffered = _drop_ruled_out(kept, upper_ends.thresholds)
             limit = max(limit, 2 * buffered)
     thresholds = upper_ends.finish_thresholds()
     if not kept:
