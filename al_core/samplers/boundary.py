@@ -115,7 +115,8 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     so one streaming pass keeps that many candidates per class, capped at a slack of a few times
     its quota; the turns then run on the candidates alone. If a class's truncated list runs out,
     every pick made so far is exact (each came from a list that still held untaken items), so the
-    pool is streamed again without them and the turns resume where they stopped, with longer lists.
+    pool is streamed again without them and the turns resume where they stopped, with longer lists
+    (from features, for a few classes, a product with their weights only: `_few_class_candidates`).
 
     From features the pass uses the fast product with intervals, and the turns compute exact
     distances lazily (`RefiningLists`): the same picks,
@@ -123,7 +124,8 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
 
     Cost: O(N*d*C) logits + O(N*C) distances and candidate updates per pass (one pass unless
     classes compete heavily for the same items) + O(b + total candidates) for the turns (+ the
-    exact logits of the rows the turns walk, from features); memory O(chunk*C + C^2 + b * slack).
+    exact logits of the rows the turns walk, from features); memory O(chunk*C + C^2 + b * slack),
+    plus 13 bytes per pool row from features (`_RowSummary`, for a later pass for a few classes).
     """
     pool = pool.stream_keeping(budget, BASE_COARSE_MAX_SHARE)
     num_classes = pool.num_classes
@@ -292,21 +294,23 @@ FEW_CLASS_BUFFER = 1 << 21  # entries that pass gathers before it drops those it
 
 
 class _RowSummary:
-    """What a later pass needs of each row from the first: ``predicted`` (N,) int64 (the fast
-    product's argmax), ``top`` (N,) float32 (that logit), ``bound`` (N,) float64 (its filter's
-    bound: every fast logit of the row within it of the reference's) and ``unsettled`` (N,) bool
-    (where the top two fast logits lie within 2 bound: p may not be the reference's argmax).
-    Rows are recorded by the worker threads, each row by one of them. Memory O(N)."""
+    """What a later pass needs of each row from the first: ``predicted`` (N,) int32 (the fast
+    product's argmax), ``top`` (N,) float32 (that logit), ``bound`` (N,) float32 (its filter's
+    bound rounded up: every fast logit of the row within it of the reference's) and ``unsettled``
+    (N,) bool (where the top two fast logits lie within 2 bound: p may not be the reference's
+    argmax). Rows are recorded by the worker threads, each row by one of them. Memory 13 bytes per
+    row of the pool."""
 
     def __init__(self, size: int):
-        self.predicted = np.zeros(size, dtype=np.int64)
+        self.predicted = np.zeros(size, dtype=np.int32)
         self.top = np.zeros(size, dtype=np.float32)
-        self.bound = np.full(size, np.inf)
+        self.bound = np.full(size, np.inf, dtype=np.float32)
         self.unsettled = np.ones(size, dtype=bool)
         self.filled = False
 
     def record(self, rows: np.ndarray, predicted: np.ndarray, top: np.ndarray, bound: np.ndarray, unsettled: np.ndarray) -> None:
-        self.predicted[rows], self.top[rows], self.bound[rows], self.unsettled[rows] = predicted, top, bound, unsettled
+        self.predicted[rows], self.top[rows], self.unsettled[rows] = predicted, top, unsettled
+        self.bound[rows] = float32_ceiling(bound)
 
 
 def _few_class_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray, summary: _RowSummary) -> RefiningLists:
@@ -380,7 +384,7 @@ def _few_class_intervals(pool: Pool, geometry, wanted: np.ndarray, excluded: np.
         rows = rows[~whole]
         if rows.shape[0] == 0:
             continue
-        predicted, top, first_bound = summary.predicted[rows], summary.top[rows], summary.bound[rows]
+        predicted, top, first_bound = summary.predicted[rows], summary.top[rows], summary.bound[rows].astype(np.float64)
         block = as_float32(pool.features[rows])
         logits = block @ weight.T
         logits += bias
