@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from al_core.linear import as_float32, largest_magnitudes, row_norms
+from al_core.linear import as_float32
 from al_core.samplers.boundary_lists import ExactLists, RefiningLists
 from al_core.samplers.pool import Pool
 from al_core.samplers.quotas import REMAINDER_RULES, TURN_ORDERS, class_quotas, turn_order, turns_needed
 from al_core.samplers.ranking import RunningSmallestPerClass, float32_ceiling, kth_smallest_per_group, select_smallest_scores, smallest_k
 from al_core.samplers.registry import Selection, register_sampler
 from al_core.samplers.scores import (IntervalScore, boundary_distance_bounds, boundary_distances, boundary_entry_bounds,
-                                    inverse_weight_distances, nearest_boundary_bounds)
+                                    inverse_weight_distances, nearest_boundary_bounds, rounded_slack)
 from al_core.schema import one_of
 
 
@@ -139,7 +139,8 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
     next_turn = 0
     summary = _RowSummary(pool.size) if pool.filters and pool.shard[1] == 1 else None
     while next_turn < turns.shape[0]:
-        if next_turn and summary is not None and summary.filled and (keep > 0).sum() <= NARROW_PASS_MAX_CLASSES * num_classes:
+        # after the first pass (which filled the summary), a pass for a few classes only
+        if next_turn and summary is not None and (keep > 0).sum() <= NARROW_PASS_MAX_CLASSES * num_classes:
             lists = _few_class_candidates(pool, geometry, keep, taken, summary)
         else:
             lists = _boundary_candidates(pool, geometry, keep, taken if picked else None, summary)
@@ -168,8 +169,7 @@ def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.nd
         if len(parts) > 1:
             threshold = kth_smallest_per_group(upper, classes, keep)
         candidate = lower <= threshold[classes]
-        return RefiningLists(classes[candidate], rows[candidate], lower[candidate], keep,
-                             lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0])
+        return _refining_lists(pool, geometry, classes[candidate], rows[candidate], lower[candidate], keep)
     running = RunningSmallestPerClass(keep)
 
     def score(rows: np.ndarray, logits: np.ndarray):
@@ -187,6 +187,11 @@ def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.nd
     # Each process kept, per class, its shard's keep[c] nearest; the nearest of their union are the pool's.
     return ExactLists([smallest_k(np.concatenate([shard[c][1] for shard in shards]), np.concatenate([shard[c][0] for shard in shards]),
                                   int(keep[c])) for c in range(keep.shape[0])], keep)
+
+
+def _refining_lists(pool: Pool, geometry, classes: np.ndarray, rows: np.ndarray, lower: np.ndarray, keep: np.ndarray) -> RefiningLists:
+    """`RefiningLists` of these candidate entries, refined from the rows' exact logits."""
+    return RefiningLists(classes, rows, lower, keep, lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0])
 
 
 def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None, summary: "_RowSummary | None" = None):
@@ -222,12 +227,12 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
             still = ~excluded[rows]
             rows, logits, bound = rows[still], logits[still], bound[still]
         thresholds = upper_ends.thresholds  # read only: a looser (older) threshold keeps more entries, nothing else
+        predicted = logits.argmax(axis=1)  # once, for the intervals and the summary
         if np.isinf(thresholds[wanted]).any():
-            sparse, found = False, boundary_distance_bounds(logits, bound, geometry)
+            sparse, found = False, boundary_distance_bounds(logits, bound, geometry, predicted)
         else:
-            sparse, found = True, boundary_entry_bounds(logits, bound, geometry, float32_ceiling(thresholds))
+            sparse, found = True, boundary_entry_bounds(logits, bound, geometry, float32_ceiling(thresholds), predicted)
         if summary is not None:
-            predicted = logits.argmax(axis=1)
             summary.record(rows, predicted, logits[np.arange(rows.shape[0]), predicted], bound, found[-1])
         return rows, sparse, found
 
@@ -273,8 +278,6 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
         exact = boundary_distances(pool.reference_logits(rows), geometry)[0]
         take_dense(rows, exact, exact)
     thresholds = upper_ends.finish_thresholds()
-    if summary is not None:
-        summary.filled = True
     if not kept:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), thresholds
     return (*(np.concatenate(part) for part in zip(*kept)), thresholds)
@@ -306,7 +309,6 @@ class _RowSummary:
         self.top = np.zeros(size, dtype=np.float32)
         self.bound = np.full(size, np.inf, dtype=np.float32)
         self.unsettled = np.ones(size, dtype=bool)
-        self.filled = False
 
     def record(self, rows: np.ndarray, predicted: np.ndarray, top: np.ndarray, bound: np.ndarray, unsettled: np.ndarray) -> None:
         self.predicted[rows], self.top[rows], self.unsettled[rows] = predicted, top, unsettled
@@ -346,8 +348,7 @@ def _few_class_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.n
         kept.append((np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)))
     classes, rows, lower = (np.concatenate(part) for part in zip(*kept))
     candidate = lower <= thresholds[classes]
-    return RefiningLists(classes[candidate], rows[candidate], lower[candidate], keep,
-                         lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0])
+    return _refining_lists(pool, geometry, classes[candidate], rows[candidate], lower[candidate], keep)
 
 
 def _few_class_intervals(pool: Pool, geometry, wanted: np.ndarray, excluded: np.ndarray, summary: _RowSummary):
@@ -388,10 +389,9 @@ def _few_class_intervals(pool: Pool, geometry, wanted: np.ndarray, excluded: np.
         block = as_float32(pool.features[rows])
         logits = block @ weight.T
         logits += bias
-        second_bound = filter32.factor * row_norms(block) * filter32.largest_weight_norm + 2.01 * 2.0**-24 * largest_magnitudes(logits)
         gaps = top[:, None] - logits
-        slack = first_bound + second_bound  # how far z_p - z_c may lie from the reference's (2 bound in _lower_ends)
-        slack32 = np.nextafter((slack * (1.0 + 2.0**-19)).astype(np.float32), np.float32(np.inf))
+        # how far z_p - z_c may lie from the reference's: e_1 + e_2 (2 bound in _lower_ends)
+        slack32 = rounded_slack(first_bound + filter32.bound(block, logits))
         with np.errstate(invalid="ignore"):  # inf * 0 for identical weight rows
             lower = gaps - slack32[:, None]
             lower *= geometry.inverse_low[predicted[:, None], wanted[None, :]]
