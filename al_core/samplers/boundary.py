@@ -120,7 +120,9 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
 
     From features the pass uses the fast product with intervals, and the turns compute exact
     distances lazily (`RefiningLists`): the same picks,
-    order and scores as exact lists, with about b rows (plus near-ties) scored exactly.
+    order and scores as exact lists, with about b rows (plus near-ties) scored exactly. After a
+    bfloat16 stream the rows the turns reach are narrowed by their float32 product first
+    (``narrowed_rows``), so about as few rows are scored exactly as after a float32 stream.
 
     Cost: O(N*d*C) logits + O(N*C) distances and candidate updates per pass (one pass unless
     classes compete heavily for the same items) + O(b + total candidates) for the turns (+ the
@@ -169,7 +171,8 @@ def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.nd
         if len(parts) > 1:
             threshold = kth_smallest_per_group(upper, classes, keep)
         candidate = lower <= threshold[classes]
-        return _refining_lists(pool, geometry, classes[candidate], rows[candidate], lower[candidate], keep)
+        # after a bfloat16 stream, the rows the turns reach are narrowed by their float32 product first
+        return _refining_lists(pool, geometry, classes[candidate], rows[candidate], lower[candidate], keep, narrow=pool.coarse)
     running = RunningSmallestPerClass(keep)
 
     def score(rows: np.ndarray, logits: np.ndarray):
@@ -189,9 +192,29 @@ def _boundary_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.nd
                                   int(keep[c])) for c in range(keep.shape[0])], keep)
 
 
-def _refining_lists(pool: Pool, geometry, classes: np.ndarray, rows: np.ndarray, lower: np.ndarray, keep: np.ndarray) -> RefiningLists:
-    """`RefiningLists` of these candidate entries, refined from the rows' exact logits."""
-    return RefiningLists(classes, rows, lower, keep, lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0])
+def _float32_intervals(pool: Pool, geometry, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense distance intervals ``(lower, upper)`` ``(B, C) float32`` of pool rows from their float32
+    product (``Pool.approximate_rows``), and ``exact`` ``(B,) bool``: the rows whose predicted class
+    that product leaves unsettled, which get their exact distances (point intervals). Cost
+    O(B*d*C) in float32, plus O(d*C) in float64 per unsettled row."""
+    _, logits, bound = pool.approximate_rows(rows)
+    lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+    if unsettled.any():  # the exact logits decide: point intervals
+        exact = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
+        lower[unsettled], upper[unsettled] = exact, exact
+    return lower, upper, unsettled
+
+
+def _refining_lists(pool: Pool, geometry, classes: np.ndarray, rows: np.ndarray, lower: np.ndarray, keep: np.ndarray,
+                    narrow: bool = False) -> RefiningLists:
+    """`RefiningLists` of these candidate entries, refined from the rows' exact logits; with
+    ``narrow``, narrowed first by the rows' float32 product (`_float32_intervals`)."""
+    def narrowed(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lower, _, exact = _float32_intervals(pool, geometry, rows)
+        return lower, exact
+
+    return RefiningLists(classes, rows, lower, keep, lambda rows: boundary_distances(pool.reference_logits(rows), geometry)[0],
+                         narrowed if narrow else None)
 
 
 def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarray | None, summary: "_RowSummary | None" = None):
@@ -275,8 +298,12 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
     push_held()
     if unsettled_rows:
         rows = np.concatenate(unsettled_rows)
-        exact = boundary_distances(pool.reference_logits(rows), geometry)[0]
-        take_dense(rows, exact, exact)
+        if pool.coarse:  # the float32 product settles most of them
+            for start in range(0, rows.shape[0], pool.chunk_size):
+                take_dense(rows[start:start + pool.chunk_size], *_float32_intervals(pool, geometry, rows[start:start + pool.chunk_size])[:2])
+        else:
+            exact = boundary_distances(pool.reference_logits(rows), geometry)[0]
+            take_dense(rows, exact, exact)
     thresholds = upper_ends.finish_thresholds()
     if not kept:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), thresholds
@@ -366,11 +393,7 @@ def _few_class_intervals(pool: Pool, geometry, wanted: np.ndarray, excluded: np.
         return np.tile(wanted, rows.shape[0]), np.repeat(rows, wanted.shape[0]), lower.reshape(-1), upper.reshape(-1)
 
     def full(rows: np.ndarray) -> tuple[np.ndarray, ...]:
-        _, logits, bound = pool.approximate_rows(rows)
-        lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
-        if unsettled.any():  # the exact logits decide: point intervals
-            exact = boundary_distances(pool.reference_logits(rows[unsettled]), geometry)[0]
-            lower[unsettled], upper[unsettled] = exact, exact
+        lower, upper, _ = _float32_intervals(pool, geometry, rows)
         return entries(rows, lower[:, wanted], upper[:, wanted])
 
     for start in range(0, pool.size, pool.chunk_size):

@@ -11,7 +11,10 @@ Two kinds with one method, ``next_untaken(cls, taken)``:
   distance interval can fall among its ``keep[c]`` nearest; exact distances (from the exact
   logits) are computed lazily, a few rows at a time, only as far as the turns walk each list.
   A class's next item is the smallest exact distance among its refined items once it is below
-  the lower end of every unrefined one, so the walk is the exact lists' walk.
+  the lower end of every unrefined one, so the walk is the exact lists' walk. After a stream
+  coarser than float32 (bfloat16) a row's wide interval is first narrowed by its float32 product
+  (``narrow``), also only as far as the turns walk, and only rows whose narrowed interval still
+  reaches the walk take exact logits.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import numpy as np
 from al_core.samplers.quotas import positions_in_runs
 
 FIRST_BATCH = 16  # rows refined the first time a class needs one; doubles each time that class needs more
+FIRST_NARROW_BATCH = 16  # rows narrowed (float32 product) the first time a class needs one; doubles likewise
+PREFETCH_NARROW = 2  # before the turns, each class's first PREFETCH_NARROW * (its turns) + FIRST_NARROW_BATCH coarse entries are narrowed
 LOOKAHEAD = 2  # with them, the next unrefined rows of every class with turns left (one product for all: see _refine)
 
 
@@ -59,23 +64,42 @@ class RefiningLists:
     sorted by (distance, pool index) together with the ones it has not walked yet, and walked in
     that order.
 
+    With ``narrow(rows) -> (lower (B, C) float32, exact (B,) bool)`` (after a coarse stream), a row
+    the walk reaches is first narrowed: each of its entries' lower end becomes the larger of the
+    stream's and ``lower`` (both hold the exact distance below them), and the entry waits, by that
+    end, among its class's narrowed entries; the walk then refines exactly the rows whose ends are
+    smallest, narrowed or not (a row with ``exact[i]`` has its exact distances in ``lower[i]``: it
+    counts as refined). The walk's order is the same: a ready entry is taken only below every
+    unrefined entry's lower end, narrowed or coarse.
+
     Cost: O(E log E) to sort E entries once; the exact logits of the rows the walk reaches
     (about the budget, plus the rows whose intervals overlap the walked distances), in batches;
-    per batch O(E_b) vectorised for its E_b entries and a sort of each class's waiting ones.
+    per batch O(E_b) vectorised for its E_b entries and a sort of each class's waiting ones. With
+    ``narrow``, the float32 product of the rows the walk reaches by their stream's lower ends, in
+    batches, and the exact logits of those it reaches by their narrowed ends.
     """
 
     def __init__(self, classes: np.ndarray, rows: np.ndarray, lower: np.ndarray, keep: np.ndarray,
-                 exact_distances: Callable[[np.ndarray], np.ndarray]):
+                 exact_distances: Callable[[np.ndarray], np.ndarray],
+                 narrow: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None):
         order = np.lexsort((rows, lower, classes))
         self.rows, self.lower = rows[order], lower[order]
         self.row_list = self.rows.tolist()  # for the walk's scalar reads
         self.starts = np.searchsorted(classes[order], np.arange(keep.shape[0] + 1), side="left")
         self.stops = self.starts[1:].tolist()
-        self.position = self.starts[:-1].tolist()  # per class: next entry not refined yet
+        self.position = self.starts[:-1].tolist()  # per class: next entry neither refined nor narrowed
         by_row = np.argsort(rows, kind="stable")  # to find every class a refined row is a candidate of
-        self.rows_by_row, self.classes_by_row = rows[by_row], classes[by_row]
+        self.rows_by_row, self.classes_by_row, self.lower_by_row = rows[by_row], classes[by_row], lower[by_row]
         self.refined: set[int] = set()
+        self.narrowed: set[int] = set()
+        self.narrow = narrow
         classes_count = keep.shape[0]
+        # narrowed entries not refined, per class: arrays waiting to join, and the sorted ones from a cursor
+        self.open_waiting: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(classes_count)]
+        self.open_waiting_min = [math.inf] * classes_count
+        self.open_ready: list[tuple[list[float], list[int]]] = [([], []) for _ in range(classes_count)]
+        self.open_cursor = [0] * classes_count
+        self.narrow_batch = np.full(classes_count, FIRST_NARROW_BATCH, dtype=np.int64)
         self.waiting: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(classes_count)]
         self.ready: list[tuple[list[float], list[int]]] = [([], []) for _ in range(classes_count)]  # sorted, not walked
         self.ready_arrays = [(np.empty(0), np.empty(0, dtype=np.int64)) for _ in range(classes_count)]
@@ -87,22 +111,66 @@ class RefiningLists:
         self.keep = keep
         self.exact_distances = exact_distances
 
-    def _next_lower(self, cls: int) -> float | None:
-        """Lower end of class ``cls``'s first entry whose row is not refined (None when none is left)."""
-        position, stop, rows, refined = self.position[cls], self.stops[cls], self.row_list, self.refined
-        while position < stop and rows[position] in refined:
+    def _coarse_next(self, cls: int) -> float | None:
+        """Lower end of class ``cls``'s first entry whose row is neither refined nor narrowed (None
+        when none is left)."""
+        position, stop, rows, refined, narrowed = self.position[cls], self.stops[cls], self.row_list, self.refined, self.narrowed
+        while position < stop and (rows[position] in refined or rows[position] in narrowed):
             position += 1
         self.position[cls] = position
         return float(self.lower[position]) if position < stop else None
 
+    def _open_next(self, cls: int) -> float | None:
+        """Smallest narrowed lower end among class ``cls``'s narrowed entries not refined (waiting
+        ones included; None when there is none)."""
+        values, rows = self.open_ready[cls]
+        cursor, refined = self.open_cursor[cls], self.refined
+        while cursor < len(rows) and rows[cursor] in refined:
+            cursor += 1
+        self.open_cursor[cls] = cursor
+        least = min(values[cursor] if cursor < len(values) else math.inf, self.open_waiting_min[cls])
+        return None if least == math.inf and not self.open_waiting[cls] and cursor == len(values) else least
+
+    def _next_lower(self, cls: int) -> float | None:
+        """Lower end of class ``cls``'s first entry whose row is not refined (None when none is left)."""
+        coarse = self._coarse_next(cls)
+        if self.narrow is None:
+            return coarse
+        narrowed = self._open_next(cls)
+        if narrowed is None:
+            return coarse
+        return narrowed if coarse is None else min(coarse, narrowed)
+
     def _unrefined(self, cls: int, count: int) -> list[int]:
-        """Class ``cls``'s next ``count`` rows not refined yet, by lower end."""
-        position, stop, rows, refined = self.position[cls], self.stops[cls], self.row_list, self.refined
+        """Class ``cls``'s next ``count`` rows neither refined nor narrowed, by their stream's lower end."""
+        position, stop, rows, refined, narrowed = self.position[cls], self.stops[cls], self.row_list, self.refined, self.narrowed
         batch: list[int] = []
         while position < stop and len(batch) < count:
-            if rows[position] not in refined:
+            if rows[position] not in refined and rows[position] not in narrowed:
                 batch.append(rows[position])
             position += 1
+        return batch
+
+    def _open_rows(self, cls: int, count: int, merge: bool = True) -> list[int]:
+        """Class ``cls``'s next ``count`` narrowed rows not refined, by narrowed lower end (with
+        ``merge``, its waiting narrowed entries join first; without, only the sorted ones count)."""
+        if merge and self.open_waiting[cls]:
+            values, rows = self.open_ready[cls]
+            cursor = self.open_cursor[cls]
+            parts = [(np.asarray(values[cursor:], dtype=np.float64), np.asarray(rows[cursor:], dtype=np.int64)), *self.open_waiting[cls]]
+            merged_values, merged_rows = (np.concatenate(column) for column in zip(*parts))
+            order = np.lexsort((merged_rows, merged_values))
+            self.open_ready[cls] = (merged_values[order].tolist(), merged_rows[order].tolist())
+            self.open_cursor[cls] = 0
+            self.open_waiting[cls] = []
+            self.open_waiting_min[cls] = math.inf
+        values, rows = self.open_ready[cls]
+        cursor, refined = self.open_cursor[cls], self.refined
+        batch: list[int] = []
+        while cursor < len(rows) and len(batch) < count:
+            if rows[cursor] not in refined:
+                batch.append(rows[cursor])
+            cursor += 1
         return batch
 
     def _refine(self, cls: int) -> None:
@@ -110,35 +178,77 @@ class RefiningLists:
         candidates of; with them, the next ``LOOKAHEAD`` unrefined rows of every other class with
         turns left. One float64 product reads the whole head, so a few rows cost as much as a few
         dozen: refining the rows other classes will soon need in the same product saves hundreds
-        of small ones."""
-        batch = set(self._unrefined(cls, int(self.batch[cls])))
+        of small ones. With ``narrow``: when the class's smallest open lower end is a stream's
+        one, its next rows by that end are narrowed instead (with the same lookahead), else its
+        next narrowed rows are refined."""
+        if self.narrow is not None:
+            coarse, narrowed = self._coarse_next(cls), self._open_next(cls)
+            if coarse is not None and (narrowed is None or coarse <= narrowed):
+                batch = set(self._unrefined(cls, int(self.narrow_batch[cls])))
+                self.narrow_batch[cls] *= 2
+                for other in np.flatnonzero(self.remaining > 0).tolist():
+                    if other != cls:
+                        batch.update(self._unrefined(other, min(LOOKAHEAD, int(self.remaining[other]))))
+                self._push_narrowed(np.array(sorted(batch), dtype=np.int64))
+                return
+            take = lambda other, count, merge: self._open_rows(other, count, merge)  # noqa: E731
+        else:
+            take = lambda other, count, merge: self._unrefined(other, count)  # noqa: E731
+        batch = set(take(cls, int(self.batch[cls]), True))
         self.batch[cls] *= 2
         for other in np.flatnonzero(self.remaining > 0).tolist():
             if other != cls:
-                batch.update(self._unrefined(other, min(LOOKAHEAD, int(self.remaining[other]))))
+                batch.update(take(other, min(LOOKAHEAD, int(self.remaining[other])), False))
         self._push_exact(np.array(sorted(batch), dtype=np.int64))
 
-    def _push_exact(self, rows: np.ndarray) -> None:
-        """Exact distances of ``rows`` (sorted, none refined yet), given to every class they are
-        candidates of (to wait there until that class's walk looks). O(entries) vectorised."""
-        if rows.shape[0] == 0:
-            return
-        distances = self.exact_distances(rows)
+    def _entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For sorted pool ``rows``: ``(which, classes, entries)``, each candidate entry of those rows
+        as its row's place in ``rows``, its class and its place in the by-row arrays. O(entries)."""
         first = np.searchsorted(self.rows_by_row, rows, side="left")
         counts = np.searchsorted(self.rows_by_row, rows, side="right") - first
         which = np.repeat(np.arange(rows.shape[0]), counts)  # each entry's row in the batch
         entries = positions_in_runs(counts) + np.repeat(first, counts)  # each entry's place in rows_by_row
-        classes = self.classes_by_row[entries]
-        values = distances[which, classes].astype(np.float64)
+        return which, self.classes_by_row[entries], entries
+
+    @staticmethod
+    def _by_class(classes: np.ndarray, values: np.ndarray, entry_rows: np.ndarray):
+        """Yield ``(cls, values, rows, smallest value)`` for each class among the entries."""
         order = np.argsort(classes, kind="stable")
-        classes, values, entry_rows = classes[order], values[order], rows[which[order]]
+        classes, values, entry_rows = classes[order], values[order], entry_rows[order]
         bounds = np.flatnonzero(np.diff(classes)) + 1
         starts = np.concatenate([[0], bounds])
         smallest = np.minimum.reduceat(values, starts).tolist() if values.shape[0] else []
         for start, stop, cls, least in zip(starts.tolist(), [*bounds.tolist(), classes.shape[0]], classes[starts].tolist(), smallest):
-            self.waiting[cls].append((values[start:stop], entry_rows[start:stop]))
+            yield cls, values[start:stop], entry_rows[start:stop], least
+
+    def _push_exact(self, rows: np.ndarray, distances: np.ndarray | None = None) -> None:
+        """Exact distances of ``rows`` (sorted, none refined yet; ``distances`` when known), given to
+        every class they are candidates of (to wait there until that class's walk looks). O(entries)
+        vectorised."""
+        if rows.shape[0] == 0:
+            return
+        distances = self.exact_distances(rows) if distances is None else distances
+        which, classes, _ = self._entries(rows)
+        for cls, values, entry_rows, least in self._by_class(classes, distances[which, classes].astype(np.float64), rows[which]):
+            self.waiting[cls].append((values, entry_rows))
             self.waiting_min[cls] = min(self.waiting_min[cls], least)
         self.refined.update(rows.tolist())
+
+    def _push_narrowed(self, rows: np.ndarray) -> None:
+        """Narrowed lower ends of ``rows`` (sorted, neither refined nor narrowed yet), given to every
+        class they are candidates of; rows ``narrow`` gave exact distances are refined."""
+        if rows.shape[0] == 0:
+            return
+        lower, exact = self.narrow(rows)
+        self.narrowed.update(rows.tolist())
+        if exact.any():
+            self._push_exact(rows[exact], lower[exact])
+            lower, rows = lower[~exact], rows[~exact]
+        which, classes, entries = self._entries(rows)
+        values = np.maximum(lower[which, classes].astype(np.float64), self.lower_by_row[entries].astype(np.float64))
+        for cls, values, entry_rows, least in self._by_class(classes, values, rows[which]):
+            self.open_waiting[cls].append((values, entry_rows))
+            self.open_waiting_min[cls] = min(self.open_waiting_min[cls], least)
 
     def _ready(self, cls: int) -> tuple[list[float], list[int]]:
         """Class ``cls``'s refined entries not walked yet, sorted by (distance, pool index), from
@@ -160,12 +270,26 @@ class RefiningLists:
     def prefetch(self, counts: np.ndarray) -> None:
         """Refine, in one batch, each class's first ``counts[c]`` entries (by lower end): what its
         turns will need at least, so most of the walk needs no small batches (one large float64
-        product is several times faster per row than many small ones)."""
+        product is several times faster per row than many small ones). With ``narrow``, first
+        narrow each class's first ``PREFETCH_NARROW * counts[c] + FIRST_NARROW_BATCH`` entries by
+        the stream's lower ends (one batch), then refine each class's first ``counts[c]`` by
+        narrowed lower end."""
         self.remaining = np.asarray(counts, dtype=np.int64).copy()
+        if self.narrow is not None:
+            depth = np.where(self.remaining > 0, PREFETCH_NARROW * self.remaining + FIRST_NARROW_BATCH, 0)
+            rows = self._first_entries(depth)
+            self._push_narrowed(rows[[int(row) not in self.refined and int(row) not in self.narrowed for row in rows.tolist()]])
+            batch = {row for cls in np.flatnonzero(self.remaining > 0).tolist() for row in self._open_rows(cls, int(self.remaining[cls]))}
+            self._push_exact(np.array(sorted(batch), dtype=np.int64))
+            return
+        rows = self._first_entries(self.remaining)
+        self._push_exact(rows[[int(row) not in self.refined for row in rows.tolist()]] if self.refined else rows)
+
+    def _first_entries(self, counts: np.ndarray) -> np.ndarray:
+        """The distinct rows of each class's first ``counts[c]`` entries by the stream's lower end."""
         batch = [self.rows[start:start + min(int(count), stop - start)]
                  for start, stop, count in zip(self.starts[:-1], self.starts[1:], counts)]
-        rows = np.unique(np.concatenate(batch)) if batch else np.empty(0, dtype=np.int64)
-        self._push_exact(rows[[int(row) not in self.refined for row in rows.tolist()]] if self.refined else rows)
+        return np.unique(np.concatenate(batch)) if batch else np.empty(0, dtype=np.int64)
 
     def next_untaken(self, cls: int, taken: np.ndarray) -> tuple[int, float] | None:
         """As `ExactLists.next_untaken`: the exact walk, refining only as far as it goes."""

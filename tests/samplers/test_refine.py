@@ -376,3 +376,77 @@ def test_the_select_stage_line_says_which_product_streamed_and_what_it_narrowed(
     single = select_with_scores("margin", 60, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0).notes
     assert scoring_note(single) == f" (float32 product, {single['refined_rows']:,} of 5,900 rows scored exactly)"
     assert scoring_note({}) == ""
+
+
+@pytest.mark.parametrize("order", ["round_robin", "sequential"])
+def test_base_narrows_a_bfloat16_streams_rows_in_float32_as_far_as_its_turns_walk(order, monkeypatch):
+    """After a bfloat16 stream BASE's candidate lists hold entries with wide intervals; the rows its
+    turns reach get a float32 product first (``narrowed_rows``), and only those whose narrowed
+    intervals still reach the walk take exact logits: about as many as after a float32 stream, and
+    fewer than when they are refined straight from the stream's intervals (here 102 against 168)."""
+    from al_core.samplers import boundary
+
+    features, weight, bias, mask, counts, _ = near_tie_pool(3, n=6000, twins=False)
+    common = dict(labeled_mask=mask, head_weight=weight, head_bias=bias, seed=0, labeled_class_counts=counts,
+                  options={"order": order})
+    exact = select_with_scores("base", 60, logits=reference_logits(features, weight, bias), **common)
+    single = select_with_scores("base", 60, features=features, precision="float32", **common)
+    double = select_with_scores("base", 60, features=features, precision="bfloat16", **common)
+    assert double.indices.tolist() == exact.indices.tolist() and double.scores.tobytes() == exact.scores.tobytes()
+    assert double.notes["filter"] == "bfloat16" and 0 < double.notes["narrowed_rows"] < double.notes["streamed_rows"] // 2
+    assert double.notes["refined_rows"] <= 1.2 * single.notes["refined_rows"], (single.notes, double.notes)
+    lists = boundary._refining_lists
+    monkeypatch.setattr(boundary, "_refining_lists", lambda *args, narrow=False: lists(*args))
+    unnarrowed = select_with_scores("base", 60, features=features, precision="bfloat16", **common)
+    assert unnarrowed.indices.tolist() == exact.indices.tolist()
+    assert unnarrowed.notes["refined_rows"] > 1.4 * double.notes["refined_rows"], (unnarrowed.notes, double.notes)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_refining_lists_with_a_narrowing_tier_walk_as_the_exact_lists(seed, monkeypatch):
+    """`RefiningLists` with ``narrow``, on made-up distances with ties: coarse lower ends up to 1
+    below the exact distance, narrowed ones up to 0.05 below (some rows narrowed straight to their
+    exact distances), tiny batches so every path runs; each turn takes what `ExactLists` gives."""
+    from al_core.samplers import boundary_lists
+    from al_core.samplers.boundary_lists import ExactLists, RefiningLists
+
+    monkeypatch.setattr(boundary_lists, "FIRST_BATCH", 1)
+    monkeypatch.setattr(boundary_lists, "FIRST_NARROW_BATCH", 1)
+    monkeypatch.setattr(boundary_lists, "PREFETCH_NARROW", 0)
+    rng = np.random.default_rng(seed)
+    n, c = 300, 7
+    distances = np.round(rng.uniform(0, 4, size=(n, c)), 1).astype(np.float32)  # rounded: many ties
+    keep = rng.integers(20, 60, size=c)
+    member = rng.uniform(size=(n, c)) < 0.6  # each class's candidates: a random subset of the rows
+    member[:, 0] = True
+    rows, classes = np.nonzero(member)
+    coarse = np.maximum(distances[rows, classes] - rng.uniform(0, 1, size=rows.shape[0]), 0).astype(np.float32)
+    straight = rng.uniform(size=n) < 0.2  # rows the float32 product leaves unsettled: exact distances
+    slack = np.where(straight[:, None], 0, rng.uniform(0, 0.05, size=(n, c))).astype(np.float32)
+    narrowed_calls, exact_calls = [], []
+
+    def narrow(batch):
+        narrowed_calls.append(batch.copy())
+        return np.maximum(distances[batch] - slack[batch], 0), straight[batch]
+
+    def exact(batch):
+        exact_calls.append(batch.copy())
+        return distances[batch]
+
+    lists = [(np.flatnonzero(member[:, k]), distances[member[:, k], k].astype(np.float64)) for k in range(c)]
+    lists = [(index[np.lexsort((index, value))][: keep[k]], np.sort(value)[: keep[k]]) for k, (index, value) in enumerate(lists)]
+    reference = ExactLists(lists, keep)
+    refining = RefiningLists(classes, rows, coarse, keep, exact, narrow)
+    turns = rng.integers(0, c, size=150)
+    refining.prefetch(np.bincount(turns, minlength=c))
+    taken_a, taken_b = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    for turn in turns.tolist():
+        want, got = reference.next_untaken(turn, taken_a), refining.next_untaken(turn, taken_b)
+        assert got == want, (turn, got, want)
+        if want is None:
+            break
+        taken_a[want[0]] = taken_b[want[0]] = True
+    assert narrowed_calls and exact_calls  # both tiers ran
+    refined = np.concatenate(exact_calls)
+    assert np.unique(refined).shape[0] == refined.shape[0]  # no row refined twice
+    assert not np.isin(refined, np.flatnonzero(straight)).any()  # rows narrowed to exact distances are not refined again
