@@ -696,6 +696,31 @@ def test_the_base_stream_rule_figures_are_their_grid_files():
         f"the bare product against {night[0]['ratio_to_bare']:.2f}x and {night[1]['ratio_to_bare']:.2f}x"]) == []
 
 
+def test_the_base_narrowing_sentence_is_its_grid_files():
+    """exact-selection.md's sentence on BASE's walk narrowing rows after a bfloat16 stream, from the
+    two grid runs of BASE at b/N = 0.1% and 0.2% (the code before and after)."""
+    def rows(name: str) -> dict:
+        found = {(row["pool"], row["budget_fraction"], row["sampler"]): row for row in _results(name)["rows"]}
+        assert all(row["same_picks_order_scores"] and row["filter"] == "bfloat16" for row in found.values())
+        return found
+
+    now, before = rows("selection_grid_avx512_bf16_base_narrowing.json"), rows("selection_grid_avx512_bf16_base_narrowing_before.json")
+
+    def refined(found: dict, pool: str) -> list[str]:
+        counts = [{found[(pool, fraction, sampler)]["refined_rows"] for sampler in ("base", "base (sequential)")} for fraction in (0.001, 0.002)]
+        assert all(len(count) == 1 for count in counts)  # both orders score the same rows here
+        return [f"{count.pop():,}" for count in counts]
+
+    spread = lambda found: f"{min(r['ratio_to_bare'] for r in found.values()):.2f}-{max(r['ratio_to_bare'] for r in found.values()):.2f}x"  # noqa: E731
+    text = " ".join(page("explanation/exact-selection.md").split())
+    (a, b), (c, d) = refined(now, "realistic"), refined(before, "realistic")
+    (e, f), (g, h) = refined(now, "imagenet"), refined(before, "imagenet")
+    assert _missing(text, [
+        f"it scored {a} and {b} rows of the realistic pool exactly instead of {c} and {d}, and {e} and {f} of the "
+        f"ImageNet-shaped pool instead of {g} and {h}",
+        f"{spread(now)} the bare product against {spread(before)}"]) == []
+
+
 def test_the_exact_logits_slicing_sentence_is_its_file():
     """exact-selection.md's sentence on slicing the float64 product, from exact_logits.json."""
     data = _results("exact_logits.json")
