@@ -128,8 +128,9 @@ class RefiningLists:
         while cursor < len(rows) and rows[cursor] in refined:
             cursor += 1
         self.open_cursor[cls] = cursor
-        least = min(values[cursor] if cursor < len(values) else math.inf, self.open_waiting_min[cls])
-        return None if least == math.inf and not self.open_waiting[cls] and cursor == len(values) else least
+        if cursor == len(values) and not self.open_waiting[cls]:
+            return None
+        return min(values[cursor] if cursor < len(values) else math.inf, self.open_waiting_min[cls])
 
     def _next_lower(self, cls: int) -> float | None:
         """Lower end of class ``cls``'s first entry whose row is not refined (None when none is left)."""
@@ -191,15 +192,17 @@ class RefiningLists:
                         batch.update(self._unrefined(other, min(LOOKAHEAD, int(self.remaining[other]))))
                 self._push_narrowed(np.array(sorted(batch), dtype=np.int64))
                 return
-            take = lambda other, count, merge: self._open_rows(other, count, merge)  # noqa: E731
-        else:
-            take = lambda other, count, merge: self._unrefined(other, count)  # noqa: E731
-        batch = set(take(cls, int(self.batch[cls]), True))
+        batch = set(self._to_refine(cls, int(self.batch[cls]), merge=True))
         self.batch[cls] *= 2
         for other in np.flatnonzero(self.remaining > 0).tolist():
             if other != cls:
-                batch.update(take(other, min(LOOKAHEAD, int(self.remaining[other])), False))
+                batch.update(self._to_refine(other, min(LOOKAHEAD, int(self.remaining[other])), merge=False))
         self._push_exact(np.array(sorted(batch), dtype=np.int64))
+
+    def _to_refine(self, cls: int, count: int, merge: bool) -> list[int]:
+        """Class ``cls``'s next ``count`` rows to score exactly: its narrowed rows by narrowed lower
+        end when the lists narrow (``merge``: see `_open_rows`), else its rows by lower end."""
+        return self._open_rows(cls, count, merge) if self.narrow is not None else self._unrefined(cls, count)
 
     def _entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For sorted pool ``rows``: ``(which, classes, entries)``, each candidate entry of those rows
