@@ -213,3 +213,32 @@ def test_exact_logits_and_near_uniform_benchmarks_tiny(tmp_path, monkeypatch):
     rows = json.loads(out.read_text())["rows"]
     assert [row["sampler"] for row in rows] == ["base", "margin", "mase"]
     assert all(row["same_picks_order_scores_as_exact"] and row["same_picks_order_scores_at_chunk_sizes"] == {"700": True} for row in rows)
+
+
+def test_float32_bound_benchmark_tiny(tmp_path, monkeypatch):
+    """The benchmark runs at a tiny shape, the filter's bound held on every row, and its sliced
+    product is the product: within gamma_(K + d/K - 1) ||x|| max ||w_c|| (plus the roundings the
+    filter's bound adds) of the exact logits. Real errors lie far below such bounds, so this
+    catches a wrong product (a piece of d left out), not a loose bound."""
+    import numpy as np
+
+    from al_core import linear
+    from al_core.linear import accumulation_factor, reference_logits, row_norms
+    from benchmarks import float32_bound
+    from benchmarks.realistic_pool import build_named_pool
+
+    out = tmp_path / "bound.json"
+    monkeypatch.setattr(sys, "argv", ["float32_bound", "--n", "3000", "--d", "256", "--c", "40", "--rows", "1000", "--slices", "16,64",
+                                      "--repeats", "1", "--workdir", str(tmp_path), "--out", str(out)])
+    float32_bound.main()
+    report = json.loads(out.read_text())
+    assert [run["pool"] for run in report["runs"]] == ["realistic", "imagenet"]
+    assert all(run["bound_over_error"]["0.01"] >= 1.0 for run in report["runs"])
+    features, weight, bias, _ = build_named_pool("realistic", tmp_path, 3000, 256, 40, 0)
+    block = np.asarray(features[:1000], dtype=np.float32)
+    exact = reference_logits(block, weight, bias).astype(np.float64)
+    for width in (16, 64):
+        sliced = float32_bound.sliced_product(block, weight, bias, width).astype(np.float64)
+        gamma = accumulation_factor(width + 256 // width - 1, linear.UNIT_ROUNDOFF_32)
+        allowed = gamma * row_norms(block) * row_norms(weight).max() + 2.01 * linear.UNIT_ROUNDOFF_32 * np.abs(sliced).max(axis=1)
+        assert (np.abs(sliced - exact).max(axis=1) <= allowed).all(), width
