@@ -721,6 +721,23 @@ def test_the_base_narrowing_sentence_is_its_grid_files():
         f"{spread(now)} the bare product against {spread(before)}"]) == []
 
 
+def test_the_float32_bound_sentence_is_its_file():
+    """exact-selection.md's sentence on how loose the float32 bound is and what slicing the product
+    would cost, from float32_bound.json."""
+    runs = {run["pool"]: run for run in _results("float32_bound.json")["runs"]}
+    real, imagenet = runs["realistic"], runs["imagenet"]
+
+    def cost(k: int) -> str:
+        return f"{real['slowdown'][f'sliced_{k}']:.2f}x and {imagenet['slowdown'][f'sliced_{k}']:.2f}x"
+
+    assert [round(1 / real["bound_factor"][f"sliced_{k}"]) for k in (512, 1024, 256)] == [4, 2, 8]
+    assert _missing(page("explanation/exact-selection.md"), [
+        f"it was {real['bound_over_error']['0.5']:.0f} times the row's largest real error at the median row "
+        f"({real['bound_over_error']['0.01']:.0f} at the 1st percentile), and {imagenet['bound_over_error']['0.5']:.0f} times",
+        f"4x tighter at K = 512, for a product {cost(512)} as long as the whole one on those rows "
+        f"(2x at K = 1024 for {cost(1024)}; 8x at K = 256 for {cost(256)})"]) == []
+
+
 def test_the_exact_logits_slicing_sentence_is_its_file():
     """exact-selection.md's sentence on slicing the float64 product, from exact_logits.json."""
     data = _results("exact_logits.json")
