@@ -39,9 +39,10 @@ def sliced_product(block: np.ndarray, weight: np.ndarray, bias: np.ndarray, widt
     import torch
 
     rows, columns = torch.from_numpy(block), torch.from_numpy(np.ascontiguousarray(weight.T))
-    out = torch.mm(rows[:, :width], columns[:width])
-    for start in range(width, block.shape[1], width):
-        out.addmm_(rows[:, start:start + width], columns[start:start + width])
+    with linear._full_precision_products(torch):  # IEEE float32, as the filter's torch product: the bound assumes it
+        out = torch.mm(rows[:, :width], columns[:width])
+        for start in range(width, block.shape[1], width):
+            out.addmm_(rows[:, start:start + width], columns[start:start + width])
     out += torch.from_numpy(bias)
     return out.numpy()
 

@@ -300,7 +300,8 @@ def _boundary_entries(pool: Pool, geometry, keep: np.ndarray, excluded: np.ndarr
         rows = np.concatenate(unsettled_rows)
         if pool.coarse:  # the float32 product settles most of them
             for start in range(0, rows.shape[0], pool.chunk_size):
-                take_dense(rows[start:start + pool.chunk_size], *_float32_intervals(pool, geometry, rows[start:start + pool.chunk_size])[:2])
+                part = rows[start:start + pool.chunk_size]
+                take_dense(part, *_float32_intervals(pool, geometry, part)[:2])
         else:
             exact = boundary_distances(pool.reference_logits(rows), geometry)[0]
             take_dense(rows, exact, exact)

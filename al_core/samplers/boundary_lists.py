@@ -32,6 +32,13 @@ PREFETCH_NARROW = 2  # before the turns, each class's first PREFETCH_NARROW * (i
 LOOKAHEAD = 2  # with them, the next unrefined rows of every class with turns left (one product for all: see _refine)
 
 
+def _sorted_merge(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, rows)`` of the parts' entries together, sorted by (value, pool row)."""
+    values, rows = (np.concatenate(column) for column in zip(*parts))
+    order = np.lexsort((rows, values))
+    return values[order], rows[order]
+
+
 class ExactLists:
     """Per class, ``(indices, distances)`` sorted by (distance, index), at most ``keep[c]`` long."""
 
@@ -158,10 +165,9 @@ class RefiningLists:
         if merge and self.open_waiting[cls]:
             values, rows = self.open_ready[cls]
             cursor = self.open_cursor[cls]
-            parts = [(np.asarray(values[cursor:], dtype=np.float64), np.asarray(rows[cursor:], dtype=np.int64)), *self.open_waiting[cls]]
-            merged_values, merged_rows = (np.concatenate(column) for column in zip(*parts))
-            order = np.lexsort((merged_rows, merged_values))
-            self.open_ready[cls] = (merged_values[order].tolist(), merged_rows[order].tolist())
+            merged_values, merged_rows = _sorted_merge([(np.asarray(values[cursor:], dtype=np.float64), np.asarray(rows[cursor:], dtype=np.int64)),
+                                                        *self.open_waiting[cls]])
+            self.open_ready[cls] = (merged_values.tolist(), merged_rows.tolist())
             self.open_cursor[cls] = 0
             self.open_waiting[cls] = []
             self.open_waiting_min[cls] = math.inf
@@ -185,19 +191,19 @@ class RefiningLists:
         if self.narrow is not None:
             coarse, narrowed = self._coarse_next(cls), self._open_next(cls)
             if coarse is not None and (narrowed is None or coarse <= narrowed):
-                batch = set(self._unrefined(cls, int(self.narrow_batch[cls])))
-                self.narrow_batch[cls] *= 2
-                for other in np.flatnonzero(self.remaining > 0).tolist():
-                    if other != cls:
-                        batch.update(self._unrefined(other, min(LOOKAHEAD, int(self.remaining[other]))))
-                self._push_narrowed(np.array(sorted(batch), dtype=np.int64))
+                self._push_narrowed(self._batch(cls, self.narrow_batch, lambda other, count, merge: self._unrefined(other, count)))
                 return
-        batch = set(self._to_refine(cls, int(self.batch[cls]), merge=True))
-        self.batch[cls] *= 2
+        self._push_exact(self._batch(cls, self.batch, self._to_refine))
+
+    def _batch(self, cls: int, sizes: np.ndarray, take: Callable[[int, int, bool], list[int]]) -> np.ndarray:
+        """Sorted distinct rows: ``take(cls, sizes[cls], True)`` (then ``sizes[cls]`` doubles) and
+        ``take(other, LOOKAHEAD or its turns left, False)`` for every other class with turns left."""
+        batch = set(take(cls, int(sizes[cls]), True))
+        sizes[cls] *= 2
         for other in np.flatnonzero(self.remaining > 0).tolist():
             if other != cls:
-                batch.update(self._to_refine(other, min(LOOKAHEAD, int(self.remaining[other])), merge=False))
-        self._push_exact(np.array(sorted(batch), dtype=np.int64))
+                batch.update(take(other, min(LOOKAHEAD, int(self.remaining[other])), False))
+        return np.array(sorted(batch), dtype=np.int64)
 
     def _to_refine(self, cls: int, count: int, merge: bool) -> list[int]:
         """Class ``cls``'s next ``count`` rows to score exactly: its narrowed rows by narrowed lower
@@ -260,11 +266,9 @@ class RefiningLists:
         so most classes never sort the entries their walk does not reach."""
         distances, cursor = self.ready[cls][0], self.cursor[cls]
         if self.waiting[cls] and (cursor == len(distances) or self.waiting_min[cls] <= distances[cursor]):
-            parts = [(array[cursor:] for array in self.ready_arrays[cls]), *self.waiting[cls]]
-            values, pool_rows = (np.concatenate(column) for column in zip(*parts))
-            order = np.lexsort((pool_rows, values))
-            self.ready_arrays[cls] = (values[order], pool_rows[order])
-            self.ready[cls] = (values[order].tolist(), pool_rows[order].tolist())
+            values, pool_rows = _sorted_merge([tuple(array[cursor:] for array in self.ready_arrays[cls]), *self.waiting[cls]])
+            self.ready_arrays[cls] = (values, pool_rows)
+            self.ready[cls] = (values.tolist(), pool_rows.tolist())
             self.cursor[cls] = 0
             self.waiting[cls] = []
             self.waiting_min[cls] = math.inf
@@ -280,19 +284,21 @@ class RefiningLists:
         self.remaining = np.asarray(counts, dtype=np.int64).copy()
         if self.narrow is not None:
             depth = np.where(self.remaining > 0, PREFETCH_NARROW * self.remaining + FIRST_NARROW_BATCH, 0)
-            rows = self._first_entries(depth)
-            self._push_narrowed(rows[[int(row) not in self.refined and int(row) not in self.narrowed for row in rows.tolist()]])
+            self._push_narrowed(self._first_entries(depth))
             batch = {row for cls in np.flatnonzero(self.remaining > 0).tolist() for row in self._open_rows(cls, int(self.remaining[cls]))}
             self._push_exact(np.array(sorted(batch), dtype=np.int64))
             return
-        rows = self._first_entries(self.remaining)
-        self._push_exact(rows[[int(row) not in self.refined for row in rows.tolist()]] if self.refined else rows)
+        self._push_exact(self._first_entries(self.remaining))
 
     def _first_entries(self, counts: np.ndarray) -> np.ndarray:
-        """The distinct rows of each class's first ``counts[c]`` entries by the stream's lower end."""
+        """The distinct rows, neither refined nor narrowed yet, of each class's first ``counts[c]``
+        entries by the stream's lower end."""
         batch = [self.rows[start:start + min(int(count), stop - start)]
                  for start, stop, count in zip(self.starts[:-1], self.starts[1:], counts)]
-        return np.unique(np.concatenate(batch)) if batch else np.empty(0, dtype=np.int64)
+        rows = np.unique(np.concatenate(batch)) if batch else np.empty(0, dtype=np.int64)
+        if self.refined or self.narrowed:
+            rows = rows[[row not in self.refined and row not in self.narrowed for row in rows.tolist()]]
+        return rows
 
     def next_untaken(self, cls: int, taken: np.ndarray) -> tuple[int, float] | None:
         """As `ExactLists.next_untaken`: the exact walk, refining only as far as it goes."""
