@@ -93,6 +93,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     slices = [int(k) for k in args.slices.split(",")]
+    if not all(0 < k < args.d for k in slices):
+        parser.error(f"--slices: each width K must lie between 1 and d - 1 = {args.d - 1} (got {args.slices})")
     runs = [measure(pool, args.rows, slices, args.repeats, args.seed, (args.n, args.d, args.c), args.workdir) for pool in args.pools.split(",")]
     command = "python -m benchmarks.float32_bound" + ("" if args.rows == 8192 else f" --rows {args.rows}")
     write_results(args.out, {"command": command, "what": __doc__.splitlines()[0] + " " + __doc__.splitlines()[1], "runs": runs})
