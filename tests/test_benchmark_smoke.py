@@ -228,17 +228,29 @@ def test_float32_bound_benchmark_tiny(tmp_path, monkeypatch):
     from benchmarks.realistic_pool import build_named_pool
 
     out = tmp_path / "bound.json"
-    monkeypatch.setattr(sys, "argv", ["float32_bound", "--n", "3000", "--d", "256", "--c", "40", "--rows", "1000", "--slices", "16,64",
-                                      "--repeats", "1", "--workdir", str(tmp_path), "--out", str(out)])
+    monkeypatch.setattr(sys, "argv", ["float32_bound", "--n", "3000", "--d", "256", "--c", "40", "--rows", "1000", "--slices", "16,64,100",
+                                      "--repeats", "1", "--selections", "imagenet:margin:0.1,realistic:margin_clustering:0.05",
+                                      "--selection-width", "64", "--selection-repeats", "1", "--workdir", str(tmp_path), "--out", str(out)])
+    widths = []  # the selections' sliced runs must stream through the sliced product
+    product = float32_bound.sliced_product
+    monkeypatch.setattr(float32_bound, "sliced_product", lambda block, weight, bias, width: widths.append(width) or product(block, weight, bias, width))
     float32_bound.main()
+    assert widths.count(64) > widths.count(16)
     report = json.loads(out.read_text())
     assert [run["pool"] for run in report["runs"]] == ["realistic", "imagenet"]
     assert all(run["bound_over_error"]["0.01"] >= 1.0 for run in report["runs"])
+    assert report["runs"][0]["bound_factor"]["sliced_100"] == round(accumulation_factor(100 + 3 - 1, linear.UNIT_ROUNDOFF_32)
+                                                                    / accumulation_factor(256, linear.UNIT_ROUNDOFF_32), 4)
+    selections = report["selections"]
+    assert [(row["pool"], row["sampler"]) for row in selections] == [("imagenet", "margin"), ("realistic", "margin_clustering")]
+    assert all(row["same_picks_order_scores"] and row["refined_rows"]["sliced"] <= row["refined_rows"]["whole"] for row in selections)
+    with pytest.raises(ValueError, match="BASE"):
+        float32_bound.parse_cells("imagenet:base:0.1")
     features, weight, bias, _ = build_named_pool("realistic", tmp_path, 3000, 256, 40, 0)
     block = np.asarray(features[:1000], dtype=np.float32)
     exact = reference_logits(block, weight, bias).astype(np.float64)
-    for width in (16, 64):
+    for width in (16, 64, 100):  # 100: a last piece of 56 columns
         sliced = float32_bound.sliced_product(block, weight, bias, width).astype(np.float64)
-        gamma = accumulation_factor(width + 256 // width - 1, linear.UNIT_ROUNDOFF_32)
+        gamma = accumulation_factor(width + -(-256 // width) - 1, linear.UNIT_ROUNDOFF_32)
         allowed = gamma * row_norms(block) * row_norms(weight).max() + 2.01 * linear.UNIT_ROUNDOFF_32 * np.abs(sliced).max(axis=1)
         assert (np.abs(sliced - exact).max(axis=1) <= allowed).all(), width
