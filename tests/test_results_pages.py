@@ -731,11 +731,22 @@ def test_the_float32_bound_sentence_is_its_file():
         return f"{real['slowdown'][f'sliced_{k}']:.2f}x and {imagenet['slowdown'][f'sliced_{k}']:.2f}x"
 
     assert [round(1 / real["bound_factor"][f"sliced_{k}"]) for k in (512, 1024, 256)] == [4, 2, 8]
-    assert _missing(page("explanation/exact-selection.md"), [
+    cells = {(row["pool"], row["sampler"], row["budget_fraction"]): row for row in _results("float32_bound.json")["selections"]}
+    assert all(row["same_picks_order_scores"] and row["width"] == 512 for row in cells.values())
+    margin, clustering = cells[("imagenet", "margin", 0.1)], cells[("imagenet", "margin_clustering", 0.01)]
+    realistic = [cells[key] for key in (("realistic", "margin", 0.1), ("realistic", "confidence", 0.1), ("realistic", "entropy", 0.001))]
+    slower = [row["seconds"]["sliced"] - row["seconds"]["whole"] for row in realistic]
+    assert all(row["seconds"]["sliced"] > row["seconds"]["whole"] for row in cells.values())  # "it did not pay"
+    assert _missing(" ".join(page("explanation/exact-selection.md").split()), [
         f"it was {real['bound_over_error']['0.5']:.0f} times the row's largest real error at the median row "
         f"({real['bound_over_error']['0.01']:.0f} at the 1st percentile), and {imagenet['bound_over_error']['0.5']:.0f} times",
         f"4x tighter at K = 512, for a product {cost(512)} as long as the whole one on those rows "
-        f"(2x at K = 1024 for {cost(1024)}; 8x at K = 256 for {cost(256)})"]) == []
+        f"(2x at K = 1024 for {cost(1024)}; 8x at K = 256 for {cost(256)})",
+        f"margin at b/N = 10% on the ImageNet-shaped pool scored {margin['refined_rows']['sliced']:,} rows exactly instead of "
+        f"{margin['refined_rows']['whole']:,} but took {margin['seconds']['sliced']:.2f} s instead of {margin['seconds']['whole']:.2f} s, "
+        f"margin_clustering at 1% there {clustering['refined_rows']['sliced']:,} rows instead of {clustering['refined_rows']['whole']:,} "
+        f"in {clustering['seconds']['sliced']:.2f} s instead of {clustering['seconds']['whole']:.2f} s",
+        f"entropy at 0.1% took {min(slower):.2f}-{max(slower):.2f} s longer"]) == []
 
 
 def test_the_exact_logits_slicing_sentence_is_its_file():
