@@ -17,8 +17,12 @@ DEFAULT_CHUNK_ROWS = 65536
 TORCH_CONVERSION_VALUES = 1 << 22  # float16 arrays this large convert in torch's kernel (smaller: numpy's cast, no torch import)
 
 
-def as_float32(array) -> np.ndarray:
+def as_float32(array, out: np.ndarray | None = None) -> np.ndarray:
     """``array`` as float32 (itself when it is float32 already, as ``np.asarray`` gives it).
+
+    ``out``: a C-contiguous float32 array of ``array``'s shape to convert into when a conversion is
+    needed (a stream reuses a few such buffers: writing into fresh memory costs a page fault per
+    4 KiB, which made the conversion several times slower beside the product).
 
     float16, how the pipeline stores features, converts in torch's vectorised kernel on its
     threads, several times faster than numpy's cast (``python -m benchmarks.conversion``,
@@ -26,20 +30,26 @@ def as_float32(array) -> np.ndarray:
     (tests/test_exact_logits.py compares all 65,536 bit patterns). Arrays under
     ``TORCH_CONVERSION_VALUES`` values and other dtypes use numpy's cast, so a small pool never
     waits for torch's import (about 1.4 s, once per process)."""
-    return _converted(array, np.float32)
+    return _converted(array, np.float32, out)
 
 
-def _converted(array, dtype) -> np.ndarray:
-    """``array`` as ``dtype`` (float32 or float64); large native float16 arrays through torch."""
+def _converted(array, dtype, out: np.ndarray | None = None) -> np.ndarray:
+    """``array`` as ``dtype`` (float32 or float64), into ``out`` when given (see `as_float32`);
+    large native float16 arrays through torch."""
     array = np.asarray(array)
     if array.dtype == dtype:
         return array
+    if out is not None and (out.shape != array.shape or out.dtype != dtype or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype).name} array of shape {array.shape}, got {out.dtype} {out.shape}")
     if array.dtype != np.float16 or array.size < TORCH_CONVERSION_VALUES:
-        return array.astype(dtype)
+        if out is None:
+            return array.astype(dtype)
+        np.copyto(out, array)
+        return out
     import torch
 
     source = np.ascontiguousarray(array)
-    out = np.empty(source.shape, dtype=dtype)
+    out = np.empty(source.shape, dtype=dtype) if out is None else out
     torch.from_numpy(out).copy_(torch.from_numpy(_writable_alias(source)))
     return out
 

@@ -43,14 +43,17 @@ CHUNK = 8192
 
 def bare_product_seconds(features, weight, bias, repeats: int = 2) -> float:
     """The plain product over the pool in the samplers' chunks, float16 features converted by the
-    samplers' own conversion (``al_core.linear.as_float32``), so the ratio measures what selection
-    adds, not a faster conversion."""
+    samplers' own conversion (``al_core.linear.as_float32``, into two buffers used in turn, as the
+    stream does), so the ratio measures what selection adds, not a faster conversion."""
     best = float("inf")
     as_float32(features[:CHUNK])  # torch's import (once per process) is not the product's time
     for _ in range(repeats):
         started = time.perf_counter()
-        for start in range(0, features.shape[0], CHUNK):
-            block = as_float32(features[start:start + CHUNK]) @ weight.T
+        buffers = [None, None] if features.dtype == np.float32 else [np.empty((CHUNK, features.shape[1]), dtype=np.float32) for _ in range(2)]
+        for turn, start in enumerate(range(0, features.shape[0], CHUNK)):
+            rows = min(CHUNK, features.shape[0] - start)
+            buffer = buffers[turn % 2]
+            block = as_float32(features[start:start + CHUNK], None if buffer is None else buffer[:rows]) @ weight.T
             block += bias
         best = min(best, time.perf_counter() - started)
     return best

@@ -330,8 +330,10 @@ class Pool:
         the fast product of ``precision``, each within ``bound[i]`` of `reference_logits` (see
         ``al_core.linear``). From features only.
 
-        Each block is converted to float32 and multiplied on the whole (labeled rows included: a few
-        percent more products, no copy of the unlabeled rows' features) by a producer thread; its
+        Each block is converted to float32 (into one of two buffers used in turn: fresh memory for
+        every block made the conversion several times slower beside the product) and multiplied on
+        the whole (labeled rows included: a few percent more products, no copy of the unlabeled
+        rows' features) by a producer thread; its
         bounds and ``fn`` then run on ``STREAM_WORKERS`` slices of rows in worker threads (numpy
         releases the GIL), while the producer multiplies the next block and the caller consumes
         what this generator yields (its work on one block's results overlaps the next products
@@ -370,12 +372,21 @@ class Pool:
 
         def produce(put: Callable[[Any], bool]) -> None:  # in the producer thread
             previous: list = []
+            # Blocks that need converting go into two buffers in turn: a block's buffer is written
+            # again two blocks later, after its workers are done (``wait(previous)`` below) and
+            # nothing they returned refers to it.
+            buffers: list[np.ndarray | None] = [None, None]
+            turn = 0  # blocks multiplied so far
             for start in self._starts():
                 stop = min(start + self.chunk_size, self.size)
                 keep = ~self.labeled_mask[start:stop]
                 if not keep.any():
                     continue
-                block = as_float32(self.features[start:stop])
+                if buffers[turn % 2] is None and self.features.dtype != np.float32:
+                    buffers[turn % 2] = np.empty((self.chunk_size, self.features.shape[1]), dtype=np.float32)
+                buffer = buffers[turn % 2]
+                turn += 1
+                block = as_float32(self.features[start:stop], None if buffer is None else buffer[:stop - start])
                 with np.errstate(invalid="ignore", over="ignore"):
                     logits = product.product(block)
                 slices = np.linspace(0, stop - start, workers + 1).astype(np.int64)
