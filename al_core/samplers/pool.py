@@ -29,6 +29,7 @@ STREAM_WORKERS = 2  # threads scoring blocks of precomputed logits
 STREAM_AHEAD = 1  # blocks of slices a stream's producer may have waiting for the caller (memory: about (d + C) * chunk_size * 4 bytes each)
 INTERVAL_VALUES = 1 << 18  # logits per call of a streamed score's fn: a (rows, C) float32 slice of 1 MiB stays in a core's L2 cache through its passes
 ENTRY_BLOCK_VALUES = 1 << 22  # float64 values per temporary when exact logits are taken entry by entry (32 MiB)
+REFERENCE_ROWS = 1024  # rows per exact product in reference_logits: its float64 copies (16 MiB at d = 2048) stay below the size the allocator maps afresh (and page-faults) on every call
 AUTO_BFLOAT16_WORK = 1e10  # multiply-adds (N*d*C) from which precision "auto" streams bfloat16 on a CPU with bfloat16 products: below, about 0.1 s of float32 product, torch's import costs more than it saves
 COARSE_MAX_SHARE = 0.02  # rows to keep, as a share of the pool, up to which a bfloat16 stream pays (``python -m benchmarks.stream_precision``)
 PROGRESS_MIN_WORK = 2e10  # element operations above which a loop shows a progress bar (on a terminal)
@@ -224,7 +225,8 @@ class Pool:
     def reference_logits(self, rows: np.ndarray) -> np.ndarray:
         """``(len(rows), C) float32`` exact logits of the given pool rows: the given logits, or
         `al_core.linear.reference_logits` (each the float32 nearest to x.w + b, a function of
-        the row alone). Cost O(len(rows)*d*C) in float64, read and computed ``chunk_size`` rows at a time."""
+        the row alone). Cost O(len(rows)*d*C) in float64, read and computed ``REFERENCE_ROWS`` rows
+        at a time (at most ``chunk_size``)."""
         rows = np.asarray(rows, dtype=np.int64)
         if self.logits is not None:
             order = np.argsort(rows, kind="stable")
@@ -233,9 +235,10 @@ class Pool:
             return out
         exact = self._exact_logits()
         out = np.empty((rows.shape[0], self.head_weight.shape[0]), dtype=np.float32)
-        for start in range(0, rows.shape[0], self.chunk_size):
-            block = rows[start:start + self.chunk_size]
-            out[start:start + self.chunk_size] = exact(self.gather_features(block))
+        step = min(self.chunk_size, REFERENCE_ROWS)
+        for start in range(0, rows.shape[0], step):
+            block = rows[start:start + step]
+            out[start:start + step] = exact(self.gather_features(block))
         self._count_distinct("refined_rows", rows)
         return out
 
@@ -251,8 +254,9 @@ class Pool:
         features only. Cost O(len(rows)*d) in float64: two dot products per row, not C."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty(rows.shape[0], dtype=np.float64)
-        for start in range(0, rows.shape[0], self.chunk_size):
-            block = slice(start, start + self.chunk_size)
+        step = min(self.chunk_size, REFERENCE_ROWS)  # as reference_logits: no fresh mapping per call
+        for start in range(0, rows.shape[0], step):
+            block = slice(start, start + step)
             features = self.gather_features(rows[block])
             first = self.reference_entries(rows[block], classes[block, 0], features)
             second = self.reference_entries(rows[block], classes[block, 1], features)
