@@ -113,7 +113,7 @@ def test_the_second_hosts_grid_table_and_counts_are_their_files():
     grid files) and the sentence counting its cells within the targets."""
     from benchmarks.selection_grid import markdown_table
 
-    before, now = _results("selection_grid_avx512_bf16_b357415.json"), _results("selection_grid_avx512_bf16.json")
+    before, now = _results("selection_grid_avx512_bf16_before_buffers.json"), _results("selection_grid_avx512_bf16.json")
     assert now["machine"]["bf16"] == "avx512_bf16" and all(row["same_picks_order_scores"] for row in now["rows"] + before["rows"])
     printed = markdown_table(before, now, host="EPYC").strip().splitlines()
     shown = [line for line in page("results/benchmarks.md").splitlines() if line.startswith(("| host |", "| EPYC |"))
