@@ -804,31 +804,34 @@ def test_the_near_uniform_sentences_are_their_files():
         f"product, against {100 * rows['margin']['refined_rows'] / streamed:.1f}% and {rows['margin']['ratio_to_bare']:.2f}x now"]) == []
 
 
-def test_the_second_hosts_near_uniform_sentence_is_its_file():
-    """benchmarks.md's near-uniform figures on the AVX512-BF16 host, from near_uniform_avx512_bf16.json."""
-    data, intel = _results("near_uniform_avx512_bf16.json"), _results("near_uniform.json")
+def _near_uniform_on_the_second_host(name: str, commit: str, same_rows_as: str) -> dict:
+    """The rows of near-uniform results ``name`` (AVX512-BF16 host, ``commit``), by sampler, checked:
+    every selection exact and the same at the other chunk sizes, and the same rows scored exactly
+    as in ``same_rows_as``."""
+    data, other = _results(name), _results(same_rows_as)
     rows = {row["sampler"]: row for row in data["rows"]}
-    assert data["machine"]["bf16"] == "avx512_bf16" and data["commit"].startswith("1304d7c")
+    assert data["machine"]["bf16"] == "avx512_bf16" and data["commit"].startswith(commit)
     assert all(row["same_picks_order_scores_as_exact"] and all(row["same_picks_order_scores_at_chunk_sizes"].values()) for row in rows.values())
     assert [(row["sampler"], row["refined_rows"], row["partial_rows"]) for row in data["rows"]] == \
-        [(row["sampler"], row["refined_rows"], row["partial_rows"]) for row in intel["rows"]]  # "the same rows scored exactly"
-    flat = " ".join(page("results/benchmarks.md").split())
-    assert (f"BASE {rows['base']['ratio_to_bare']:.2f}x, margin {rows['margin']['ratio_to_bare']:.2f}x, MASE "
-            f"{rows['mase']['ratio_to_bare']:.2f}x the bare product") in flat
+        [(row["sampler"], row["refined_rows"], row["partial_rows"]) for row in other["rows"]]  # "the same rows scored exactly"
+    return rows
+
+
+def _ratios(rows: dict, separator: str) -> str:
+    return separator.join(f"{label} {rows[name]['ratio_to_bare']:.2f}x" for label, name in (("BASE", "base"), ("margin", "margin"), ("MASE", "mase")))
+
+
+def test_the_second_hosts_near_uniform_sentence_is_its_file():
+    """benchmarks.md's near-uniform figures on the AVX512-BF16 host, from near_uniform_avx512_bf16.json."""
+    rows = _near_uniform_on_the_second_host("near_uniform_avx512_bf16.json", "1304d7c", "near_uniform.json")
+    assert _missing(page("results/benchmarks.md"), [_ratios(rows, ", ") + " the bare product"]) == []
 
 
 def test_the_second_hosts_later_near_uniform_sentence_is_its_file():
     """benchmarks.md's near-uniform figures after the conversion buffers, from near_uniform_avx512_bf16_725cd48.json."""
-    data, first = _results("near_uniform_avx512_bf16_725cd48.json"), _results("near_uniform_avx512_bf16.json")
-    rows = {row["sampler"]: row for row in data["rows"]}
-    assert data["machine"]["bf16"] == "avx512_bf16" and data["commit"].startswith("725cd48")
-    assert all(row["same_picks_order_scores_as_exact"] and all(row["same_picks_order_scores_at_chunk_sizes"].values()) for row in rows.values())
-    assert [(row["sampler"], row["refined_rows"], row["partial_rows"]) for row in data["rows"]] == \
-        [(row["sampler"], row["refined_rows"], row["partial_rows"]) for row in first["rows"]]  # "again the same rows scored exactly"
+    rows = _near_uniform_on_the_second_host("near_uniform_avx512_bf16_725cd48.json", "725cd48", "near_uniform_avx512_bf16.json")
     assert all(row["ratio_to_bare"] > 1.5 for row in rows.values())  # "all three still above the 1.5x"
-    assert _missing(page("results/benchmarks.md"), [
-        f"BASE {rows['base']['ratio_to_bare']:.2f}x, margin {rows['margin']['ratio_to_bare']:.2f}x, MASE {rows['mase']['ratio_to_bare']:.2f}x, "
-        "again the same rows scored exactly"]) == []
+    assert _missing(page("results/benchmarks.md"), [_ratios(rows, ", ") + ", again the same rows scored exactly"]) == []
 
 
 def test_the_grid_runs_counts_and_entropy_sentence_are_their_files():
