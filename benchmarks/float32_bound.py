@@ -48,15 +48,17 @@ from pipeline.results_file import write_results
 OUT = Path("benchmarks/results/float32_bound.json")
 
 
-def sliced_product(block: np.ndarray, weight: np.ndarray, bias: np.ndarray, width: int) -> np.ndarray:
+def sliced_product(block: np.ndarray, weight: np.ndarray, bias: np.ndarray, width: int, columns=None) -> np.ndarray:
     """``block @ weight.T + bias`` in float32, sliced along d: each piece of ``width`` columns
     multiplied apart (torch, IEEE float32), the pieces' products added in order, then the bias. A
     product that accumulated into the running sum (``addmm_``) would leave to the BLAS where that
-    sum enters each piece's additions, and so would not guarantee gamma_(K + m - 1)."""
+    sum enters each piece's additions, and so would not guarantee gamma_(K + m - 1). ``columns``:
+    ``weight.T`` as a contiguous torch tensor, when the caller made it once for many blocks."""
     import torch
 
     rows = torch.from_numpy(linear._writable_float32(block))
-    columns = torch.from_numpy(np.ascontiguousarray(weight.T, dtype=np.float32))
+    if columns is None:
+        columns = torch.from_numpy(np.ascontiguousarray(weight.T, dtype=np.float32))
     with linear._full_precision_products(torch):  # IEEE float32, as the filter's torch product: the bound assumes it
         out = torch.mm(rows[:, :width], columns[:width])
         piece = torch.empty_like(out)
@@ -81,12 +83,15 @@ class SlicedFloat32Filter(linear.Float32Filter):
     def __init__(self, weight: np.ndarray, bias: np.ndarray, device: str | None = None, width: int = 512):
         if device is not None:
             raise ValueError("SlicedFloat32Filter measures the CPU product only")
+        import torch
+
         super().__init__(weight, bias)
         self.width = width
         self.factor = accumulation_factor(sliced_terms(self.weight.shape[1], width), linear.UNIT_ROUNDOFF_32) * linear.SAFETY
+        self.columns = torch.from_numpy(np.ascontiguousarray(self.weight.T))  # once, not per block
 
     def product(self, block: np.ndarray) -> np.ndarray:
-        return sliced_product(block, self.weight, self.bias, self.width)
+        return sliced_product(block, self.weight, self.bias, self.width, self.columns)
 
 
 @contextlib.contextmanager

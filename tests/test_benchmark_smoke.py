@@ -233,7 +233,8 @@ def test_float32_bound_benchmark_tiny(tmp_path, monkeypatch):
                                       "--selection-width", "64", "--selection-repeats", "1", "--workdir", str(tmp_path), "--out", str(out)])
     widths = []  # the selections' sliced runs must stream through the sliced product
     product = float32_bound.sliced_product
-    monkeypatch.setattr(float32_bound, "sliced_product", lambda block, weight, bias, width: widths.append(width) or product(block, weight, bias, width))
+    monkeypatch.setattr(float32_bound, "sliced_product",
+                        lambda block, weight, bias, width, columns=None: widths.append(width) or product(block, weight, bias, width, columns))
     float32_bound.main()
     assert widths.count(64) > widths.count(16)
     report = json.loads(out.read_text())
