@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from al_core.clustering import cluster_pool
-from al_core.linear import as_float32, reference_logits
+from al_core.linear import Float32Blocks, as_float32, reference_logits
 from al_core.samplers import select_with_scores
 from benchmarks.realistic_pool import WORK, build_realistic_pool
 from pipeline.results_file import machine, write_results
@@ -43,17 +43,15 @@ CHUNK = 8192
 
 def bare_product_seconds(features, weight, bias, repeats: int = 2) -> float:
     """The plain product over the pool in the samplers' chunks, float16 features converted by the
-    samplers' own conversion (``al_core.linear.as_float32``, into two buffers used in turn, as the
+    samplers' own conversion (``al_core.linear.Float32Blocks``, two buffers used in turn, as the
     stream does), so the ratio measures what selection adds, not a faster conversion."""
     best = float("inf")
     as_float32(features[:CHUNK])  # torch's import (once per process) is not the product's time
     for _ in range(repeats):
         started = time.perf_counter()
-        buffers = [None, None] if features.dtype == np.float32 else [np.empty((CHUNK, features.shape[1]), dtype=np.float32) for _ in range(2)]
-        for turn, start in enumerate(range(0, features.shape[0], CHUNK)):
-            rows = min(CHUNK, features.shape[0] - start)
-            buffer = buffers[turn % 2]
-            block = as_float32(features[start:start + CHUNK], None if buffer is None else buffer[:rows]) @ weight.T
+        float32_blocks = Float32Blocks(CHUNK, features.shape[1])
+        for start in range(0, features.shape[0], CHUNK):
+            block = float32_blocks(features[start:start + CHUNK]) @ weight.T
             block += bias
         best = min(best, time.perf_counter() - started)
     return best

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from al_core.errors import InputError
 from al_core.hardware import machine, pick_device
-from al_core.linear import LOGIT_FILTERS, ExactLogits, as_float32, linear_logits
+from al_core.linear import LOGIT_FILTERS, ExactLogits, Float32Blocks, as_float32, linear_logits
 from al_core.schema import Setting, at_least
 
 DEFAULT_CHUNK_SIZE = 8192
@@ -376,21 +376,15 @@ class Pool:
 
         def produce(put: Callable[[Any], bool]) -> None:  # in the producer thread
             previous: list = []
-            # Blocks that need converting go into two buffers in turn: a block's buffer is written
-            # again two blocks later, after its workers are done (``wait(previous)`` below) and
-            # nothing they returned refers to it.
-            buffers: list[np.ndarray | None] = [None, None]
-            turn = 0  # blocks multiplied so far
+            # A block's buffer is written again two blocks later, after its workers are done
+            # (``wait(previous)`` below) and nothing they returned refers to it.
+            float32_blocks = Float32Blocks(self.chunk_size, self.features.shape[1])
             for start in self._starts():
                 stop = min(start + self.chunk_size, self.size)
                 keep = ~self.labeled_mask[start:stop]
                 if not keep.any():
                     continue
-                if buffers[turn % 2] is None and self.features.dtype != np.float32:
-                    buffers[turn % 2] = np.empty((self.chunk_size, self.features.shape[1]), dtype=np.float32)
-                buffer = buffers[turn % 2]
-                turn += 1
-                block = as_float32(self.features[start:stop], None if buffer is None else buffer[:stop - start])
+                block = float32_blocks(self.features[start:stop])
                 with np.errstate(invalid="ignore", over="ignore"):
                     logits = product.product(block)
                 slices = np.linspace(0, stop - start, workers + 1).astype(np.int64)
