@@ -859,6 +859,21 @@ def test_the_grid_runs_counts_and_entropy_sentence_are_their_files():
             f"and {d['ratio_to_bare']:.2f}x)") in flat
 
 
+def test_the_pipeline_rerun_on_the_amd_host_is_its_two_files():
+    """benchmarks.md: the 1.28M run of 0b46797 and of f4e482c, one after the other on one AMD host."""
+    text = " ".join(page("results/benchmarks.md").split())
+    runs = [_results("pipeline_scale_exact_avx512_bf16.json"), _results("pipeline_scale_exact_avx512_bf16_f4e482c.json")]
+    assert [run["commit"][:7] for run in runs] == ["0b46797", "f4e482c"] and all(run["machine"]["bf16"] == "avx512_bf16" for run in runs)
+    assert all(run["final_metrics"] == _results("pipeline_scale_exact.json")["final_metrics"] for run in runs)
+    select = [{stage["stage"]: stage["seconds"] for stage in run["stages"] if stage["stage"].startswith("select")} for run in runs]
+    later = [[seconds for name, seconds in found.items() if name != "select r00"] for found in select]
+    train = [stage["seconds"] for stage in runs[0]["stages"] if stage["stage"].startswith("train")]
+    assert (f"474 s against 495 s in all, select {min(later[0]):.1f}-{max(later[0]):.1f} s ({select[0]['select r00']:.1f} s in r00) "
+            f"against {min(later[1]):.1f}-{max(later[1]):.1f} s ({select[1]['select r00']:.1f} s in r00)") in text
+    assert [round(run["dvc_repro_seconds"]) for run in runs] == [474, 495]
+    assert (f"`train` {min(train):.1f}-{max(train):.1f} s, `full` {runs[0]['full']['seconds_per_epoch']:.0f} s per epoch") in text
+
+
 def test_the_earlier_pipeline_run_sentence_is_its_file():
     """benchmarks.md: the 1.28M run that stood before this afternoon's selection changes."""
     run = _results("pipeline_scale_exact_2026-12-06_abdb814.json")
