@@ -84,8 +84,9 @@ def _refined_margin_clustering(pool: Pool, budget: int, count: int, cluster_ids:
 
     1. Membership: among the rows the filter keeps (``interval_candidates``), a row whose upper end
        is below L, the ``count``-th smallest lower end, is among the ``count`` smallest (fewer than
-       ``count`` rows can lie below it); the rest (the band) are scored exactly and fill the slots
-       left, by (score, index). With ``count`` = every unlabeled row all are members.
+       ``count`` rows can lie below it); the rows whose membership their intervals leave open are
+       scored exactly, in rounds (`_members`), and fill the slots left, by (score, index). With
+       ``count`` = every unlabeled row all are members.
     2. The round robin takes k_g items from cluster g, a function of the members' cluster sizes
        alone: its k_g smallest margins. Per cluster, a member whose lower end is above the k_g-th
        smallest upper end of its cluster cannot be among them; the others are scored exactly.
@@ -96,20 +97,17 @@ def _refined_margin_clustering(pool: Pool, budget: int, count: int, cluster_ids:
     """
     found = interval_candidates(pool, count, MARGIN)
     exact = np.full(found.rows.shape[0], np.nan)
+    # every row's interval; a row scored exactly becomes the point of its score
+    lower, upper = np.array(found.lower, dtype=np.float64), np.array(found.upper, dtype=np.float64)
     if count >= found.rows.shape[0]:
         members = np.arange(found.rows.shape[0])
     else:
-        cut = np.partition(found.lower, count - 1)[count - 1]
-        sure = np.flatnonzero(found.upper < cut)
-        band = np.flatnonzero(found.upper >= cut)
-        exact[band] = exact_scores(pool, MARGIN, found[band])
-        chosen, _ = smallest_k(exact[band], found.rows[band], count - sure.shape[0])
-        members = np.concatenate([sure, band[np.isin(found.rows[band], chosen)]])
+        members = _members(pool, found, count, exact, lower, upper)
     rows, clusters = found.rows[members], cluster_ids[found.rows[members]]
     group = np.unique(clusters, return_inverse=True)[1]
     # k_g depends on the members' cluster sizes only: any order inside the clusters gives it.
     taken = np.bincount(group[round_robin(rows, clusters, budget)], minlength=int(group.max(initial=-1)) + 1)
-    lower, upper = found.lower[members], found.upper[members]
+    lower, upper = lower[members], upper[members]
     threshold = kth_smallest_per_group(upper, group, taken)  # every cluster holds at least the k_g it gives
     contending = np.flatnonzero(lower <= threshold[group])
     needed = members[contending][np.isnan(exact[members[contending]])]
@@ -121,6 +119,39 @@ def _refined_margin_clustering(pool: Pool, budget: int, count: int, cluster_ids:
     ordered = np.concatenate([picked, np.setdiff1d(np.arange(members.shape[0]), picked, assume_unique=True)])
     chosen = ordered[round_robin(rows[ordered], clusters[ordered], budget)]
     return Selection(indices=rows[chosen], scores=scores[chosen])
+
+
+def _members(pool: Pool, found, count: int, exact: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Positions (into ``found``) of the ``count`` smallest exact scores by (score, row), scoring
+    exactly only the rows whose intervals leave their membership open. Fills ``exact`` and turns
+    those rows' ``lower``/``upper`` into their scores.
+
+    L, the ``count``-th smallest lower end, is at most the ``count``-th smallest score v, and U, the
+    ``count``-th smallest upper end, at least v: a row whose upper end is below L is a member, one
+    whose lower end is above U is not. The rows in between are scored in rounds, L and U closing in
+    on v as their intervals become points; the first round takes only those whose interval holds
+    the ``count``-th smallest midpoint (where v most likely lies), so a row that straddles L or U
+    but not v is scored only if a later round still finds it open. The exact-scored rows at or
+    above L then fill the slots the sure members leave, by (score, row).
+    Cost: the exact scores of the rows straddling v, plus those of any later rounds; O(n) per round
+    for the n candidates.
+    """
+    likely = None
+    while True:
+        cut, top = np.partition(lower, count - 1)[count - 1], np.partition(upper, count - 1)[count - 1]
+        open_rows = np.flatnonzero(np.isnan(exact) & (upper >= cut) & (lower <= top))
+        if open_rows.shape[0] == 0:
+            break
+        if likely is None:
+            likely = np.partition(np.where(np.isfinite(upper), 0.5 * (lower + upper), lower), count - 1)[count - 1]
+            straddling = open_rows[(lower[open_rows] <= likely) & (upper[open_rows] >= likely)]
+            open_rows = straddling if straddling.shape[0] else open_rows
+        exact[open_rows] = exact_scores(pool, MARGIN, found[open_rows])
+        lower[open_rows] = upper[open_rows] = exact[open_rows]
+    sure = np.flatnonzero(upper < cut)
+    band = np.flatnonzero((upper >= cut) & ~np.isnan(exact))  # the others there have lower ends above U
+    chosen, _ = smallest_k(exact[band], found.rows[band], count - sure.shape[0])
+    return np.concatenate([sure, band[np.isin(found.rows[band], chosen)]])
 
 
 def _smallest_per_group(scores: np.ndarray, rows: np.ndarray, group: np.ndarray, taken: np.ndarray) -> np.ndarray:

@@ -245,6 +245,43 @@ def test_margin_clustering_scores_about_the_budget_not_its_candidates(budget, fa
             assert got.notes["refined_rows"] < 0.5 * got.notes["streamed_rows"], got.notes
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_margin_clustering_membership_scores_the_rows_straddling_the_cut(seed, monkeypatch):
+    """Cluster-Margin's membership (the count smallest by (score, row)) from intervals: the members
+    equal a full sort of the true scores (ties included), and only about the rows whose interval
+    holds the count-th score are scored, not every row between the count-th lower and upper ends."""
+    from al_core.samplers import cluster_margin
+    from al_core.samplers.ranking import Intervals
+
+    rng = np.random.default_rng(seed)
+    n, count = 4000, 1000
+    truth = np.round(rng.uniform(0.0, 1.0, n), 3)  # ties on purpose
+    width = rng.uniform(0.0, 0.02, n)
+    lower, upper = truth - width * rng.uniform(0, 1, n), truth + width * rng.uniform(0, 1, n)
+    exact_at_start = rng.random(n) < 0.05  # rows the stream already scored: points
+    lower[exact_at_start] = upper[exact_at_start] = truth[exact_at_start]
+    rows = rng.permutation(10 * n)[:n]
+    found = Intervals(rows, lower.copy(), upper.copy(), np.full((n, 2), -1), np.full(n, np.nan))
+    scored = []
+    score_of = dict(zip(rows.tolist(), truth.tolist()))
+
+    def exact_scores(pool, score, part):
+        scored.append(part.rows)
+        return np.array([score_of[row] for row in part.rows.tolist()])
+
+    monkeypatch.setattr(cluster_margin, "exact_scores", exact_scores)
+    exact = np.full(n, np.nan)
+    lower_now, upper_now = lower.copy(), upper.copy()
+    members = cluster_margin._members(None, found, count, exact, lower_now, upper_now)
+    expected = sorted(zip(truth.tolist(), rows.tolist()))[:count]
+    assert sorted(rows[members].tolist()) == sorted(row for _, row in expected)
+    done = np.concatenate(scored)
+    assert np.array_equal(exact[np.isin(rows, done)], truth[np.isin(rows, done)])
+    cut, top = np.partition(lower, count - 1)[count - 1], np.partition(upper, count - 1)[count - 1]
+    band = int(((upper >= cut) & (lower <= top)).sum())  # what scoring every open row takes
+    assert 0 < done.shape[0] < 0.8 * band, (done.shape[0], band)
+
+
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("twins", [True, False])
 def test_mase_margins_from_a_few_exact_logits_equal_those_of_all(precision, twins):
