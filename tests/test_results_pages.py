@@ -874,6 +874,24 @@ def test_the_pipeline_rerun_on_the_amd_host_is_its_two_files():
     assert (f"`train` {min(train):.1f}-{max(train):.1f} s, `full` {runs[0]['full']['seconds_per_epoch']:.0f} s per epoch") in text
 
 
+def test_the_margin_clustering_rerun_sentence_is_its_file():
+    """benchmarks.md: margin_clustering's cells after its membership rounds, against the grid's."""
+    text = " ".join(page("results/benchmarks.md").split())
+    after = {(row["pool"], row["budget_fraction"]): row for row in _results("selection_grid_avx512_bf16_margin_clustering.json")["rows"]}
+    before = {(row["pool"], row["budget_fraction"]): row for row in _results("selection_grid_avx512_bf16.json")["rows"]
+              if row["sampler"] == "margin_clustering"}
+    assert after.keys() == before.keys() and all(row["same_picks_order_scores"] for row in after.values())
+    partial = [key for key in after if key[1] < 0.1]  # 10 x b below the whole pool: membership is ranked
+    assert all(after[key]["refined_rows"] < before[key]["refined_rows"] for key in partial)
+    assert all(after[key]["refined_rows"] == before[key]["refined_rows"] for key in after if key not in partial)
+    real, image = after["realistic", 0.01], after["imagenet", 0.01]
+    assert (f"at 1% {real['refined_rows']:,} instead of {before['realistic', 0.01]['refined_rows']:,} (realistic) and "
+            f"{image['refined_rows']:,} instead of {before['imagenet', 0.01]['refined_rows']:,} (ImageNet-shaped)") in text
+    assert (f"their ratios, {real['ratio_to_bare']:.2f}x and {image['ratio_to_bare']:.2f}x, are the table's within the host's noise "
+            f"({before['realistic', 0.01]['ratio_to_bare']:.2f}x and {before['imagenet', 0.01]['ratio_to_bare']:.2f}x)") in text
+    assert _results("selection_grid_avx512_bf16_margin_clustering.json")["commit"].startswith("0c80494")
+
+
 def test_the_earlier_pipeline_run_sentence_is_its_file():
     """benchmarks.md: the 1.28M run that stood before this afternoon's selection changes."""
     run = _results("pipeline_scale_exact_2026-12-06_abdb814.json")
