@@ -868,9 +868,9 @@ def test_the_pipeline_rerun_on_the_amd_host_is_its_two_files():
     select = [{stage["stage"]: stage["seconds"] for stage in run["stages"] if stage["stage"].startswith("select")} for run in runs]
     later = [[seconds for name, seconds in found.items() if name != "select r00"] for found in select]
     train = [stage["seconds"] for stage in runs[0]["stages"] if stage["stage"].startswith("train")]
-    assert (f"474 s against 495 s in all, select {min(later[0]):.1f}-{max(later[0]):.1f} s ({select[0]['select r00']:.1f} s in r00) "
+    assert (f"{runs[0]['dvc_repro_seconds']:.0f} s against {runs[1]['dvc_repro_seconds']:.0f} s in all, "
+            f"select {min(later[0]):.1f}-{max(later[0]):.1f} s ({select[0]['select r00']:.1f} s in r00) "
             f"against {min(later[1]):.1f}-{max(later[1]):.1f} s ({select[1]['select r00']:.1f} s in r00)") in text
-    assert [round(run["dvc_repro_seconds"]) for run in runs] == [474, 495]
     assert (f"`train` {min(train):.1f}-{max(train):.1f} s, `full` {runs[0]['full']['seconds_per_epoch']:.0f} s per epoch") in text
 
 
