@@ -10,11 +10,12 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "setup: creating $VENV with $($PYTHON --version)"
     "$PYTHON" -m venv "$VENV"
 fi
-# Reinstall only when pyproject.toml changed since the last install.
-if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
+# Reinstall only when pyproject.toml or the pinned versions (constraints/dev.txt) changed since the
+# last install.
+if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ] || [ constraints/dev.txt -nt "$VENV/.installed" ]; then
     echo "setup: installing the project and its dependencies into $VENV (first time: several minutes)"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+    "$VENV/bin/python" -m pip install --quiet -c constraints/dev.txt -e '.[dev]'
     touch "$VENV/.installed"
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
