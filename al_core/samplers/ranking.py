@@ -171,7 +171,9 @@ def interval_candidates(pool: Pool, count: int, score: IntervalScore) -> Interva
     marks unsettled are scored exactly after the stream, in one product (point intervals; until
     then T is only looser, which keeps more rows and changes nothing else); after a stream coarser
     than float32 they are kept with open intervals and the float32 product of `_narrowed` comes
-    first.
+    first. A score that takes a threshold (``IntervalScore.takes_threshold``: entropy) is given
+    the current T, which only goes down: the rows it gives cheaper, wider intervals have lower ends
+    above T, and are dropped as they would be with the full ones.
     Cost: the fast pass, O(N*d*C), plus the exact logits of the unsettled rows; memory
     O(chunk*C + the rows kept).
     """
@@ -181,12 +183,19 @@ def interval_candidates(pool: Pool, count: int, score: IntervalScore) -> Interva
     buffered, limit = 0, max(1 << 20, 8 * count)
     unsettled_rows: list[np.ndarray] = []  # scored exactly after the stream, in one product
 
+    # The threshold as last set (a float, read by the workers): it only goes down, so a worker's
+    # reading is at least the threshold its rows meet in `take`.
+    current = {"threshold": np.inf}
+
     def intervals(rows: np.ndarray, logits: np.ndarray, bound: np.ndarray):  # in worker threads
+        if score.takes_threshold:
+            return rows, *score.bounds(logits, bound, threshold=current["threshold"])
         return rows, *score.bounds(logits, bound)
 
     def take(rows, lower, upper, top_two, denominator) -> int:
         upper_ends.push(upper, rows)
-        passing = lower <= upper_ends.threshold()
+        current["threshold"] = upper_ends.threshold()
+        passing = lower <= current["threshold"]
         kept.append((rows[passing], lower[passing], upper[passing], top_two[passing], denominator[passing]))
         return int(passing.sum())
 

@@ -99,13 +99,19 @@ class IntervalScore:
     coarse_ok: whether intervals from a bfloat16 product's bounds (about 35 times float32's) still
         rule out most rows; False (entropy: its interval grows with e^(2 bound) times the score)
         streams the pool in float32 whatever the pool's precision.
+    takes_threshold: whether ``bounds`` accepts a keyword ``threshold`` (a float): then every row
+        whose interval's lower end may be <= ``threshold`` gets the interval it gets without one,
+        and the other rows an interval that still holds their score and whose lower end is above
+        ``threshold`` (cheaper: a caller that drops every row above a threshold it knows gets the
+        same rows and intervals).
     """
 
     exact: Callable[[np.ndarray], np.ndarray]
-    bounds: Callable[[np.ndarray, np.ndarray], tuple]
+    bounds: Callable[..., tuple]
     from_top_two: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     from_rows: Callable[[object, np.ndarray], np.ndarray] | None = None
     coarse_ok: bool = True
+    takes_threshold: bool = False
 
 
 def _logit_slack(spread: np.ndarray, bound: np.ndarray) -> np.ndarray:
@@ -290,13 +296,15 @@ def margin_from_top_two(second: np.ndarray, denominator: np.ndarray) -> np.ndarr
     return -np.expm1(second) / denominator
 
 
-def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
+def entropy_bounds(logits: np.ndarray, bound: np.ndarray, threshold: float = np.inf):
     """With log q_c = log p_c + t_c: H(q) - H(p) = sum (p_c - q_c) log p_c - sum q_c t_c. Here
     |t_t| <= a = |log(S' / S)| (the top class's ratio is 1 on both sides) and |t_c| <= 2e + a
     otherwise, so |H(q) - H(p)| <= a + 2e (1 - q_t) + (e^(2e + a) - 1) H(p): tight when the top
     class holds nearly all the mass. Plus the float32 rounding of each e_c (z_c - z_t) term,
     u sum p_c |z_c - z_t| on either side (on the reference's side at most f^2 (that sum + 2e (1 - q_t))).
-    The first part takes the smaller of this bound and `_entropy_gradient_bound`'s."""
+    The first part takes the smaller of this bound and `_entropy_gradient_bound`'s, computed only
+    for the rows whose interval from the first bound reaches down to ``threshold`` (see
+    ``IntervalScore.takes_threshold``; the others keep that wider interval, above ``threshold``)."""
     work = _interval_exponentials(logits, keep_shifted=True)
     others = work.others
     # sum_c e_c (z_c - z_t) in one float32 pass (terms of one sign: within gamma_C of the exact sum); the top class's term is 0 * 0
@@ -315,14 +323,21 @@ def entropy_bounds(logits: np.ndarray, bound: np.ndarray):
     # This side's float32 sums, F = sum e_c (z_c - z_t) and R, each within ``relative`` of its own (plus the
     # subnormal slack): the score F / (1 + R) - log(1 + R) moves by at most relative (|first| + (|first| + 1) R / (1 + R)).
     rounding += 1.01 * (relative * (2.0 * np.abs(first) + other_mass) + 2.0 * absolute * (1.0 + np.abs(first)))
-    moved = np.minimum(moved, _entropy_gradient_bound(work, first, slack, moved + rounding))
+    # The second bound only narrows an interval, so a row whose wider one lies above ``threshold`` goes without it.
+    near = np.flatnonzero(_widen(score - (moved + rounding), score)[0] <= threshold)
+    if near.shape[0] == logits.shape[0]:
+        moved = np.minimum(moved, _entropy_gradient_bound(work, slice(None), first, slack, moved + rounding))
+    else:
+        moved[near] = np.minimum(moved[near], _entropy_gradient_bound(work, near, first[near], slack[near], moved[near] + rounding[near]))
     width = moved + rounding
     return (*_widen(score - width, score + width), None)
 
 
-def _entropy_gradient_bound(work: _Exponentials, first: np.ndarray, slack: np.ndarray, reach: np.ndarray) -> np.ndarray:
+def _entropy_gradient_bound(work: _Exponentials, rows: np.ndarray, first: np.ndarray, slack: np.ndarray,
+                            reach: np.ndarray) -> np.ndarray:
     """A second bound on |H(z_b) - H(z_a)| for logits z_a, z_b within ``slack`` (e) of the given g,
-    tight for diffuse rows (where e^(2e) - 1 times H is not): along the segment between them,
+    for the given ``rows`` of ``work`` (positions, or ``slice(None)``; ``first``, ``slack`` and ``reach`` are theirs), tight for
+    diffuse rows (where e^(2e) - 1 times H is not): along the segment between them,
     dH = -sum_c p_c (log p_c + H) dz_c, and log p_c + H = s_c - E_p[s] (s_c = z_c - z_top), so
     |H(z_b) - H(z_a)| <= |z_b - z_a| max D <= 2e max D, D = E_p|s - E_p[s]| (the mean absolute
     deviation of the logits under the softmax). At a point xi of the segment (within e of g) each
@@ -330,11 +345,12 @@ def _entropy_gradient_bound(work: _Exponentials, first: np.ndarray, slack: np.nd
     entropy within ``reach`` of the computed one: the first bound plus the rounding), so
     D(xi) <= e^(2e) (D(g) + 2e + 2 reach). D(g) is computed here in float32 from the block (one more
     subtraction and one product-sum), raised by 2^-10 relative and absolute: far above that sum's
-    error (within gamma_C relative, plus about 2^-20 (1 + spread) from the rounded s_c). O(B*C)."""
-    deviation = np.abs(work.shifted - first.astype(np.float32)[:, None])
-    spread_error = 2.0**-20 * (1.0 + work.spread)
+    error (within gamma_C relative, plus about 2^-20 (1 + spread) from the rounded s_c). O(rows*C)."""
+    deviation = work.shifted[rows] - first.astype(np.float32)[:, None]
+    np.abs(deviation, out=deviation)
+    spread_error = 2.0**-20 * (1.0 + work.spread[rows])
     # the top class (ratio 1, s = 0) is 0 in ``ratios``: its term |0 - E[s]| is added apart
-    mean_deviation = (np.einsum("ij,ij->i", work.ratios, deviation).astype(np.float64) + np.abs(first)) / (1.0 + work.others)
+    mean_deviation = (np.einsum("ij,ij->i", work.ratios[rows], deviation).astype(np.float64) + np.abs(first)) / (1.0 + work.others[rows])
     bound_at_g = mean_deviation * (1.0 + 2.0**-10) + 2.0**-10 + spread_error
     return 2.0 * slack * np.exp(2.0 * slack) * (bound_at_g + 2.0 * slack + 2.0 * reach) * (1.0 + 2.0**-20)
 
@@ -347,7 +363,7 @@ def _evaluation_error(logits: np.ndarray, box: _SoftmaxBox) -> np.ndarray:
 
 CONFIDENCE = IntervalScore(confidence_score, confidence_bounds)
 MARGIN = IntervalScore(margin_score, margin_bounds, margin_from_top_two)
-ENTROPY = IntervalScore(entropy_score, entropy_bounds, coarse_ok=False)
+ENTROPY = IntervalScore(entropy_score, entropy_bounds, coarse_ok=False, takes_threshold=True)
 
 
 @dataclass(frozen=True)

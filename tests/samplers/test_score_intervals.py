@@ -114,3 +114,25 @@ def test_saturated_margins_are_points_that_the_exact_logits_give():
     for trial in range(6):
         other = moved(logits, bound, rng, corners=trial % 2 == 1)
         assert (MARGIN.exact(other)[points] == lower[points]).all(), trial
+
+
+@pytest.mark.parametrize("classes, scale", [(10, 3.0), (1000, 1.5), (1000, 12.0)])
+def test_entropy_intervals_under_a_threshold_are_the_full_ones_where_they_reach_it(classes, scale):
+    """Given a threshold, rows whose interval may reach down to it get the interval they get without
+    one (bit for bit); the others a wider one that still holds every moved logits' score and lies
+    above the threshold (the stream drops them either way)."""
+    logits, bound = logits_and_bounds(classes + 5, 400, classes, scale)
+    full_lower, full_upper, _ = ENTROPY.bounds(logits, bound)
+    threshold = float(np.quantile(full_lower, 0.3))
+    lower, upper, unsettled = ENTROPY.bounds(logits, bound, threshold=threshold)
+    assert unsettled is None and ENTROPY.takes_threshold
+    near = lower <= threshold
+    assert (full_lower <= threshold)[~near].sum() == 0  # every row that reaches the threshold is in ``near``
+    assert lower[near].tobytes() == full_lower[near].tobytes() and upper[near].tobytes() == full_upper[near].tobytes()
+    assert (lower[~near] <= full_lower[~near]).all() and (upper[~near] >= full_upper[~near]).all()
+    assert ((upper - lower)[~near] > (full_upper - full_lower)[~near]).any()  # the wider bound is used
+    rng = np.random.default_rng(3)
+    for trial in range(4):
+        other = moved(logits, bound, rng, corners=trial % 2 == 1)
+        value = ENTROPY.exact(other)
+        assert (lower <= value).all() and (value <= upper).all(), trial
