@@ -900,3 +900,20 @@ def test_the_earlier_pipeline_run_sentence_is_its_file():
     assert run["commit"].startswith("abdb814") and run["final_metrics"] == _results("pipeline_scale_exact.json")["final_metrics"]
     assert (f"(`pipeline_scale_exact_2026-12-06_abdb814.json`) took {run['dvc_repro_seconds']:.0f} s: select {min(later):.0f}-"
             f"{max(later):.0f} s ({select['select r00']:.0f} s in r00)") in " ".join(page("results/benchmarks.md").split())
+
+
+def test_the_entropy_threshold_sentence_is_its_file():
+    """benchmarks.md: entropy with and without the stream's threshold, alternating in one run."""
+    text = " ".join(page("results/benchmarks.md").split())
+    results = _results("entropy_threshold.json")
+    cells = {(row["pool"], row["budget_fraction"]): row for row in results["rows"]}
+    assert all(row["same_picks_order_scores"] for row in cells.values()) and results["commit"].startswith("c32fc71")
+
+    def pair(key):
+        return f"{cells[key]['threshold']['ratio_to_bare']:.2f}x against {cells[key]['no threshold']['ratio_to_bare']:.2f}x"
+
+    real = cells["realistic", 0.001]
+    assert (f"at 0.1% {pair(('realistic', 0.001))} (realistic, process CPU {real['threshold']['cpu_seconds']:.2f} s against "
+            f"{real['no threshold']['cpu_seconds']:.2f} s) and {pair(('imagenet', 0.001))} (ImageNet-shaped); at 1% "
+            f"{pair(('realistic', 0.01))} and {pair(('imagenet', 0.01))}") in text
+    assert real["threshold"]["cpu_seconds"] < real["no threshold"]["cpu_seconds"]
