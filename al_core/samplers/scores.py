@@ -336,8 +336,9 @@ def entropy_bounds(logits: np.ndarray, bound: np.ndarray, threshold: float = np.
 def _entropy_gradient_bound(work: _Exponentials, rows: np.ndarray, first: np.ndarray, slack: np.ndarray,
                             reach: np.ndarray) -> np.ndarray:
     """A second bound on |H(z_b) - H(z_a)| for logits z_a, z_b within ``slack`` (e) of the given g,
-    for the given ``rows`` of ``work`` (positions, or ``slice(None)``; ``first``, ``slack`` and ``reach`` are theirs), tight for
-    diffuse rows (where e^(2e) - 1 times H is not): along the segment between them,
+    for ``rows`` of ``work`` (positions, or ``slice(None)`` for all; ``first``, ``slack`` and
+    ``reach`` are those rows'), tight for diffuse rows (where e^(2e) - 1 times H is not): along the
+    segment between them,
     dH = -sum_c p_c (log p_c + H) dz_c, and log p_c + H = s_c - E_p[s] (s_c = z_c - z_top), so
     |H(z_b) - H(z_a)| <= |z_b - z_a| max D <= 2e max D, D = E_p|s - E_p[s]| (the mean absolute
     deviation of the logits under the softmax). At a point xi of the segment (within e of g) each
