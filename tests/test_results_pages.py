@@ -917,3 +917,35 @@ def test_the_entropy_threshold_sentence_is_its_file():
             f"{real['no threshold']['cpu_seconds']:.2f} s) and {pair(('imagenet', 0.001))} (ImageNet-shaped); at 1% "
             f"{pair(('realistic', 0.01))} and {pair(('imagenet', 0.01))}") in text
     assert real["threshold"]["cpu_seconds"] < real["no threshold"]["cpu_seconds"]
+
+
+def test_the_end_of_session_grid_sentence_is_its_file():
+    """benchmarks.md: the whole grid re-run at 91cfdac, counted and quoted from its file."""
+    text = " ".join(page("results/benchmarks.md").split())
+    results = _results("selection_grid_avx512_bf16_91cfdac.json")
+    rows, table = results["rows"], _results("selection_grid_avx512_bf16.json")["rows"]
+    assert results["commit"].startswith("91cfdac") and all(row["same_picks_order_scores"] for row in rows) and len(rows) == 42
+
+    def within(runs, small):
+        cells = [row for row in runs if (row["budget_fraction"] < 0.1) == small]
+        return sum(row["ratio_to_bare"] <= (1.2 if small else 1.5) for row in cells), len(cells)
+
+    bare = [row["bare_product_seconds"] for row in rows]
+    assert f"the bare product took {min(bare):.2f}-{max(bare):.2f} s within the run" in text
+    (now_small, of_small), (now_big, of_big) = within(rows, True), within(rows, False)
+    assert (f"{now_small} of the {of_small} cells at b/N = 0.1-1% within 1.2x of the bare product ({within(table, True)[0]} "
+            f"in the table's run) and {now_big} of the {of_big} at 10% within 1.5x ({within(table, False)[0]})") in text
+
+    def span(pick):
+        values = [row["ratio_to_bare"] for row in rows if pick(row)]
+        return f"{min(values):.2f}-{max(values):.2f}x"
+
+    assert f"all four cells at 0.1-1% ({span(lambda r: r['sampler'] == 'entropy' and r['budget_fraction'] < 0.1)})" in text
+    assert f"BASE at 1% ({span(lambda r: r['sampler'].startswith('base') and r['budget_fraction'] == 0.01)}" in text
+    assert f"at 10%: BASE ({span(lambda r: r['sampler'].startswith('base') and r['budget_fraction'] == 0.1)})" in text
+    over = {(row["pool"], row["budget_fraction"], row["sampler"]) for row in rows
+            if row["ratio_to_bare"] > (1.2 if row["budget_fraction"] < 0.1 else 1.5) and not row["sampler"].startswith("base")}
+    assert over == {("imagenet", 0.01, "margin_clustering"), ("imagenet", 0.1, "margin"), ("imagenet", 0.1, "confidence")}
+    cell = {(row["pool"], row["budget_fraction"], row["sampler"]): row["ratio_to_bare"] for row in rows}
+    assert (f"margin_clustering at 1% on the ImageNet-shaped pool ({cell['imagenet', 0.01, 'margin_clustering']:.2f}x)") in text
+    assert (f"margin ({cell['imagenet', 0.1, 'margin']:.2f}x) and confidence ({cell['imagenet', 0.1, 'confidence']:.2f}x)") in text
