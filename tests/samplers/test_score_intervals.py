@@ -79,13 +79,15 @@ def test_sparse_boundary_entries_are_the_dense_intervals_that_pass(twins):
     geometry = inverse_weight_distances(weight)
     logits, bound = logits_and_bounds(5, 300, 40, 2.0)
     lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+    mixed = np.sort(lower[~unsettled], axis=0)[9].astype(np.float32)
+    mixed[::5], mixed[1::7], mixed[2::9] = np.inf, -np.inf, 0.0  # classes without a threshold, not wanted, at 0
     for thresholds in (np.full(40, np.inf, dtype=np.float32), rng.uniform(0, 0.5, 40).astype(np.float32),
-                       np.sort(lower[~unsettled], axis=0)[5].astype(np.float32)):
+                       np.sort(lower[~unsettled], axis=0)[5].astype(np.float32), mixed, np.zeros(40, dtype=np.float32)):
         positions, classes, entry_lower, entry_upper, entry_unsettled = boundary_entry_bounds(logits, bound, geometry, thresholds)
         assert np.array_equal(entry_unsettled, unsettled) and unsettled.any() and not unsettled.all()
         wanted = (lower <= thresholds[None, :]) & ~unsettled[:, None]
         expected = np.flatnonzero(wanted)
-        assert expected.shape[0] > 0 and np.array_equal(positions * 40 + classes, expected)
+        assert (expected.shape[0] > 0 or not (thresholds > 0).any()) and np.array_equal(positions * 40 + classes, expected)
         assert entry_lower.tobytes() == lower.reshape(-1)[expected].tobytes()
         assert entry_upper.tobytes() == upper.reshape(-1)[expected].tobytes()
 
@@ -136,3 +138,70 @@ def test_entropy_intervals_under_a_threshold_are_the_full_ones_where_they_reach_
         other = moved(logits, bound, rng, corners=trial % 2 == 1)
         value = ENTROPY.exact(other)
         assert (lower <= value).all() and (value <= upper).all(), trial
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sparse_boundary_entries_at_thresholds_equal_to_lower_ends(seed):
+    """Entries whose lower end equals their class's threshold are kept, bit for bit, with each
+    class's threshold set to one of its own entries' lower ends, on a 300-class head (random, and
+    with every pair of classes equally far apart): what any cheaper screen ahead of the lower ends
+    must keep too."""
+    from al_core.samplers.scores import boundary_entry_bounds
+
+    rng = np.random.default_rng(100 + seed)
+    if seed % 2:
+        weight = (rng.standard_normal((300, 24)) * rng.uniform(0.5, 3.0, (300, 1))).astype(np.float32)
+    else:  # every pair of classes equally far apart: the screen's reach is each entry's own, no room to spare
+        weight = (np.eye(300, 320) * rng.uniform(0.5, 3.0)).astype(np.float32)
+    geometry = inverse_weight_distances(weight)
+    logits, bound = logits_and_bounds(200 + seed, 500, 300, 4.0)
+    lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+    settled_lower = np.where(unsettled[:, None], np.inf, lower)
+    for rank in (0, 3, 40):
+        thresholds = np.sort(settled_lower, axis=0)[rank].astype(np.float32)
+        positions, classes, entry_lower, entry_upper, _ = boundary_entry_bounds(logits, bound, geometry, thresholds)
+        expected = np.flatnonzero((lower <= thresholds[None, :]) & ~unsettled[:, None])
+        assert np.array_equal(positions * 300 + classes, expected)
+        assert entry_lower.tobytes() == lower.reshape(-1)[expected].tobytes()
+        assert entry_upper.tobytes() == upper.reshape(-1)[expected].tobytes()
+
+
+def test_sparse_boundary_entries_keep_the_largest_gap_that_rounds_to_the_threshold():
+    """Entries at the float32 edge of a threshold: for each class c of an equidistant head and each
+    threshold T_c, the row whose s = z_p - z_c - 2 bound is the largest float32 with
+    fl(s * inverse_low[p, c]) <= T_c (found by stepping up one float32 at a time), and its neighbour
+    one step above: the first is kept with the dense lower end, the second left out."""
+    from al_core.samplers.scores import boundary_entry_bounds
+
+    classes = 12
+    geometry = inverse_weight_distances((np.eye(classes, 16) * 1.7).astype(np.float32))
+    rng = np.random.default_rng(5)
+    thresholds = rng.uniform(0.01, 5.0, classes).astype(np.float32)
+    logits = np.full((2 * classes * (classes - 1), classes), -1e4, dtype=np.float32)
+    row = 0
+    for c in range(classes):
+        for p in range(classes):
+            if p == c:
+                continue
+            inverse = geometry.inverse_low[p, c]
+            s = np.float32(float(thresholds[c]) / float(inverse))
+            while np.float32(s * inverse) <= thresholds[c]:
+                s = np.nextafter(s, np.float32(np.inf))
+            s = np.nextafter(s, np.float32(-np.inf))  # the largest s that still rounds to <= T_c
+            for gap in (s, np.nextafter(s, np.float32(np.inf))):
+                logits[row, p], logits[row, c] = 0.0, -gap
+                row += 1
+    bound = np.zeros(logits.shape[0])  # 2 bound rounds up to the smallest float32: s is the gap itself
+    lower, upper, unsettled = boundary_distance_bounds(logits, bound, geometry)
+    assert not unsettled.any()
+    positions, entry_classes, entry_lower, entry_upper, _ = boundary_entry_bounds(logits, bound, geometry, thresholds)
+    expected = np.flatnonzero(lower <= thresholds[None, :])
+    assert np.array_equal(positions * classes + entry_classes, expected)
+    assert entry_lower.tobytes() == lower.reshape(-1)[expected].tobytes()
+    kept = set(zip(positions.tolist(), entry_classes.tolist()))
+    row = 0
+    for c in range(classes):
+        for p in range(classes):
+            if p != c:
+                assert (row, c) in kept and (row + 1, c) not in kept
+                row += 2
