@@ -323,12 +323,11 @@ def entropy_bounds(logits: np.ndarray, bound: np.ndarray, threshold: float = np.
     # This side's float32 sums, F = sum e_c (z_c - z_t) and R, each within ``relative`` of its own (plus the
     # subnormal slack): the score F / (1 + R) - log(1 + R) moves by at most relative (|first| + (|first| + 1) R / (1 + R)).
     rounding += 1.01 * (relative * (2.0 * np.abs(first) + other_mass) + 2.0 * absolute * (1.0 + np.abs(first)))
-    # The second bound only narrows an interval, so a row whose wider one lies above ``threshold`` goes without it.
+    # The second bound only narrows an interval, so a row whose wider one lies above ``threshold`` goes
+    # without it. When every row is near, a slice: the block is read in place, not gathered.
     near = np.flatnonzero(_widen(score - (moved + rounding), score)[0] <= threshold)
-    if near.shape[0] == logits.shape[0]:
-        moved = np.minimum(moved, _entropy_gradient_bound(work, slice(None), first, slack, moved + rounding))
-    else:
-        moved[near] = np.minimum(moved[near], _entropy_gradient_bound(work, near, first[near], slack[near], moved[near] + rounding[near]))
+    near = slice(None) if near.shape[0] == logits.shape[0] else near
+    moved[near] = np.minimum(moved[near], _entropy_gradient_bound(work, near, first[near], slack[near], moved[near] + rounding[near]))
     width = moved + rounding
     return (*_widen(score - width, score + width), None)
 
