@@ -58,9 +58,16 @@ class ExactLists:
         if position == len(indices):
             if len(indices) < self.keep[cls]:
                 raise AssertionError(f"BASE: class {cls} has no candidate left although its list is complete")
+            self.cursor[cls] = position
             return None
         self.cursor[cls] = position + 1
         return indices[position], self.distances[cls][position]
+
+    @property
+    def walked(self) -> np.ndarray:
+        """``(C,) int64``: per class, how many items of its list the turns have walked (taken by
+        it or passed over as taken by others)."""
+        return np.asarray(self.cursor, dtype=np.int64)
 
 
 class RefiningLists:

@@ -85,6 +85,47 @@ def test_base_streams_again_when_a_class_runs_out_of_candidates(monkeypatch, see
         assert len(passes) > 1  # the case under test happened
 
 
+def test_longer_lists_follow_the_fastest_walk_within_two_and_eight_times():
+    from al_core.samplers.boundary import longer_lists
+
+    keep = np.array([10, 10, 10, 10])
+    # the fastest list walked 4 items in 20 turns, 0.2 a turn: 3 x 0.2 x needed (60, 120, 3, 0), within
+    # 2 and 8 times the length (60, 80, 20, 20), never more than needed
+    got = longer_lists(keep, np.array([4, 3, 0, 1]), 20, np.array([100, 200, 5, 0]))
+    assert got.tolist() == [60, 80, 5, 0]
+    # a list that ran out late, at a slow pace: twice its length, as doubling gave
+    assert longer_lists(keep, np.array([10, 9, 2, 4]), 600, np.array([300, 300, 300, 300])).tolist() == [20, 20, 20, 20]
+    # a list that ran out before its class's first turn of the pass (no turn run): the lengths that always suffice
+    assert longer_lists(keep, np.array([10, 0, 0, 0]), 0, np.array([30, 50, 90, 100])).tolist() == [30, 50, 80, 80]
+
+
+def test_base_lists_grow_with_the_pace_of_the_walk_where_every_class_wants_the_same_items(monkeypatch):
+    # Four in five items lie near the origin, close to every boundary: all classes want them, each
+    # class's short list runs out, and the lists the turns left need grow as the taken items pile up.
+    from al_core.samplers import boundary
+
+    monkeypatch.setattr(boundary, "BASE_SLACK_FACTOR", 0)
+    monkeypatch.setattr(boundary, "BASE_SLACK_EXTRA", 2)
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(40, 16)).astype(np.float32)
+    features = (rng.normal(size=(4000, 16)) * rng.choice([0.05, 1.0], size=(4000, 1), p=[0.8, 0.2])).astype(np.float32)
+    bias, mask = np.zeros(40, dtype=np.float32), np.zeros(4000, dtype=bool)
+    logits = reference.logits_of(features, weight.astype(np.float64), bias.astype(np.float64))
+    expected = reference.base(logits, weight.astype(np.float64), mask, 400)
+    passes = []
+    original = boundary._boundary_candidates
+    monkeypatch.setattr(boundary, "_boundary_candidates", lambda *args: passes.append(1) or original(*args))
+    counts = {}
+    for rule, (safety, most) in {"doubling": (0, 2), "pace": (boundary.LIST_GROWTH_SAFETY, boundary.LIST_GROWTH_MAX)}.items():
+        monkeypatch.setattr(boundary, "LIST_GROWTH_SAFETY", safety)
+        monkeypatch.setattr(boundary, "LIST_GROWTH_MAX", most)
+        passes.clear()
+        got = select("base", 400, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0, chunk_size=97)
+        assert got.tolist() == expected, rule
+        counts[rule] = len(passes)
+    assert counts == {"doubling": 3, "pace": 2}
+
+
 @pytest.mark.parametrize("order", ["round_robin", "sequential"])
 @pytest.mark.parametrize("budget", [1, 7, 23, 60])
 @pytest.mark.parametrize("seed", [0, 1, 2])
