@@ -150,11 +150,15 @@ def selection_device(requested: str) -> str | None:
 
 def scoring_note(notes) -> str:
     """``" (float32 product, 812 of 59,000 rows scored exactly)"``, or "" when logits were given;
-    after a bfloat16 stream also how many rows took the float32 product."""
+    after a bfloat16 stream also how many rows took the float32 product, and how many times the
+    pool was streamed when more than once (BASE's lists ran out)."""
     if "filter" not in notes:
         return ""
     partial, narrowed = notes.get("partial_rows", 0), notes.get("narrowed_rows", 0)
     where = f" on {notes['device']}" if "device" in notes else ""
-    return (f" ({notes['filter']} product{where}, {notes.get('refined_rows', 0):,} of {notes.get('streamed_rows', 0):,} rows scored exactly"
+    passes, few = notes.get("passes", 1), notes.get("few_class_passes", 0)
+    streamed = (f", the pool streamed {passes} times" if passes > 1 else "") + (
+        f", {few} more pass{'es' if few > 1 else ''} for a few classes" if few else "")
+    return (f" ({notes['filter']} product{where}{streamed}, {notes.get('refined_rows', 0):,} of {notes.get('streamed_rows', 0):,} rows scored exactly"
             + (f", {partial:,} more from the exact logits of a few classes" if partial else "")
             + (f", {narrowed:,} narrowed by a float32 product first" if narrowed else "") + ")")

@@ -383,6 +383,7 @@ def _few_class_candidates(pool: Pool, geometry, keep: np.ndarray, excluded: np.n
     entries kept), as the first pass.
     """
     wanted = np.flatnonzero(keep > 0)
+    pool.stats["few_class_passes"] = pool.stats.get("few_class_passes", 0) + 1
     upper_ends = RunningSmallestPerClass(keep, buffer_limit=FEW_CLASS_BUFFER)
     kept: list[tuple[np.ndarray, ...]] = []
     buffered, limit = 0, max(FEW_CLASS_BUFFER, 4 * int(keep.sum()))

@@ -358,6 +358,7 @@ class Pool:
             raise AssertionError("map_unlabeled_bounds streams features; given logits are exact already")
         product = self._logit_filter()
         self.stats["filter"] = product.name
+        self.stats["passes"] = self.stats.get("passes", 0) + 1
         if self.device is not None:
             self.stats["device"] = self.device
         for name in ("refined_rows", "partial_rows") + (("narrowed_rows",) if self.coarse else ()):

@@ -28,7 +28,9 @@ class Selection:
     classes: ``(b,) int64`` the class whose turn picked each item (BASE: the boundary it was
         picked for), or None for samplers without per-class turns.
     notes: how the pool was scored, for the caller to report: from features, the fast product
-        (``filter``: float32 or bfloat16; ``device``, when torch ran it on one), ``streamed_rows``, ``refined_rows`` (scored on their exact
+        (``filter``: float32 or bfloat16; ``device``, when torch ran it on one), ``passes`` (streams
+        of the pool: more than one when BASE's lists ran out; ``few_class_passes``, BASE's passes
+        for a few classes' weights only), ``streamed_rows``, ``refined_rows`` (scored on their exact
         logits) and ``partial_rows`` (scored from the exact logits of a few classes, when any: two
         for margin on a saturated head, those that decide a distance for BASE and MASE).
     """

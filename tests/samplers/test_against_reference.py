@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from al_core.samplers import select
+from al_core.samplers import select, select_with_scores
 from tests.samplers import reference
 from tests.samplers.conftest import make_problem
 
@@ -120,8 +120,10 @@ def test_base_lists_grow_with_the_pace_of_the_walk_where_every_class_wants_the_s
         monkeypatch.setattr(boundary, "LIST_GROWTH_SAFETY", safety)
         monkeypatch.setattr(boundary, "LIST_GROWTH_MAX", most)
         passes.clear()
-        got = select("base", 400, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0, chunk_size=97)
-        assert got.tolist() == expected, rule
+        got = select_with_scores("base", 400, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0,
+                                 chunk_size=97)
+        assert got.indices.tolist() == expected, rule
+        assert got.notes["passes"] == len(passes) and "few_class_passes" not in got.notes  # what the select stage reports
         counts[rule] = len(passes)
     assert counts == {"doubling": 3, "pace": 2}
 

@@ -125,6 +125,7 @@ def test_base_passes_for_a_few_classes_multiply_only_their_columns(order, twins,
         assert got.indices.tolist() == exact.indices.tolist() and got.scores.tobytes() == exact.scores.tobytes(), precision
         assert got.classes.tolist() == exact.classes.tolist()
         assert full == [1] and narrow, (precision, narrow)  # the case under test happened
+        assert (got.notes["passes"], got.notes["few_class_passes"]) == (1, len(narrow))  # what the select stage reports
         subsets.extend(narrow)
     if order == "sequential":  # later passes for some of the classes only
         assert min(subsets) < weight.shape[0], subsets
@@ -412,7 +413,10 @@ def test_the_select_stage_line_says_which_product_streamed_and_what_it_narrowed(
                                    f"{notes['narrowed_rows']:,} narrowed by a float32 product first)")
     single = select_with_scores("margin", 60, features=features, head_weight=weight, head_bias=bias, labeled_mask=mask, seed=0).notes
     assert scoring_note(single) == f" (float32 product, {single['refined_rows']:,} of 5,900 rows scored exactly)"
+    assert single["passes"] == 1
     assert scoring_note({}) == ""
+    several = {"filter": "float32", "passes": 3, "few_class_passes": 1, "refined_rows": 812, "streamed_rows": 59000}
+    assert scoring_note(several) == " (float32 product, the pool streamed 3 times, 1 more pass for a few classes, 812 of 59,000 rows scored exactly)"
 
 
 @pytest.mark.parametrize("order", ["round_robin", "sequential"])
