@@ -949,3 +949,21 @@ def test_the_end_of_session_grid_sentence_is_its_file():
     cell = {(row["pool"], row["budget_fraction"], row["sampler"]): row["ratio_to_bare"] for row in rows}
     assert (f"margin_clustering at 1% on the ImageNet-shaped pool ({cell['imagenet', 0.01, 'margin_clustering']:.2f}x)") in text
     assert (f"margin ({cell['imagenet', 0.1, 'margin']:.2f}x) and confidence ({cell['imagenet', 0.1, 'confidence']:.2f}x)") in text
+
+
+def test_the_list_growth_pipeline_runs_are_their_two_files():
+    """benchmarks.md: the 1.28M runs just before and just after BASE's lists grew at the pace of the walk."""
+    text = " ".join(page("results/benchmarks.md").split())
+    runs = [_results("pipeline_scale_exact_avx512_bf16_c17392e.json"), _results("pipeline_scale_exact_avx512_bf16_4be4b01.json")]
+    assert [run["commit"][:7] for run in runs] == ["c17392e", "4be4b01"] and all(run["machine"]["bf16"] == "avx512_bf16" for run in runs)
+    assert all(run["final_metrics"] == _results("pipeline_scale_exact.json")["final_metrics"] for run in runs)
+    stages = [{stage["stage"]: stage for stage in run["stages"]} for run in runs]
+    later = [[stage["seconds"] for name, stage in found.items() if name.startswith("select") and name != "select r00"] for found in stages]
+    train = [[stage["seconds"] for name, stage in found.items() if name.startswith("train")] for found in stages]
+    assert (f"{runs[0]['dvc_repro_seconds']:.0f} s against {runs[1]['dvc_repro_seconds']:.0f} s in all, select "
+            f"{stages[0]['select r00']['seconds']:.1f} s against {stages[1]['select r00']['seconds']:.1f} s in r00 (the pool streamed "
+            f"three times against twice) and {min(later[0]):.1f}-{max(later[0]):.1f} s against {min(later[1]):.1f}-{max(later[1]):.1f} s "
+            f"after, with the same final metrics and {stages[0]['select r00']['peak_rss_anon_gib']:.2f} against "
+            f"{stages[1]['select r00']['peak_rss_anon_gib']:.2f} GiB at most in r00's select") in text
+    assert (f"`train` took {min(train[1]):.1f}-{max(train[1]):.1f} s against {min(train[0]):.1f}-{max(train[0]):.1f} s") in text
+    assert f"twice ({stages[1]['select r00']['seconds']:.1f} s in the AMD run above)" in text
