@@ -130,8 +130,10 @@ def base_sampler(pool: Pool, budget: int, seed: int) -> Selection:
 
     Cost: O(N*d*C) logits + O(N*C) distances and candidate updates per pass (one pass unless
     classes compete heavily for the same items) + O(b + total candidates) for the turns (+ the
-    exact logits of the rows the turns walk, from features); memory O(chunk*C + C^2 + b * slack),
-    plus 13 bytes per pool row from features (`_RowSummary`, for a later pass for a few classes).
+    exact logits of the rows the turns walk, from features); memory O(chunk*C + C^2 + b * slack)
+    for the first pass's lists (each later pass's 2 to 8 times the last's, never more than b per
+    class: O(C*b) at worst, where every class competes for the same items), plus 13 bytes per pool
+    row from features (`_RowSummary`, for a later pass for a few classes).
     """
     pool = pool.stream_keeping(budget, BASE_COARSE_MAX_SHARE)
     num_classes = pool.num_classes
